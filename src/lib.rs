@@ -1,0 +1,14 @@
+//! datamill builds a LLaMA-style pretraining corpus: it reads each source's real format,
+//! cleans, deduplicates and filters the documents, and writes `*.jsonl.zst` shards with stats.
+//!
+//! The library is split by concern; `main.rs` only parses the command line and calls in here.
+
+pub mod dedup;
+pub mod doc;
+pub mod run;
+pub mod sources;
+pub mod stage;
+pub mod stats;
+
+pub use doc::Document;
+pub use stage::{DocPos, Stage, Verdict};

@@ -1,0 +1,9 @@
+//! The pipeline runner: config to stages, rank/world sharding, resume, progress.
+
+pub mod config;
+pub mod progress;
+pub mod registry;
+pub mod runner;
+
+pub use config::PipelineConfig;
+pub use runner::{run_config, run_pipeline, RunOptions, RunSummary};

@@ -1,0 +1,27 @@
+//! Builds stages from their pipeline TOML tables, by `type` name.
+
+use anyhow::{bail, Context, Result};
+
+use crate::stage::Stage;
+
+/// Every stage type a pipeline may name.
+pub const STAGES: &[&str] = &["line_dedup", "exact_dedup"];
+
+/// Builds one stage from its table (`type` plus parameters).
+pub fn build_stage(table: &toml::Table) -> Result<Box<dyn Stage>> {
+    let kind = table
+        .get("type")
+        .and_then(toml::Value::as_str)
+        .context("stage table has no `type`")?;
+    let mut params = table.clone();
+    params.remove("type");
+    let p = &params;
+    Ok(match kind {
+        "line_dedup" => Box::new(crate::dedup::line::LineDeduper::from_params(p)?),
+        "exact_dedup" => Box::new(crate::dedup::exact::ExactDeduper::from_params(p)?),
+        other => bail!(
+            "unknown stage type `{other}` (known: {})",
+            STAGES.join(", ")
+        ),
+    })
+}

@@ -1,0 +1,620 @@
+//! Runs a pipeline: expands the inputs, picks this rank's files, runs the stages over each
+//! file in parallel (one input file gives one output shard), and makes every output atomic and
+//! resumable.
+//!
+//! A pipeline whose stages include group stages (deduplication) is cut into segments, each
+//! starting at a group stage. Every segment but the last writes its shards to
+//! `OUTPUT/.work/sK/`; before a group stage's segment runs, the stage scans all shards of the
+//! previous segment, so its decisions never depend on thread timing.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::config::PipelineConfig;
+use super::progress::Progress;
+use super::registry::build_stage;
+use crate::doc::{file_name, write_atomic, JsonlReader, RecordError, ShardFile, ShardWriter};
+use crate::sources::{build_reader, Reader, Records};
+use crate::stage::{DocPos, Stage};
+use crate::stats::{peak_rss_bytes, MergedStats, ShardStats, StageStats};
+
+/// How to run: overrides of the pipeline file and the execution settings.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Replace `[input] paths`.
+    pub inputs: Vec<String>,
+    /// Replace `[output] dir`.
+    pub output: Option<PathBuf>,
+    /// This process's rank among `world_size`.
+    pub rank: usize,
+    /// Number of ranks sharing the input files (1 = all files here).
+    pub world_size: usize,
+    /// Worker threads (0 = one per core).
+    pub threads: usize,
+    /// Redo shards that are already complete.
+    pub force: bool,
+    /// Show a progress bar (when stderr is a terminal) or periodic log lines.
+    pub progress: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    /// Stats merged over this run's output shards (including skipped complete ones).
+    pub stats: MergedStats,
+    /// Shards processed now.
+    pub shards_done: usize,
+    /// Shards found complete and skipped.
+    pub shards_skipped: usize,
+    /// Shards that failed (I/O errors writing outputs), with the error.
+    pub failures: Vec<String>,
+    /// Input bytes of this rank's files.
+    pub input_bytes: u64,
+    /// Wall time in seconds.
+    pub seconds: f64,
+    /// Peak resident memory in bytes.
+    pub peak_rss: Option<u64>,
+    /// Threads used.
+    pub threads: usize,
+    /// Output folder.
+    pub output: PathBuf,
+}
+
+/// The manifest beside each output shard; its presence marks the shard complete.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Input file path as given.
+    pub input: String,
+    /// Input file size in bytes.
+    pub input_bytes: u64,
+    /// Hash of the reader and stage configuration that produced the shard.
+    pub config_hash: String,
+    /// The output shard.
+    pub output: ShardFile,
+    /// The rejected-documents shard, if `keep_rejected`.
+    pub rejected: Option<ShardFile>,
+    /// Records set aside by the reader.
+    pub quarantined: u64,
+}
+
+/// One input file of the run.
+#[derive(Debug, Clone)]
+struct InputFile {
+    index: u32,
+    path: PathBuf,
+    bytes: u64,
+}
+
+/// A run of consecutive stages; every segment but the first starts with a group stage.
+struct Segment {
+    index: usize,
+    stages: std::ops::Range<usize>,
+    last: bool,
+    config_hash: String,
+}
+
+/// Expands paths, folders (recursive) and globs into a sorted, de-duplicated file list.
+/// A pattern matching nothing is reported and skipped.
+pub fn expand_inputs(patterns: &[String]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for pat in patterns {
+        let p = Path::new(pat);
+        if p.is_dir() {
+            collect_dir(p, &mut files)?;
+            continue;
+        }
+        if p.is_file() {
+            files.push(p.to_path_buf());
+            continue;
+        }
+        let mut matched = 0;
+        for entry in glob::glob(pat).with_context(|| format!("bad glob pattern `{pat}`"))? {
+            match entry {
+                Ok(path) if path.is_file() => {
+                    files.push(path);
+                    matched += 1;
+                }
+                Ok(path) if path.is_dir() => {
+                    matched += collect_dir(&path, &mut files)?;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!("{}: cannot read: {}", e.path().display(), e.error()),
+            }
+        }
+        if matched == 0 {
+            tracing::error!("input `{pat}` matches no file; going on with the others");
+        }
+    }
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<usize> {
+    let mut n = 0;
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for p in entries {
+        let name = file_name(&p);
+        if name.starts_with('.') {
+            continue;
+        }
+        if p.is_dir() {
+            n += collect_dir(&p, out)?;
+        } else if p.is_file() && !name.ends_with(".md") {
+            out.push(p);
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// The files rank `rank` of `world` takes: every `world`-th file of the sorted list.
+pub fn files_for_rank(all: &[PathBuf], rank: usize, world: usize) -> Vec<(u32, PathBuf)> {
+    all.iter()
+        .enumerate()
+        .filter(|(i, _)| i % world.max(1) == rank)
+        .map(|(i, p)| (i as u32, p.clone()))
+        .collect()
+}
+
+/// Rank and world size from the options, else from Slurm's array variables, else 0 of 1.
+pub fn rank_and_world(rank: Option<usize>, world: Option<usize>) -> Result<(usize, usize)> {
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok());
+    let world = world.or_else(|| env("SLURM_ARRAY_TASK_COUNT")).unwrap_or(1);
+    let rank = rank
+        .or_else(|| {
+            let id = env("SLURM_ARRAY_TASK_ID")?;
+            let min = env("SLURM_ARRAY_TASK_MIN").unwrap_or(0);
+            Some(id - min.min(id))
+        })
+        .unwrap_or(0);
+    if world == 0 || rank >= world {
+        bail!("rank {rank} is not below world size {world}");
+    }
+    Ok((rank, world))
+}
+
+/// The file name of shard `index` (`00042.jsonl.zst`).
+pub fn shard_name(index: u32) -> String {
+    format!("{index:05}")
+}
+
+/// Runs the pipeline in `config_path` with `opts`.
+pub fn run_pipeline(config_path: &Path, opts: &RunOptions) -> Result<RunSummary> {
+    let mut config = PipelineConfig::load(config_path)?;
+    if !opts.inputs.is_empty() {
+        config.input.paths = opts.inputs.clone();
+    }
+    if let Some(out) = &opts.output {
+        config.output.dir = out.clone();
+    }
+    run_config(&config, opts).with_context(|| format!("pipeline {}", config_path.display()))
+}
+
+/// Runs an already loaded pipeline.
+pub fn run_config(config: &PipelineConfig, opts: &RunOptions) -> Result<RunSummary> {
+    let started = Instant::now();
+    let reader = build_reader(&config.input.reader, &config.input.options)?;
+    let mut stages: Vec<Box<dyn Stage>> = config
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, t)| build_stage(t).with_context(|| format!("stage #{}", i + 1)))
+        .collect::<Result<_>>()?;
+    let all = expand_inputs(&config.input.paths)?;
+    if all.is_empty() {
+        bail!("no input file matches {:?}", config.input.paths);
+    }
+    let world = opts.world_size.max(1);
+    let files: Vec<InputFile> = files_for_rank(&all, opts.rank, world)
+        .into_iter()
+        .map(|(index, path)| {
+            let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            InputFile { index, path, bytes }
+        })
+        .collect();
+    let segments = plan_segments(config, &stages)?;
+    let out_dir = config.output.dir.clone();
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("cannot create output folder {}", out_dir.display()))?;
+
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads)
+        .build()
+        .context("cannot start worker threads")?;
+    let threads = pool.current_num_threads();
+    let input_bytes = files.iter().map(|f| f.bytes).sum();
+    let mut summary = RunSummary {
+        input_bytes,
+        threads,
+        output: out_dir.clone(),
+        ..Default::default()
+    };
+
+    let last = segments.last().context("pipeline has no segment")?;
+    let todo_final: Vec<&InputFile> = files
+        .iter()
+        .filter(|f| opts.force || !is_complete(&out_dir, last, f))
+        .collect();
+    summary.shards_skipped = files.len() - todo_final.len();
+
+    if !todo_final.is_empty() {
+        let progress = Arc::new(Progress::start(
+            opts.progress,
+            files.len() * segments.len(),
+            files.len() * segments.len() - todo_final.len() * segments.len(),
+        ));
+        let ctx = RunContext {
+            config,
+            reader: reader.as_ref(),
+            out_dir: &out_dir,
+            progress: &progress,
+        };
+        for seg in &segments {
+            if seg.index > 0 {
+                let stage = &mut stages[seg.stages.start];
+                if stage.scanner().is_some() {
+                    let scans =
+                        pool.install(|| scan_segment_input(&ctx, seg, &files, stage.as_ref()))?;
+                    stage.absorb(scans)?;
+                }
+            }
+            let stage_refs: &[Box<dyn Stage>] = &stages[seg.stages.clone()];
+            let results: Vec<(u32, Result<()>)> = pool.install(|| {
+                files
+                    .par_iter()
+                    .map(|f| {
+                        if !opts.force && is_complete(&out_dir, seg, f) {
+                            progress.file_done();
+                            return (f.index, Ok(()));
+                        }
+                        (f.index, process_shard(&ctx, seg, stage_refs, f))
+                    })
+                    .collect()
+            });
+            for (index, r) in results {
+                if let Err(e) = r {
+                    summary.failures.push(format!(
+                        "shard {} (segment {}): {e:#}",
+                        shard_name(index),
+                        seg.index
+                    ));
+                }
+            }
+            if !summary.failures.is_empty() {
+                break;
+            }
+        }
+        summary.shards_done = todo_final.len().saturating_sub(summary.failures.len());
+        progress.finish();
+        if summary.failures.is_empty() && world == 1 && segments.len() > 1 {
+            let _ = std::fs::remove_dir_all(out_dir.join(".work"));
+        }
+    }
+    for f in &files {
+        let path = out_dir.join(format!("{}.stats.json", shard_name(f.index)));
+        if let Ok(bytes) = std::fs::read(&path) {
+            let s: ShardStats = serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is not a shard stats file", path.display()))?;
+            summary.stats.add(&s);
+        }
+    }
+    summary.seconds = started.elapsed().as_secs_f64();
+    summary.peak_rss = peak_rss_bytes();
+    Ok(summary)
+}
+
+struct RunContext<'a> {
+    config: &'a PipelineConfig,
+    reader: &'a dyn Reader,
+    out_dir: &'a Path,
+    progress: &'a Progress,
+}
+
+fn plan_segments(config: &PipelineConfig, stages: &[Box<dyn Stage>]) -> Result<Vec<Segment>> {
+    let mut starts = vec![0usize];
+    for (i, s) in stages.iter().enumerate() {
+        if s.scanner().is_some() {
+            starts.push(i);
+        }
+    }
+    starts.dedup();
+    let mut segments = Vec::new();
+    for (k, &start) in starts.iter().enumerate() {
+        let end = starts.get(k + 1).copied().unwrap_or(stages.len());
+        let hashed = serde_json::json!({
+            "reader": config.input.reader,
+            "options": config.input.options,
+            "stages": config.stages[..end],
+            "keep_rejected": config.output.keep_rejected,
+        });
+        let hash = xxhash_rust::xxh3::xxh3_64(hashed.to_string().as_bytes());
+        segments.push(Segment {
+            index: k,
+            stages: start..end,
+            last: k + 1 == starts.len(),
+            config_hash: format!("{hash:016x}"),
+        });
+    }
+    Ok(segments)
+}
+
+/// Folder of the intermediate shards of segment `index` (all segments but the last).
+fn work_dir(out_dir: &Path, index: usize) -> PathBuf {
+    out_dir.join(".work").join(format!("s{index}"))
+}
+
+/// Folder holding a segment's shards: the output folder for the last one.
+fn segment_dir(out_dir: &Path, seg: &Segment) -> PathBuf {
+    if seg.last {
+        out_dir.to_path_buf()
+    } else {
+        work_dir(out_dir, seg.index)
+    }
+}
+
+fn manifest_path(out_dir: &Path, seg: &Segment, index: u32) -> PathBuf {
+    segment_dir(out_dir, seg).join(format!("{}.manifest.json", shard_name(index)))
+}
+
+fn is_complete(out_dir: &Path, seg: &Segment, f: &InputFile) -> bool {
+    let Ok(bytes) = std::fs::read(manifest_path(out_dir, seg, f.index)) else {
+        return false;
+    };
+    let Ok(m) = serde_json::from_slice::<Manifest>(&bytes) else {
+        return false;
+    };
+    let out = segment_dir(out_dir, seg).join(&m.output.file);
+    m.input == f.path.to_string_lossy()
+        && m.input_bytes == f.bytes
+        && m.config_hash == seg.config_hash
+        && std::fs::metadata(out).map(|md| md.len()).ok() == Some(m.output.bytes)
+}
+
+/// The documents entering segment `seg` for file `f`: the reader for the first segment,
+/// the previous segment's shard otherwise.
+fn segment_input(ctx: &RunContext, seg: &Segment, f: &InputFile) -> Result<Records> {
+    if seg.index == 0 {
+        return ctx.reader.read(&f.path, &ctx.config.source);
+    }
+    let path =
+        work_dir(ctx.out_dir, seg.index - 1).join(format!("{}.jsonl.zst", shard_name(f.index)));
+    let reader = JsonlReader::open(&path)?;
+    Ok(crate::sources::stop_after_fatal(reader.map(|(_, r)| r)))
+}
+
+fn scan_segment_input(
+    ctx: &RunContext,
+    seg: &Segment,
+    files: &[InputFile],
+    stage: &dyn Stage,
+) -> Result<Vec<(u32, Box<dyn std::any::Any + Send>)>> {
+    let mut scans: Vec<(u32, Box<dyn std::any::Any + Send>)> = files
+        .par_iter()
+        .map(|f| {
+            let mut scanner = stage.scanner().context("group stage lost its scanner")?;
+            for (index, rec) in segment_input(ctx, seg, f)?.enumerate() {
+                let doc = rec.map_err(|e| anyhow::anyhow!("{}: {e}", f.path.display()))?;
+                let pos = DocPos {
+                    shard: f.index,
+                    index: index as u64,
+                };
+                scanner.observe(&doc, pos);
+            }
+            Ok((f.index, scanner.finish()))
+        })
+        .collect::<Result<_>>()
+        .with_context(|| format!("scanning for stage `{}`", stage.name()))?;
+    scans.sort_by_key(|(i, _)| *i);
+    Ok(scans)
+}
+
+/// A record the reader set aside, as written to `quarantine/NNNNN.jsonl`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct QuarantineRecord {
+    /// Input file.
+    pub file: String,
+    /// Byte offset in the (decompressed) input.
+    pub offset: u64,
+    /// Counter key.
+    pub reason: String,
+    /// Detail.
+    pub message: String,
+}
+
+/// Most reader errors logged per file; the rest are only counted and quarantined.
+const LOGGED_ERRORS_PER_FILE: usize = 5;
+
+fn process_shard(
+    ctx: &RunContext,
+    seg: &Segment,
+    stages: &[Box<dyn Stage>],
+    f: &InputFile,
+) -> Result<()> {
+    let dir = segment_dir(ctx.out_dir, seg);
+    let name = shard_name(f.index);
+    let keep_rejected = ctx.config.output.keep_rejected;
+    let mut writer = ShardWriter::create(&dir.join(format!("{name}.jsonl.zst")))?;
+    let rejected_path = ctx
+        .out_dir
+        .join("rejected")
+        .join(format!("{name}.s{}.jsonl.zst", seg.index));
+    let mut rejected = if keep_rejected {
+        Some(ShardWriter::create(&rejected_path)?)
+    } else {
+        None
+    };
+    let mut read_stats = StageStats::new("read");
+    read_stats.bytes_in = f.bytes;
+    let mut stats: Vec<StageStats> = stages.iter().map(|s| StageStats::new(s.name())).collect();
+    let mut quarantine: Vec<QuarantineRecord> = Vec::new();
+    let shown = f.path.display().to_string();
+
+    let records = match segment_input(ctx, seg, f) {
+        Ok(r) => r,
+        Err(e) => {
+            let err = RecordError::fatal(0, "unreadable_file", format!("{e:#}"));
+            Box::new(std::iter::once(Err(err))) as Records
+        }
+    };
+    let mut index = 0u64;
+    for rec in records {
+        let mut doc = match rec {
+            Ok(d) => d,
+            Err(e) => {
+                if quarantine.len() < LOGGED_ERRORS_PER_FILE {
+                    tracing::warn!("{shown}: {e}");
+                }
+                read_stats.add_drop(&e.reason);
+                quarantine.push(QuarantineRecord {
+                    file: shown.clone(),
+                    offset: e.offset,
+                    reason: e.reason,
+                    message: e.message,
+                });
+                continue;
+            }
+        };
+        read_stats.docs_in += 1;
+        read_stats.docs_out += 1;
+        read_stats.bytes_out += doc.text.len() as u64;
+        ctx.progress.add_doc(doc.text.len() as u64);
+        let pos = DocPos {
+            shard: f.index,
+            index,
+        };
+        index += 1;
+        let mut kept = true;
+        for (stage, st) in stages.iter().zip(stats.iter_mut()) {
+            st.docs_in += 1;
+            st.bytes_in += doc.text.len() as u64;
+            let t = Instant::now();
+            let verdict = stage.process(&mut doc, pos);
+            st.seconds += t.elapsed().as_secs_f64();
+            match verdict {
+                crate::stage::Verdict::Keep => {
+                    st.docs_out += 1;
+                    st.bytes_out += doc.text.len() as u64;
+                }
+                crate::stage::Verdict::Drop(reason) => {
+                    st.add_drop(&reason);
+                    if let Some(w) = rejected.as_mut() {
+                        doc.set("rejected_by", stage.name());
+                        doc.set("reject_reason", reason.as_ref());
+                        w.write(&doc)?;
+                    }
+                    kept = false;
+                    break;
+                }
+            }
+        }
+        if kept {
+            writer.write(&doc)?;
+        }
+    }
+    if quarantine.len() > LOGGED_ERRORS_PER_FILE {
+        tracing::warn!(
+            "{shown}: {} more records set aside (see quarantine/{name}.jsonl)",
+            quarantine.len() - LOGGED_ERRORS_PER_FILE
+        );
+    }
+    read_stats.docs_in += quarantine.len() as u64;
+
+    let output = writer.finish()?;
+    let rejected = rejected.map(ShardWriter::finish).transpose()?;
+    if seg.index == 0 {
+        let qpath = ctx.out_dir.join("quarantine").join(format!("{name}.jsonl"));
+        if quarantine.is_empty() {
+            let _ = std::fs::remove_file(&qpath);
+        } else {
+            let mut body = Vec::new();
+            for q in &quarantine {
+                serde_json::to_writer(&mut body, q)?;
+                body.push(b'\n');
+            }
+            write_atomic(&qpath, &body)?;
+        }
+    }
+
+    let mut all_stats = Vec::new();
+    if seg.index == 0 {
+        all_stats.push(read_stats);
+    } else {
+        // Earlier segments' counters come first, so the final stats cover the whole pipeline.
+        let p = work_dir(ctx.out_dir, seg.index - 1).join(format!("{name}.stats.json"));
+        let bytes = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
+        let prev_stats: ShardStats = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not a shard stats file", p.display()))?;
+        all_stats.extend(prev_stats.stages);
+    }
+    all_stats.extend(stats);
+    let shard_stats = ShardStats {
+        pipeline: ctx.config.name.clone(),
+        source: ctx.config.source.clone(),
+        input: shown.clone(),
+        stages: all_stats,
+    };
+    write_atomic(
+        &dir.join(format!("{name}.stats.json")),
+        &serde_json::to_vec_pretty(&shard_stats)?,
+    )?;
+    let manifest = Manifest {
+        input: f.path.to_string_lossy().into_owned(),
+        input_bytes: f.bytes,
+        config_hash: seg.config_hash.clone(),
+        output,
+        rejected,
+        quarantined: quarantine.len() as u64,
+    };
+    write_atomic(
+        &manifest_path(ctx.out_dir, seg, f.index),
+        &serde_json::to_vec_pretty(&manifest)?,
+    )?;
+    ctx.progress.file_done();
+    Ok(())
+}
+
+impl RunSummary {
+    /// The summary printed at the end of `datamill run`.
+    pub fn report(&self) -> String {
+        let mb = self.input_bytes as f64 / 1e6;
+        let docs_in = self.stats.stages.first().map(|s| s.docs_out).unwrap_or(0);
+        let secs = self.seconds.max(1e-9);
+        let mut out = self.stats.table();
+        out.push_str(&format!(
+            "\n{} shards processed, {} already complete, {} failed; output in {}\n",
+            self.shards_done,
+            self.shards_skipped,
+            self.failures.len(),
+            self.output.display()
+        ));
+        if self.shards_done > 0 {
+            out.push_str(&format!(
+                "{:.1} MB in {:.2} s on {} threads: {:.2} MB/s ({:.2} MB/s per core), {:.0} docs/s",
+                mb,
+                self.seconds,
+                self.threads,
+                mb / secs,
+                mb / secs / self.threads as f64,
+                docs_in as f64 / secs,
+            ));
+            if let Some(rss) = self.peak_rss {
+                out.push_str(&format!(", peak RSS {:.1} MB", rss as f64 / 1e6));
+            }
+            out.push('\n');
+        }
+        for f in &self.failures {
+            out.push_str(&format!("FAILED {f}\n"));
+        }
+        out
+    }
+}

@@ -1,0 +1,63 @@
+//! JSONL documents (`.jsonl`, `.jsonl.gz`, `.jsonl.zst`): datamill shards, dolma/C4-style
+//! exports, BigQuery file dumps. Every field other than `text`, `id`, `source` and `metadata`
+//! lands in metadata.
+
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Deserialize;
+
+use super::{record_id, stop_after_fatal, Reader, Records};
+use crate::doc::JsonlReader;
+use crate::run::config::parse_params;
+
+/// Options of the `jsonl` reader.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonlOptions {
+    /// Keep a document's own `source` field instead of the pipeline's source name.
+    #[serde(default)]
+    pub keep_source: bool,
+    /// Keep a document's own `id` (default); otherwise ids are `file:line`.
+    #[serde(default = "yes")]
+    pub keep_id: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Reads JSONL documents.
+#[derive(Debug, Clone)]
+pub struct JsonlSource {
+    options: JsonlOptions,
+}
+
+impl JsonlSource {
+    /// Builds the reader from `[input.options]`.
+    pub fn from_options(options: &toml::Table) -> Result<Self> {
+        Ok(JsonlSource {
+            options: parse_params("reader jsonl", options)?,
+        })
+    }
+}
+
+impl Reader for JsonlSource {
+    fn read(&self, path: &Path, source: &str) -> Result<Records> {
+        let reader = JsonlReader::open(path)?;
+        let path = path.to_path_buf();
+        let source = source.to_string();
+        let opts = self.options.clone();
+        Ok(stop_after_fatal(reader.map(move |(line, r)| {
+            r.map(|mut d| {
+                if !opts.keep_id || d.id.is_empty() {
+                    d.id = record_id(&path, line);
+                }
+                if !opts.keep_source || d.source.is_empty() {
+                    d.source = source.clone();
+                }
+                d
+            })
+        })))
+    }
+}
