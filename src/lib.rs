@@ -9,6 +9,7 @@ pub mod run;
 pub mod sources;
 pub mod stage;
 pub mod stats;
+pub mod tokenizer;
 
 pub use doc::Document;
 pub use stage::{DocPos, Stage, Verdict};

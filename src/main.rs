@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use datamill::run::runner::rank_and_world;
 use datamill::run::{run_pipeline, RunOptions};
 use datamill::stats::MergedStats;
+use datamill::tokenizer;
 
 /// Builds a LLaMA-style pretraining corpus: download, read, clean, deduplicate, filter.
 #[derive(Parser)]
@@ -50,6 +51,46 @@ enum Command {
         /// Print JSON instead of the table.
         #[arg(long)]
         json: bool,
+    },
+    /// Train a LLaMA-style SentencePiece BPE tokenizer and write its `.model`.
+    TrainTokenizer {
+        /// Settings file (see pipelines/tokenizer.toml); the flags below override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Training input: datamill shards (*.jsonl[.zst|.gz]) or text files, folders, globs
+        /// (replaces the sources of the settings file).
+        #[arg(long, num_args = 1..)]
+        input: Vec<String>,
+        /// Number of pieces (default 32000).
+        #[arg(long)]
+        vocab_size: Option<usize>,
+        /// Read at most this many bytes of text from --input (0 = all).
+        #[arg(long)]
+        max_bytes: Option<u64>,
+        /// Share of characters the alphabet covers (default 0.99995).
+        #[arg(long)]
+        character_coverage: Option<f64>,
+        /// Counting threads (default: one per core).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Where to write the model.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Encode stdin lines into space-separated ids (or decode ids back into text).
+    Encode {
+        /// The `.model` file.
+        #[arg(long)]
+        model: PathBuf,
+        /// Read ids, write text.
+        #[arg(long, conflicts_with = "stats")]
+        decode: bool,
+        /// Print only lines, bytes, tokens and bytes per token.
+        #[arg(long)]
+        stats: bool,
+        /// Worker threads (default: one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
     },
 }
 
@@ -105,6 +146,70 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&merged)?);
             } else {
                 print!("{}", merged.table());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::TrainTokenizer {
+            config,
+            input,
+            vocab_size,
+            max_bytes,
+            character_coverage,
+            threads,
+            output,
+        } => {
+            let mut cfg = match config {
+                Some(path) => tokenizer::TrainConfig::load(&path)?,
+                None => tokenizer::TrainConfig::default(),
+            };
+            if !input.is_empty() {
+                cfg.sources = vec![tokenizer::corpus::SourceConfig {
+                    name: "input".into(),
+                    paths: input,
+                    weight: 1,
+                    max_bytes: max_bytes.unwrap_or(0),
+                }];
+            }
+            cfg.vocab_size = vocab_size.unwrap_or(cfg.vocab_size);
+            cfg.character_coverage = character_coverage.unwrap_or(cfg.character_coverage);
+            cfg.threads = threads.unwrap_or(cfg.threads);
+            let output = output
+                .or(cfg.output.clone())
+                .ok_or_else(|| anyhow::anyhow!("no --output (and no `output` in the settings)"))?;
+            let (model, report) = tokenizer::train_tokenizer(&cfg)?;
+            tokenizer::train::write_model(&model, &output)?;
+            println!("{}", report.summary(&output));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Encode {
+            model,
+            decode,
+            stats,
+            threads,
+        } => {
+            let tok = tokenizer::Tokenizer::load(&model)?;
+            let mode = if decode {
+                tokenizer::stream::StreamMode::Decode
+            } else if stats {
+                tokenizer::stream::StreamMode::Stats
+            } else {
+                tokenizer::stream::StreamMode::Encode
+            };
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()?;
+            let mut input = std::io::BufReader::with_capacity(1 << 16, std::io::stdin());
+            let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
+            let totals =
+                pool.install(|| tokenizer::stream::run_stream(&tok, &mut input, &mut out, mode))?;
+            if stats {
+                println!(
+                    "lines {}  bytes {}  tokens {}  bytes/token {:.4}",
+                    totals.lines,
+                    totals.bytes,
+                    totals.tokens,
+                    totals.bytes_per_token()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

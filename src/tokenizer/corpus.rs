@@ -1,0 +1,273 @@
+//! Streams the training text (datamill shards or plain text files) and counts its words in
+//! parallel: each line gets sentencepiece's dummy `▁` prefix and `▁` for spaces, and is cut
+//! into words the way the trainer does (a run of `▁` plus the characters up to the next `▁`).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
+
+use anyhow::{bail, Context, Result};
+use rustc_hash::FxHashMap;
+use serde::Deserialize;
+
+use super::encode::Chunker;
+use super::model::WS;
+use crate::doc::open_decompressed;
+use crate::run::runner::expand_inputs;
+
+/// One weighted part of the training corpus.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Name shown in the report.
+    #[serde(default)]
+    pub name: String,
+    /// Files, folders (recursive) or globs: `*.jsonl[.gz|.zst]` are datamill shards (their
+    /// `text`), anything else is read as UTF-8 text (`.gz`, `.zst`, `.bz2` decompressed).
+    pub paths: Vec<String>,
+    /// Every word count of this source is multiplied by it (default 1), as if the source
+    /// were repeated `weight` times.
+    #[serde(default = "one")]
+    pub weight: u64,
+    /// Stop reading this source after this many bytes of lines (0 = all, the default).
+    #[serde(default)]
+    pub max_bytes: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// Word counts of the whole sample.
+#[derive(Default)]
+pub struct WordCounts {
+    /// Normalized word (`▁` for spaces) -> weighted count.
+    pub words: FxHashMap<Box<str>, u64>,
+    /// Lines counted.
+    pub lines: u64,
+    /// Bytes of the lines counted.
+    pub bytes: u64,
+    /// Lines longer than the limit, skipped (as sentencepiece does).
+    pub long_lines: u64,
+}
+
+/// Text sent to the counting threads at once.
+const BATCH_BYTES: usize = 1 << 20;
+
+/// Reads every source and counts its words on `threads` threads (the reading thread
+/// decompresses and parses; the others count).
+pub fn count_words(
+    sources: &[SourceConfig],
+    max_line_bytes: usize,
+    threads: usize,
+) -> Result<WordCounts> {
+    let workers = threads.max(1);
+    let (tx, rx) = sync_channel::<(String, u64)>(workers * 2);
+    let rx = std::sync::Mutex::new(rx);
+    std::thread::scope(|scope| -> Result<WordCounts> {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let rx = &rx;
+                scope.spawn(move || {
+                    let mut counts = WordCounts::default();
+                    let mut norm = String::new();
+                    loop {
+                        let msg = rx.lock().map(|r| r.recv());
+                        let Ok(Ok((batch, weight))) = msg else { break };
+                        count_batch(&batch, weight, max_line_bytes, &mut norm, &mut counts);
+                    }
+                    counts
+                })
+            })
+            .collect();
+        let read = read_sources(sources, |batch, weight| {
+            tx.send((batch, weight)).context("counting threads stopped")
+        });
+        drop(tx);
+        let mut parts: Vec<WordCounts> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect();
+        read?;
+        parts.sort_by_key(|p| std::cmp::Reverse(p.words.len()));
+        let mut total = parts.remove(0);
+        for p in parts {
+            total.lines += p.lines;
+            total.bytes += p.bytes;
+            total.long_lines += p.long_lines;
+            for (w, c) in p.words {
+                *total.words.entry(w).or_insert(0) += c;
+            }
+        }
+        Ok(total)
+    })
+}
+
+fn count_batch(
+    batch: &str,
+    weight: u64,
+    max_line_bytes: usize,
+    norm: &mut String,
+    counts: &mut WordCounts,
+) {
+    for line in batch.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.is_empty() {
+            continue;
+        }
+        if line.len() > max_line_bytes {
+            counts.long_lines += 1;
+            continue;
+        }
+        counts.lines += 1;
+        counts.bytes += line.len() as u64;
+        norm.clear();
+        norm.push(WS);
+        for c in line.chars() {
+            norm.push(if c == ' ' { WS } else { c });
+        }
+        for word in Chunker::new(norm) {
+            match counts.words.get_mut(word) {
+                Some(c) => *c += weight,
+                None => {
+                    counts.words.insert(word.into(), weight);
+                }
+            }
+        }
+    }
+}
+
+/// Reads the sources in order and hands batches of lines (joined by `\n`) to `sink`.
+fn read_sources(
+    sources: &[SourceConfig],
+    mut sink: impl FnMut(String, u64) -> Result<()>,
+) -> Result<()> {
+    for source in sources {
+        if source.weight == 0 {
+            continue;
+        }
+        let files = expand_inputs(&source.paths)?;
+        if files.is_empty() {
+            bail!(
+                "source `{}`: no input file in {:?}",
+                source.name,
+                source.paths
+            );
+        }
+        let budget = if source.max_bytes == 0 {
+            u64::MAX
+        } else {
+            source.max_bytes
+        };
+        let mut taken = 0u64;
+        let mut batch = String::with_capacity(BATCH_BYTES + 4096);
+        'files: for file in &files {
+            let mut add = |text: &str| -> Result<bool> {
+                let take = (budget - taken).min(text.len() as u64) as usize;
+                let mut cut = take;
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                batch.push_str(&text[..cut]);
+                batch.push('\n');
+                taken += cut as u64;
+                if batch.len() >= BATCH_BYTES {
+                    sink(std::mem::take(&mut batch), source.weight)?;
+                    batch.reserve(BATCH_BYTES + 4096);
+                }
+                Ok(taken < budget)
+            };
+            if !read_file(file, &mut add)? {
+                break 'files;
+            }
+        }
+        if !batch.is_empty() {
+            sink(batch, source.weight)?;
+        }
+    }
+    Ok(())
+}
+
+/// A JSONL record; only `text` is needed.
+#[derive(Deserialize)]
+struct TextRecord<'a> {
+    #[serde(borrow)]
+    text: std::borrow::Cow<'a, str>,
+}
+
+/// True for datamill shards and other JSONL files.
+fn is_jsonl(path: &Path) -> bool {
+    let name = crate::doc::file_name(path);
+    [
+        ".jsonl",
+        ".jsonl.gz",
+        ".jsonl.zst",
+        ".json.gz",
+        ".jsonl.bz2",
+    ]
+    .iter()
+    .any(|ext| name.ends_with(ext))
+}
+
+/// Feeds one file's texts (documents or lines) to `add` until it returns false.
+/// Returns false when `add` asked to stop.
+fn read_file(path: &Path, add: &mut impl FnMut(&str) -> Result<bool>) -> Result<bool> {
+    let mut input = BufReader::with_capacity(1 << 16, open_decompressed(path)?);
+    let jsonl = is_jsonl(path);
+    let mut buf = Vec::new();
+    let mut line_no = 0u64;
+    let mut offset = 0u64;
+    loop {
+        buf.clear();
+        let n = input
+            .read_until(b'\n', &mut buf)
+            .with_context(|| format!("{}: read error after byte {offset}", path.display()))?;
+        if n == 0 {
+            return Ok(true);
+        }
+        line_no += 1;
+        let at = offset;
+        offset += n as u64;
+        let line = trim_eol(&buf);
+        let keep_going = if jsonl {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let rec: TextRecord = serde_json::from_slice(line).with_context(|| {
+                format!(
+                    "{}: line {line_no} (byte {at}) is not a JSON object with a `text` string",
+                    path.display()
+                )
+            })?;
+            add(&rec.text)?
+        } else {
+            let text = std::str::from_utf8(line).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: line {line_no} (byte {}) is not valid UTF-8; convert the file first",
+                    path.display(),
+                    at + e.valid_up_to() as u64
+                )
+            })?;
+            add(text)?
+        };
+        if !keep_going {
+            return Ok(false);
+        }
+    }
+}
+
+fn trim_eol(mut line: &[u8]) -> &[u8] {
+    while let [rest @ .., b'\n' | b'\r'] = line {
+        line = rest;
+    }
+    line
+}
+
+/// The input files of all sources (for the report).
+pub fn source_files(sources: &[SourceConfig]) -> Result<Vec<PathBuf>> {
+    let mut all = Vec::new();
+    for s in sources {
+        all.extend(expand_inputs(&s.paths)?);
+    }
+    Ok(all)
+}

@@ -1,0 +1,623 @@
+//! The BPE trainer with LLaMA's rules, and the `.model` writer.
+//!
+//! Like sentencepiece's `bpe_model_trainer.cc` it works on unique words with counts, picks
+//! the most frequent valid pair each step (ties: fewer characters, then the smaller string),
+//! and scores merge `k` with `-k`, then appends the alphabet. Unlike it, the pick is an exact
+//! arg-max from a lazy heap (sentencepiece scans a refreshed 5% "active" set), counts are
+//! built in parallel, and no sentence is held in memory.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use prost::Message;
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::Deserialize;
+use unicode_script::{Script, UnicodeScript};
+
+use super::corpus::{count_words, SourceConfig, WordCounts};
+use super::model::{piece_of_byte, WS};
+use super::proto::{
+    ModelProto, NormalizerSpec, PieceType, SentencePiece, TrainerSpec, MODEL_TYPE_BPE,
+};
+use crate::doc::write_atomic;
+
+/// Pieces before the learned ones: `<unk>`, `<s>`, `</s>` and 256 byte pieces.
+pub const META_PIECES: usize = 3 + 256;
+
+/// Training settings (`pipelines/tokenizer.toml`); defaults are LLaMA's.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Total pieces in the model, including the 259 meta pieces (default 32000).
+    #[serde(default = "default_vocab")]
+    pub vocab_size: usize,
+    /// Share of character occurrences the alphabet covers; rarer characters are left to
+    /// byte fallback (default 0.99995).
+    #[serde(default = "default_coverage")]
+    pub character_coverage: f64,
+    /// Longest piece in characters (default 16).
+    #[serde(default = "default_piece_chars")]
+    pub max_piece_chars: usize,
+    /// Lines longer than this many bytes are skipped, as sentencepiece does (default 4192).
+    #[serde(default = "default_line_bytes")]
+    pub max_line_bytes: usize,
+    /// Counting threads (0 = one per core).
+    #[serde(default)]
+    pub threads: usize,
+    /// Where `train-tokenizer` writes the model.
+    #[serde(default)]
+    pub output: Option<PathBuf>,
+    /// The corpus: one or more weighted sources.
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+}
+
+fn default_vocab() -> usize {
+    32000
+}
+fn default_coverage() -> f64 {
+    0.99995
+}
+fn default_piece_chars() -> usize {
+    16
+}
+fn default_line_bytes() -> usize {
+    4192
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            vocab_size: default_vocab(),
+            character_coverage: default_coverage(),
+            max_piece_chars: default_piece_chars(),
+            max_line_bytes: default_line_bytes(),
+            threads: 0,
+            output: None,
+            sources: Vec::new(),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Reads a TOML settings file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("{}: bad tokenizer settings", path.display()))
+    }
+}
+
+/// What training saw and did.
+#[derive(Debug, Clone, Default)]
+pub struct TrainReport {
+    /// Lines counted.
+    pub lines: u64,
+    /// Bytes of those lines.
+    pub bytes: u64,
+    /// Lines skipped for length.
+    pub long_lines: u64,
+    /// Distinct words.
+    pub unique_words: usize,
+    /// Characters in the alphabet.
+    pub alphabet: usize,
+    /// Learned merges.
+    pub merges: usize,
+    /// Seconds spent reading and counting.
+    pub count_secs: f64,
+    /// Seconds spent merging.
+    pub merge_secs: f64,
+}
+
+impl TrainReport {
+    /// One line for the command line.
+    pub fn summary(&self, output: &Path) -> String {
+        format!(
+            "wrote {}: {} lines, {:.1} MB, {} long lines skipped, {} distinct words, \
+             alphabet {}, {} merges; counting {:.2} s, merging {:.2} s",
+            output.display(),
+            self.lines,
+            self.bytes as f64 / 1e6,
+            self.long_lines,
+            self.unique_words,
+            self.alphabet,
+            self.merges,
+            self.count_secs,
+            self.merge_secs
+        )
+    }
+}
+
+/// Trains a model from `config.sources`.
+pub fn train_tokenizer(config: &TrainConfig) -> Result<(ModelProto, TrainReport)> {
+    if config.sources.is_empty() {
+        bail!("no training input given");
+    }
+    if !(0.98..=1.0).contains(&config.character_coverage) {
+        bail!("character_coverage must be in [0.98, 1]");
+    }
+    if config.max_piece_chars == 0 || config.max_piece_chars > 255 {
+        bail!("max_piece_chars must be in 1..=255");
+    }
+    let threads = if config.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        config.threads
+    };
+    let t0 = Instant::now();
+    let counts = count_words(&config.sources, config.max_line_bytes, threads)?;
+    let count_secs = t0.elapsed().as_secs_f64();
+    if counts.words.is_empty() {
+        bail!(
+            "the training corpus is empty (no non-empty line of at most {} bytes)",
+            config.max_line_bytes
+        );
+    }
+    let t1 = Instant::now();
+    let mut report = TrainReport {
+        lines: counts.lines,
+        bytes: counts.bytes,
+        long_lines: counts.long_lines,
+        unique_words: counts.words.len(),
+        count_secs,
+        ..Default::default()
+    };
+    let proto = train_from_counts(counts, config, &mut report)?;
+    report.merge_secs = t1.elapsed().as_secs_f64();
+    Ok((proto, report))
+}
+
+/// Writes a model atomically (temporary file, fsync, rename): never half-written.
+pub fn write_model(proto: &ModelProto, path: &Path) -> Result<()> {
+    write_atomic(path, &proto.encode_to_vec())
+}
+
+/// Per-symbol facts the validity rules need.
+#[derive(Clone)]
+struct SymInfo {
+    text: String,
+    chars: u8,
+    /// 0: no `▁`; 1: one leading `▁` then other characters; 2: only `▁`.
+    ws: u8,
+    /// Script class (0 = any: only inherited marks or `▁`).
+    script: u16,
+    /// Never merges (digits, rare characters, tab, NUL).
+    frozen: bool,
+}
+
+/// The symbol standing for every character outside the alphabet.
+const BARRIER: u32 = 0;
+
+fn char_info(c: char) -> SymInfo {
+    let frozen = c.is_ascii_digit() || ('\u{FF10}'..='\u{FF19}').contains(&c);
+    let (ws, script) = if c == WS {
+        (2, 0)
+    } else {
+        let s = c.script();
+        let s = if s == Script::Hiragana || s == Script::Katakana || c == '\u{30FC}' {
+            Script::Han
+        } else {
+            s
+        };
+        (
+            0,
+            if s == Script::Inherited {
+                0
+            } else {
+                s as u16 + 1
+            },
+        )
+    };
+    SymInfo {
+        text: c.to_string(),
+        chars: 1,
+        ws,
+        script,
+        frozen,
+    }
+}
+
+/// The merged symbol of `a` + `b` if LLaMA's rules allow it (sentencepiece's
+/// `IsValidSentencePiece` with split_digits, split_by_unicode_script, split_by_whitespace
+/// and allow_whitespace_only_pieces).
+fn merged_info(a: &SymInfo, b: &SymInfo, max_chars: usize) -> Option<(u8, u8, u16)> {
+    if a.frozen || b.frozen || a.chars as usize + b.chars as usize > max_chars {
+        return None;
+    }
+    let ws = match (a.ws, b.ws) {
+        (2, 2) => 2,
+        (2, 0) if a.chars == 1 => 1,
+        (1 | 0, 0) => a.ws,
+        _ => return None,
+    };
+    let script = match (a.script, b.script) {
+        (0, s) | (s, 0) => s,
+        (x, y) if x == y => x,
+        _ => return None,
+    };
+    Some((a.chars + b.chars, ws, script))
+}
+
+fn is_reserved(text: &str) -> bool {
+    matches!(text, "<unk>" | "<s>" | "</s>" | "<pad>")
+        || (text.len() == 6 && super::model::byte_of_piece(text).is_some())
+}
+
+fn train_from_counts(
+    counts: WordCounts,
+    config: &TrainConfig,
+    report: &mut TrainReport,
+) -> Result<ModelProto> {
+    // Alphabet by coverage: most frequent characters first; tab and NUL never.
+    let mut char_freq: FxHashMap<char, u64> = FxHashMap::default();
+    for (w, &c) in &counts.words {
+        for ch in w.chars() {
+            *char_freq.entry(ch).or_insert(0) += c;
+        }
+    }
+    let total: u64 = char_freq.values().sum();
+    let mut by_freq: Vec<(char, u64)> = char_freq.into_iter().collect();
+    by_freq.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut alphabet = Vec::new();
+    let mut covered = 0u64;
+    for &(ch, f) in &by_freq {
+        if covered as f64 / total as f64 >= config.character_coverage {
+            break;
+        }
+        covered += f;
+        if ch == '\t' || ch == '\0' || ch == ' ' {
+            continue;
+        }
+        alphabet.push(ch);
+    }
+    report.alphabet = alphabet.len();
+    let needed = META_PIECES + alphabet.len();
+    if config.vocab_size < needed {
+        bail!(
+            "vocab_size {} is too small: the 259 meta pieces (<unk>, <s>, </s>, 256 bytes) and \
+             the {} characters of the alphabet need at least {needed} (or lower character_coverage)",
+            config.vocab_size,
+            alphabet.len()
+        );
+    }
+    let merges_wanted = config.vocab_size - needed;
+
+    // Symbols: 0 = barrier, then the alphabet.
+    let mut syms: Vec<SymInfo> = vec![SymInfo {
+        text: String::new(),
+        chars: 1,
+        ws: 0,
+        script: 0,
+        frozen: true,
+    }];
+    let mut sym_of_char: FxHashMap<char, u32> = FxHashMap::default();
+    for &ch in &alphabet {
+        sym_of_char.insert(ch, syms.len() as u32);
+        syms.push(char_info(ch));
+    }
+    let mut sym_of_text: FxHashMap<String, u32> = syms
+        .iter()
+        .enumerate()
+        .skip(1)
+        .map(|(i, s)| (s.text.clone(), i as u32))
+        .collect();
+
+    // Words as symbol runs in one arena.
+    let n_words = counts.words.len();
+    let mut arena: Vec<u32> = Vec::new();
+    let mut starts: Vec<u32> = Vec::with_capacity(n_words);
+    let mut lens: Vec<u32> = Vec::with_capacity(n_words);
+    let mut wcount: Vec<u64> = Vec::with_capacity(n_words);
+    for (w, c) in counts.words {
+        let start = arena.len();
+        arena.extend(
+            w.chars()
+                .map(|ch| *sym_of_char.get(&ch).unwrap_or(&BARRIER)),
+        );
+        if arena.len() - start < 2 {
+            arena.truncate(start);
+            continue;
+        }
+        starts.push(start as u32);
+        lens.push((arena.len() - start) as u32);
+        wcount.push(c);
+    }
+    if arena.len() > u32::MAX as usize {
+        bail!("the sample has too many distinct words; lower max_bytes");
+    }
+
+    // Pair counts and where they occur.
+    let key = |a: u32, b: u32| (a as u64) << 32 | b as u64;
+    let mut pair_count: FxHashMap<u64, i64> = FxHashMap::default();
+    let mut pair_words: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
+    for w in 0..starts.len() {
+        let s = starts[w] as usize;
+        let word = &arena[s..s + lens[w] as usize];
+        for i in 0..word.len() - 1 {
+            let (a, b) = (word[i], word[i + 1]);
+            if merged_info(&syms[a as usize], &syms[b as usize], config.max_piece_chars).is_none() {
+                continue;
+            }
+            let k = key(a, b);
+            *pair_count.entry(k).or_insert(0) += wcount[w] as i64;
+            let list = pair_words.entry(k).or_default();
+            if list.last() != Some(&(w as u32)) {
+                list.push(w as u32);
+            }
+        }
+    }
+
+    let mut heap: BinaryHeap<HeapEntry> = BinaryHeap::with_capacity(pair_count.len());
+    for (&k, &c) in &pair_count {
+        heap.push(entry(&syms, k, c));
+    }
+
+    let mut pieces: Vec<(String, f32)> = Vec::with_capacity(merges_wanted);
+    let mut banned: FxHashSet<u64> = FxHashSet::default();
+    let mut delta: FxHashMap<u64, i64> = FxHashMap::default();
+    let max_chars = config.max_piece_chars;
+    while pieces.len() < merges_wanted {
+        // Best pair: highest count, then fewer characters, then the smaller string.
+        let Some(top) = heap.pop() else { break };
+        let current = pair_count.get(&top.pair).copied().unwrap_or(0);
+        if current != top.count as i64 || banned.contains(&top.pair) {
+            if current > 0 && (current as u64) < top.count && !banned.contains(&top.pair) {
+                heap.push(entry(&syms, top.pair, current));
+            }
+            continue;
+        }
+        let mut best = top;
+        // Entries tied on (count, chars, 8-byte prefix) are resolved on the full string.
+        let mut tied = Vec::new();
+        while let Some(next) = heap.peek() {
+            if (next.count, next.chars, next.prefix) != (best.count, best.chars, best.prefix) {
+                break;
+            }
+            let next = heap.pop().expect("peeked");
+            let cur = pair_count.get(&next.pair).copied().unwrap_or(0);
+            if cur != next.count as i64 || banned.contains(&next.pair) {
+                if cur > 0 && (cur as u64) < next.count && !banned.contains(&next.pair) {
+                    heap.push(entry(&syms, next.pair, cur));
+                }
+                continue;
+            }
+            if pair_text(&syms, next.pair) < pair_text(&syms, best.pair) {
+                tied.push(std::mem::replace(&mut best, next));
+            } else {
+                tied.push(next);
+            }
+        }
+        for t in tied {
+            heap.push(t);
+        }
+        if best.count == 0 {
+            break;
+        }
+        let (a, b) = ((best.pair >> 32) as u32, best.pair as u32);
+        let text = pair_text(&syms, best.pair);
+        if is_reserved(&text) {
+            banned.insert(best.pair);
+            continue;
+        }
+        let c = match sym_of_text.get(&text) {
+            Some(&c) => c,
+            None => {
+                let (chars, ws, script) =
+                    merged_info(&syms[a as usize], &syms[b as usize], max_chars)
+                        .context("invalid pair counted")?;
+                let c = syms.len() as u32;
+                syms.push(SymInfo {
+                    text: text.clone(),
+                    chars,
+                    ws,
+                    script,
+                    frozen: false,
+                });
+                sym_of_text.insert(text.clone(), c);
+                pieces.push((text, -(pieces.len() as f32)));
+                c
+            }
+        };
+
+        // Replace a b by c in every word that has the pair.
+        let mut words = pair_words.remove(&best.pair).unwrap_or_default();
+        words.dedup();
+        delta.clear();
+        let mut touched: Vec<(u64, u32)> = Vec::new();
+        for &w in &words {
+            let s = starts[w as usize] as usize;
+            let mut len = lens[w as usize] as usize;
+            let word = &mut arena[s..s + len];
+            let n = wcount[w as usize] as i64;
+            let mut i = 0;
+            let mut changed = false;
+            while i + 1 < len {
+                if word[i] != a || word[i + 1] != b {
+                    i += 1;
+                    continue;
+                }
+                changed = true;
+                let mut bump = |x: u32, y: u32, d: i64, touched: &mut Vec<(u64, u32)>| {
+                    if merged_info(&syms[x as usize], &syms[y as usize], max_chars).is_some() {
+                        *delta.entry(key(x, y)).or_insert(0) += d;
+                        if d > 0 {
+                            touched.push((key(x, y), w));
+                        }
+                    }
+                };
+                if i > 0 {
+                    bump(word[i - 1], a, -n, &mut touched);
+                    bump(word[i - 1], c, n, &mut touched);
+                }
+                if i + 2 < len {
+                    bump(b, word[i + 2], -n, &mut touched);
+                    bump(c, word[i + 2], n, &mut touched);
+                }
+                bump(a, b, -n, &mut touched);
+                word[i] = c;
+                word.copy_within(i + 2..len, i + 1);
+                len -= 1;
+                i += 1;
+            }
+            if changed {
+                lens[w as usize] = len as u32;
+            }
+        }
+        pair_count.remove(&best.pair);
+        for (&k, &d) in &delta {
+            if k == best.pair || d == 0 {
+                continue;
+            }
+            let v = pair_count.entry(k).or_insert(0);
+            *v += d;
+            if d > 0 {
+                heap.push(entry(&syms, k, *v));
+            }
+        }
+        for (k, w) in touched {
+            if k == best.pair {
+                continue;
+            }
+            let list = pair_words.entry(k).or_default();
+            if list.last() != Some(&w) {
+                list.push(w);
+            }
+        }
+    }
+    report.merges = pieces.len();
+    if pieces.len() < merges_wanted {
+        bail!(
+            "the corpus is too small for vocab_size {}: only {} merges could be learned \
+             (need {merges_wanted}); lower vocab_size or give more text",
+            config.vocab_size,
+            pieces.len()
+        );
+    }
+    Ok(build_proto(&pieces, &alphabet, config))
+}
+
+/// Heap entry of a pair: ordered by count, then fewer characters, then smaller text
+/// (first 8 bytes; full ties are resolved by the caller).
+#[derive(PartialEq, Eq, Clone, Copy)]
+struct HeapEntry {
+    count: u64,
+    chars: Reverse<u8>,
+    prefix: Reverse<u64>,
+    pair: u64,
+}
+
+impl Ord for HeapEntry {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.count, self.chars, self.prefix).cmp(&(o.count, o.chars, o.prefix))
+    }
+}
+
+impl PartialOrd for HeapEntry {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+fn pair_text(syms: &[SymInfo], pair: u64) -> String {
+    let (a, b) = ((pair >> 32) as usize, (pair as u32) as usize);
+    let mut t = String::with_capacity(syms[a].text.len() + syms[b].text.len());
+    t.push_str(&syms[a].text);
+    t.push_str(&syms[b].text);
+    t
+}
+
+fn entry(syms: &[SymInfo], pair: u64, count: i64) -> HeapEntry {
+    let (a, b) = ((pair >> 32) as usize, (pair as u32) as usize);
+    let mut prefix = [0u8; 8];
+    let mut n = 0;
+    for &byte in syms[a]
+        .text
+        .as_bytes()
+        .iter()
+        .chain(syms[b].text.as_bytes())
+    {
+        if n == 8 {
+            break;
+        }
+        prefix[n] = byte;
+        n += 1;
+    }
+    HeapEntry {
+        count: count.max(0) as u64,
+        chars: Reverse(syms[a].chars + syms[b].chars),
+        prefix: Reverse(u64::from_be_bytes(prefix)),
+        pair,
+    }
+}
+
+/// The `ModelProto` of a trained vocabulary, with LLaMA's trainer and normalizer settings.
+fn build_proto(pieces: &[(String, f32)], alphabet: &[char], config: &TrainConfig) -> ModelProto {
+    let piece = |text: String, score: f32, kind: PieceType| SentencePiece {
+        piece: Some(text),
+        score: Some(score),
+        r#type: Some(kind as i32),
+    };
+    let mut all = vec![
+        piece("<unk>".into(), 0.0, PieceType::Unknown),
+        piece("<s>".into(), 0.0, PieceType::Control),
+        piece("</s>".into(), 0.0, PieceType::Control),
+    ];
+    for b in 0..=255u8 {
+        all.push(piece(piece_of_byte(b), 0.0, PieceType::Byte));
+    }
+    for (t, s) in pieces {
+        all.push(piece(t.clone(), *s, PieceType::Normal));
+    }
+    for (i, ch) in alphabet.iter().enumerate() {
+        all.push(piece(
+            ch.to_string(),
+            -((pieces.len() + i) as f32),
+            PieceType::Normal,
+        ));
+    }
+    ModelProto {
+        pieces: all,
+        trainer_spec: Some(TrainerSpec {
+            input: Vec::new(),
+            model_prefix: Some("datamill".into()),
+            model_type: Some(MODEL_TYPE_BPE),
+            vocab_size: Some(config.vocab_size as i32),
+            input_format: Some("text".into()),
+            character_coverage: Some(config.character_coverage as f32),
+            input_sentence_size: Some(0),
+            num_threads: Some(config.threads as i32),
+            max_sentence_length: Some(config.max_line_bytes as i32),
+            shuffle_input_sentence: Some(false),
+            max_sentencepiece_length: Some(config.max_piece_chars as i32),
+            split_by_unicode_script: Some(true),
+            split_by_whitespace: Some(true),
+            split_by_number: Some(true),
+            treat_whitespace_as_suffix: Some(false),
+            split_digits: Some(true),
+            allow_whitespace_only_pieces: Some(true),
+            vocabulary_output_piece_score: Some(true),
+            hard_vocab_limit: Some(true),
+            byte_fallback: Some(true),
+            unk_id: Some(0),
+            bos_id: Some(1),
+            eos_id: Some(2),
+            pad_id: Some(-1),
+            unk_surface: Some(" \u{2047} ".into()),
+            unk_piece: Some("<unk>".into()),
+            bos_piece: Some("<s>".into()),
+            eos_piece: Some("</s>".into()),
+            pad_piece: Some("<pad>".into()),
+        }),
+        normalizer_spec: Some(NormalizerSpec {
+            name: Some("identity".into()),
+            precompiled_charsmap: Some(Vec::new()),
+            add_dummy_prefix: Some(true),
+            remove_extra_whitespaces: Some(false),
+            escape_whitespaces: Some(true),
+        }),
+        denormalizer_spec: None,
+    }
+}

@@ -1,0 +1,319 @@
+//! Tokenizer: datamill's encoder must give exactly sentencepiece's ids, on models trained by
+//! datamill and by Python's sentencepiece 0.2.3, over 100,000+ mixed lines from samples/
+//! (books, Wikipedia XML, web JSONL, code, Stack Exchange, 188 languages of LID sentences,
+//! emoji, numbers, whitespace runs, tabs, CRLF, invalid UTF-8). The reference is both the Rust
+//! `sentencepiece` crate (Google's C++ library) and Python's `sentencepiece` in `.venv`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use datamill::doc::open_decompressed;
+use datamill::tokenizer::corpus::SourceConfig;
+use datamill::tokenizer::train::write_model;
+use datamill::tokenizer::{spm_lossy_utf8, train_tokenizer, Tokenizer, TrainConfig};
+
+const MIN_LINES: usize = 100_000;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The venv Python with sentencepiece 0.2.3; a missing venv is a failure, never a skip.
+fn python() -> PathBuf {
+    let py = root().join(".venv/bin/python");
+    assert!(
+        py.exists(),
+        "{} is missing: run `make setup-python` (creates .venv with sentencepiece==0.2.3)",
+        py.display()
+    );
+    py
+}
+
+fn run_python(args: &[&str]) {
+    let out = Command::new(python())
+        .arg(root().join("scripts/spm_reference.py"))
+        .args(args)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "spm_reference.py {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn read_all(path: &Path) -> Vec<u8> {
+    let mut buf = Vec::new();
+    open_decompressed(path)
+        .unwrap()
+        .read_to_end(&mut buf)
+        .unwrap();
+    buf
+}
+
+fn lines_of(bytes: &[u8]) -> Vec<Vec<u8>> {
+    bytes.split(|&b| b == b'\n').map(|l| l.to_vec()).collect()
+}
+
+fn files_under(dir: &str) -> Vec<PathBuf> {
+    let mut files =
+        datamill::run::runner::expand_inputs(&[root().join(dir).display().to_string()]).unwrap();
+    files.retain(|p| !p.to_string_lossy().ends_with("LICENSE"));
+    files
+}
+
+/// Hand-made edge cases: whitespace runs, tabs, digits, emoji, rare scripts, markers.
+fn edge_lines() -> Vec<Vec<u8>> {
+    let mut v: Vec<Vec<u8>> = [
+        "",
+        " ",
+        "   ",
+        "\t",
+        "a",
+        " leading",
+        "trailing ",
+        "two  spaces   three    four",
+        "\tx\t\ty",
+        "    def f(x):\r",
+        "        return x  # comment",
+        "2023-11-27 10:05:00 UTC, 3.14159, 1,000,000 and ５６７",
+        "emoji 🦀🦀 👩‍👩‍👧 ✨ done",
+        "日本語のテキストです。東京タワー",
+        "中文文本，没有空格的长句子用来测试字节回退和合并。",
+        "한국어 문장입니다",
+        "ελληνικά κείμενα και Кириллица",
+        "▁literal ▁▁ markers ▁",
+        "<s> </s> <unk> <0x41> literal specials",
+        "\u{FFFD} replacement and \u{2047} and ༃ rare",
+        "combining e\u{301} a\u{308}\u{323} marks",
+        "zero\u{200B}width\u{FEFF}bom",
+        "x",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    v.push(b"invalid \xff\xfe bytes".to_vec());
+    v.push(b"truncated \xe2\x82 euro and \xf0\x9f crab".to_vec());
+    v.push(b"\xc3\x28 overlong \xc0\xaf and surrogate \xed\xa0\x80".to_vec());
+    v.push(vec![b'9'; 300]);
+    v.push("ab".repeat(700).into_bytes());
+    v.push(" ".repeat(70).into_bytes());
+    v
+}
+
+/// At least 100,000 lines, interleaved from every kind of sample.
+fn mixed_lines() -> Vec<Vec<u8>> {
+    let mut groups: Vec<Vec<Vec<u8>>> = Vec::new();
+    for dir in [
+        "samples/books",
+        "samples/wikipedia",
+        "samples/github",
+        "samples/stackexchange",
+        "samples/arxiv",
+        "samples/c4",
+        "tests/fixtures/langid",
+        "samples/commoncrawl/cc_net",
+    ] {
+        let mut g = Vec::new();
+        for f in files_under(dir) {
+            let bytes = read_all(&f);
+            for line in lines_of(&bytes) {
+                // Web JSONL: the documents' text lines as well as the raw JSON.
+                if dir == "samples/c4" {
+                    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&line) {
+                        if let Some(t) = v.get("text").and_then(|t| t.as_str()) {
+                            g.extend(lines_of(t.as_bytes()));
+                        }
+                    }
+                }
+                g.push(line);
+            }
+        }
+        groups.push(g);
+    }
+    groups.push(edge_lines());
+    let mut out = Vec::new();
+    let mut i = 0;
+    while groups.iter().any(|g| i < g.len()) {
+        for g in &groups {
+            if let Some(l) = g.get(i) {
+                out.push(l.clone());
+            }
+        }
+        i += 1;
+    }
+    assert!(out.len() >= MIN_LINES, "only {} lines", out.len());
+    out.truncate(130_000);
+    out
+}
+
+fn write_lines(path: &Path, lines: &[Vec<u8>]) {
+    let mut buf = Vec::new();
+    for l in lines {
+        buf.extend_from_slice(l);
+        buf.push(b'\n');
+    }
+    std::fs::write(path, buf).unwrap();
+}
+
+/// Training text: the valid UTF-8 lines among the first ones.
+fn training_text(lines: &[Vec<u8>], bytes: usize) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut n = 0;
+    for l in lines {
+        if std::str::from_utf8(l).is_ok() && !l.is_empty() {
+            n += l.len();
+            out.push(l.clone());
+            if n > bytes {
+                break;
+            }
+        }
+    }
+    out
+}
+
+fn parse_id_lines(path: &Path) -> Vec<Vec<u32>> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .map(|l| {
+            l.split_ascii_whitespace()
+                .map(|t| t.parse().unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+/// Compares datamill against the C++ library (Rust crate) and Python on every line.
+fn assert_parity(model: &Path, lines: &[Vec<u8>], dir: &Path) {
+    let tok = Tokenizer::load(model).unwrap();
+    let spp = sentencepiece::SentencePieceProcessor::open(model).unwrap();
+    assert_eq!(tok.vocab_size(), spp.len());
+    assert_eq!(tok.bos_id(), spp.bos_id());
+    assert_eq!(tok.eos_id(), spp.eos_id());
+    assert_eq!(tok.unk_id(), spp.unk_id());
+
+    let lines_path = dir.join("lines.txt");
+    write_lines(&lines_path, lines);
+    let py_ids = dir.join("py_ids.txt");
+    run_python(&[
+        "encode",
+        model.to_str().unwrap(),
+        lines_path.to_str().unwrap(),
+        py_ids.to_str().unwrap(),
+    ]);
+    let py = parse_id_lines(&py_ids);
+    assert_eq!(py.len(), lines.len());
+
+    let mut enc = tok.encoder();
+    let (mut tokens, mut invalid, mut bytes_fallback) = (0usize, 0usize, 0usize);
+    let mut ours_all = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        let text = spm_lossy_utf8(line);
+        invalid += usize::from(std::str::from_utf8(line).is_err());
+        let mut ours = Vec::new();
+        enc.encode_into(&text, &mut ours);
+        assert_eq!(ours, tok.encode(&text), "cached vs uncached, line {i}");
+        assert_eq!(ours, tok.encode_bytes(line), "bytes entry point, line {i}");
+        let cpp: Vec<u32> = spp.encode(&text).unwrap().iter().map(|p| p.id).collect();
+        assert_eq!(
+            ours, cpp,
+            "C++ sentencepiece differs on line {i}: {:?}",
+            text
+        );
+        assert_eq!(
+            ours, py[i],
+            "Python sentencepiece differs on line {i}: {:?}",
+            text
+        );
+        tokens += ours.len();
+        bytes_fallback += ours.iter().filter(|&&id| (3..259).contains(&id)).count();
+        // Decoding: as sentencepiece, and back to the (lossy) text.
+        let decoded = tok.decode(&ours).unwrap();
+        assert_eq!(
+            decoded,
+            spp.decode_piece_ids(&ours).unwrap(),
+            "decode line {i}"
+        );
+        // A literal `▁` in the input decodes as a space: the only lossy case besides
+        // invalid UTF-8.
+        if !text.contains('\u{2581}') {
+            assert_eq!(decoded, text, "round trip line {i}");
+        }
+        ours_all.push(ours);
+    }
+    assert!(lines.len() >= MIN_LINES);
+    assert!(
+        invalid >= 100,
+        "the sample must hold invalid UTF-8 lines, has {invalid}"
+    );
+    assert!(
+        bytes_fallback > 0 && tokens > 1_000_000,
+        "{bytes_fallback} {tokens}"
+    );
+
+    // Python decodes datamill's ids to the same text.
+    let ids_path = dir.join("ours.txt");
+    let mut buf = String::new();
+    for ids in &ours_all {
+        let strs: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+        buf.push_str(&strs.join(" "));
+        buf.push('\n');
+    }
+    std::fs::write(&ids_path, buf).unwrap();
+    let py_text = dir.join("py_text.txt");
+    run_python(&[
+        "decode",
+        model.to_str().unwrap(),
+        ids_path.to_str().unwrap(),
+        py_text.to_str().unwrap(),
+    ]);
+    let decoded = std::fs::read(&py_text).unwrap();
+    let decoded = lines_of(&decoded);
+    for (i, line) in lines.iter().enumerate() {
+        // Lines holding `\r` are compared as bytes too: Python writes them unchanged.
+        let expected = spm_lossy_utf8(line).replace('\u{2581}', " ");
+        assert_eq!(decoded[i], expected.as_bytes(), "python decode line {i}");
+    }
+}
+
+#[test]
+fn parity_with_sentencepiece_on_a_python_trained_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = mixed_lines();
+    let train = dir.path().join("train.txt");
+    write_lines(&train, &training_text(&lines, 4 << 20));
+    let prefix = dir.path().join("py");
+    run_python(&[
+        "train",
+        train.to_str().unwrap(),
+        prefix.to_str().unwrap(),
+        "8000",
+    ]);
+    assert_parity(&dir.path().join("py.model"), &lines, dir.path());
+}
+
+#[test]
+fn parity_with_sentencepiece_on_a_datamill_trained_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = mixed_lines();
+    let train = dir.path().join("train.txt");
+    write_lines(&train, &training_text(&lines, 4 << 20));
+    let config = TrainConfig {
+        vocab_size: 8000,
+        threads: 2,
+        sources: vec![SourceConfig {
+            name: "mixed".into(),
+            paths: vec![train.display().to_string()],
+            weight: 1,
+            max_bytes: 0,
+        }],
+        ..TrainConfig::default()
+    };
+    let (proto, report) = train_tokenizer(&config).unwrap();
+    assert_eq!(proto.pieces.len(), 8000);
+    assert!(report.merges > 3000, "{report:?}");
+    let model = dir.path().join("dm.model");
+    write_model(&proto, &model).unwrap();
+    assert_parity(&model, &lines, dir.path());
+}
