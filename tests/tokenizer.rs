@@ -318,3 +318,186 @@ fn parity_with_sentencepiece_on_a_datamill_trained_model() {
     write_model(&proto, &model).unwrap();
     assert_parity(&model, &lines, dir.path());
 }
+
+fn config_for(paths: &[&Path], vocab: usize) -> TrainConfig {
+    TrainConfig {
+        vocab_size: vocab,
+        threads: 2,
+        sources: vec![SourceConfig {
+            name: "t".into(),
+            paths: paths.iter().map(|p| p.display().to_string()).collect(),
+            weight: 1,
+            max_bytes: 0,
+        }],
+        ..TrainConfig::default()
+    }
+}
+
+fn datamill() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_datamill"))
+}
+
+#[test]
+fn bad_training_input_is_a_clear_error_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tok.model");
+
+    // Empty corpus: only empty lines, or no file at all.
+    let blank = dir.path().join("blank.txt");
+    std::fs::write(&blank, "\n\r\n\n").unwrap();
+    let err = train_tokenizer(&config_for(&[&blank], 1000)).unwrap_err();
+    assert!(format!("{err:#}").contains("empty"), "{err:#}");
+    let err = train_tokenizer(&config_for(&[&dir.path().join("none*.txt")], 1000)).unwrap_err();
+    assert!(format!("{err:#}").contains("no input file"), "{err:#}");
+
+    // Not UTF-8: the ISO-8859-1 Goethe text; the error names the file and the line.
+    let latin1 = root().join("samples/books/Italienische-Reise-Band-1_2404/2404-8.txt");
+    let err = train_tokenizer(&config_for(&[&latin1], 1000)).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("2404-8.txt") && msg.contains("not valid UTF-8"),
+        "{msg}"
+    );
+
+    // Vocabulary too small for the meta pieces and the alphabet.
+    let book = root().join("samples/books/The-Wonderful-Wizard-of-Oz_55/55.txt");
+    let err = train_tokenizer(&config_for(&[&book], 300)).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("too small") && msg.contains("259"), "{msg}");
+
+    // Vocabulary larger than the corpus can give.
+    let tiny = dir.path().join("tiny.txt");
+    std::fs::write(&tiny, "abc abd abe\n").unwrap();
+    let err = train_tokenizer(&config_for(&[&tiny], 400)).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("too small for vocab_size"),
+        "{err:#}"
+    );
+
+    // The command fails the same way and leaves no model (and no temporary file) behind.
+    let status = datamill()
+        .args(["train-tokenizer", "--vocab-size", "1000", "--input"])
+        .arg(&latin1)
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!status.status.success());
+    assert!(String::from_utf8_lossy(&status.stderr).contains("not valid UTF-8"));
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("tok"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn corrupt_or_unsupported_model_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.model");
+    std::fs::write(&bad, b"\xff\xff\xff not a protobuf").unwrap();
+    let err = Tokenizer::load(&bad).err().expect("must fail");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("bad.model") && msg.contains("protobuf"),
+        "{msg}"
+    );
+    assert!(Tokenizer::load(&dir.path().join("missing.model")).is_err());
+
+    // Truncated real model.
+    let book = root().join("samples/books/The-Wonderful-Wizard-of-Oz_55/55.txt");
+    let (proto, _) = train_tokenizer(&config_for(&[&book], 600)).unwrap();
+    let good = dir.path().join("good.model");
+    write_model(&proto, &good).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(&bad, &bytes[..bytes.len() / 2]).unwrap();
+    assert!(Tokenizer::load(&bad).is_err());
+
+    // A model without byte pieces although byte_fallback is set.
+    let mut broken = proto.clone();
+    broken.pieces.retain(|p| !p.piece().starts_with("<0x"));
+    let err = Tokenizer::from_proto(broken).err().expect("must fail");
+    assert!(format!("{err:#}").contains("256 byte pieces"), "{err:#}");
+
+    // The command names the file.
+    let out = datamill()
+        .args(["encode", "--model"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.model"));
+}
+
+#[test]
+fn train_encode_decode_commands_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tok.model");
+    let book = root().join("samples/books/The-Wonderful-Wizard-of-Oz_55/55.txt");
+    let shard = root().join("samples/c4/dolma/cc_en_head-0091.jsonl");
+    let out = datamill()
+        .args(["train-tokenizer", "--vocab-size", "2000", "--input"])
+        .arg(&book)
+        .arg(&shard)
+        .arg("--output")
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tok = Tokenizer::load(&model).unwrap();
+    assert_eq!(tok.vocab_size(), 2000);
+    assert_eq!(
+        (tok.bos_id(), tok.eos_id(), tok.unk_id()),
+        (Some(1), Some(2), 0)
+    );
+    assert_eq!(tok.piece(3), Some("<0x00>"));
+    assert_eq!(tok.piece(258), Some("<0xFF>"));
+    // LLaMA's rules, visible in the encoding: digits alone, newline by byte fallback.
+    let ids = tok.encode("In 2023 the Wizard\tsaid");
+    let pieces: Vec<&str> = ids.iter().map(|&i| tok.piece(i).unwrap()).collect();
+    for d in ["2", "0", "3"] {
+        assert!(pieces.contains(&d), "{pieces:?}");
+    }
+    assert!(pieces.contains(&"<0x09>"), "{pieces:?}");
+
+    let text = "The Wizard of Oz\n  two  spaces\tand tab\n\nemoji 🦀 and 123\n";
+    let run = |args: &[&str], input: &[u8]| {
+        use std::io::Write;
+        let mut child = datamill()
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        out.stdout
+    };
+    let m = model.to_str().unwrap();
+    let ids_out = run(&["encode", "--model", m], text.as_bytes());
+    let id_lines = String::from_utf8(ids_out.clone()).unwrap();
+    assert_eq!(id_lines.lines().count(), 4);
+    assert_eq!(id_lines.lines().nth(2), Some(""));
+    let first: Vec<u32> = id_lines
+        .lines()
+        .next()
+        .unwrap()
+        .split(' ')
+        .map(|t| t.parse().unwrap())
+        .collect();
+    assert_eq!(first, tok.encode("The Wizard of Oz"));
+    let back = run(&["encode", "--model", m, "--decode"], &ids_out);
+    assert_eq!(String::from_utf8(back).unwrap(), text);
+    let stats =
+        String::from_utf8(run(&["encode", "--model", m, "--stats"], text.as_bytes())).unwrap();
+    assert!(
+        stats.contains("lines 4") && stats.contains("bytes/token"),
+        "{stats}"
+    );
+}

@@ -41,7 +41,7 @@ fn one() -> u64 {
 /// Word counts of the whole sample.
 #[derive(Default)]
 pub struct WordCounts {
-    /// Normalized word (`▁` for spaces) -> weighted count.
+    /// Word (with ' ' standing for `▁`, the dummy prefix included) -> weighted count.
     pub words: FxHashMap<Box<str>, u64>,
     /// Lines counted.
     pub lines: u64,
@@ -110,6 +110,7 @@ fn count_batch(
     norm: &mut String,
     counts: &mut WordCounts,
 ) {
+    let mut first = String::new();
     for line in batch.split('\n') {
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line.is_empty() {
@@ -121,18 +122,67 @@ fn count_batch(
         }
         counts.lines += 1;
         counts.bytes += line.len() as u64;
-        norm.clear();
-        norm.push(WS);
-        for c in line.chars() {
-            norm.push(if c == ' ' { WS } else { c });
+        if line.contains(WS) {
+            count_line_with_markers(line, weight, norm, &mut first, counts);
+            continue;
         }
-        for word in Chunker::new(norm) {
-            match counts.words.get_mut(word) {
-                Some(c) => *c += weight,
-                None => {
-                    counts.words.insert(word.into(), weight);
-                }
+        // A word is a run of spaces plus the characters up to the next space; the first word
+        // gets the dummy-prefix space. Keys keep ' ' for `▁`.
+        let bytes = line.as_bytes();
+        let mut start = 0;
+        let mut first_word = true;
+        for p in memchr::memchr_iter(b' ', bytes) {
+            if p == 0 || bytes[p - 1] == b' ' {
+                continue;
             }
+            if first_word {
+                first.clear();
+                first.push(' ');
+                first.push_str(&line[..p]);
+                add_word(&first, weight, counts);
+                first_word = false;
+            } else {
+                add_word(&line[start..p], weight, counts);
+            }
+            start = p;
+        }
+        if first_word {
+            first.clear();
+            first.push(' ');
+            first.push_str(line);
+            add_word(&first, weight, counts);
+        } else {
+            add_word(&line[start..], weight, counts);
+        }
+    }
+}
+
+/// The slow path for a line holding literal `▁` characters, which also separate words.
+fn count_line_with_markers(
+    line: &str,
+    weight: u64,
+    norm: &mut String,
+    key: &mut String,
+    counts: &mut WordCounts,
+) {
+    norm.clear();
+    norm.push(WS);
+    for c in line.chars() {
+        norm.push(if c == ' ' { WS } else { c });
+    }
+    for word in Chunker::new(norm) {
+        key.clear();
+        key.extend(word.chars().map(|c| if c == WS { ' ' } else { c }));
+        add_word(key, weight, counts);
+    }
+}
+
+#[inline]
+fn add_word(word: &str, weight: u64, counts: &mut WordCounts) {
+    match counts.words.get_mut(word) {
+        Some(c) => *c += weight,
+        None => {
+            counts.words.insert(word.into(), weight);
         }
     }
 }

@@ -232,3 +232,104 @@ fn emit(tok: &Tokenizer, sym: u32, text: &str, out: &mut Vec<u32>, start: usize)
         push_id(tok, tok.unk_id, out, start);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokenizer::corpus::SourceConfig;
+    use crate::tokenizer::{train_tokenizer, TrainConfig};
+
+    #[test]
+    fn chunker_cuts_before_each_space_run() {
+        let words: Vec<&str> = Chunker::new("▁a▁▁bc▁▁▁▁d▁").collect();
+        assert_eq!(words, ["▁a", "▁▁bc", "▁▁▁▁d", "▁"]);
+        let words: Vec<&str> = Chunker::new("x▁▁").collect();
+        assert_eq!(words, ["x", "▁▁"]);
+        assert_eq!(Chunker::new("").count(), 0);
+    }
+
+    fn small_model() -> Tokenizer {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.txt");
+        let mut text = String::new();
+        for i in 0..400 {
+            text.push_str(&format!(
+                "the cat sat on the mat {i} times, então 日本語のテキスト    indented\tline\n"
+            ));
+        }
+        std::fs::write(&path, text).unwrap();
+        let config = TrainConfig {
+            vocab_size: 340,
+            character_coverage: 1.0,
+            sources: vec![SourceConfig {
+                name: "t".into(),
+                paths: vec![path.display().to_string()],
+                weight: 1,
+                max_bytes: 0,
+            }],
+            ..TrainConfig::default()
+        };
+        let (proto, _) = train_tokenizer(&config).unwrap();
+        Tokenizer::from_proto(proto).unwrap()
+    }
+
+    /// Both merge loops give the same pieces, on long random mixes of the vocabulary.
+    #[test]
+    fn linear_and_heap_merges_agree() {
+        let tok = small_model();
+        let texts: Vec<&str> = tok.pieces[259..].iter().map(|s| s.as_str()).collect();
+        let mut seed = 12345u64;
+        for _ in 0..300 {
+            let mut word = String::from(WS_STR);
+            for _ in 0..40 {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let t = texts[(seed >> 33) as usize % texts.len()];
+                word.push_str(&t.replace(WS_STR, ""));
+            }
+            let run = |heap: bool| {
+                let mut s = EncodeScratch::default();
+                s.ids.clear();
+                s.starts.clear();
+                for (i, c) in word.char_indices() {
+                    let sym = if c.is_ascii() {
+                        tok.ascii_sym[c as usize]
+                    } else {
+                        tok.char_sym.get(&c).copied().unwrap_or(UNKNOWN_SYM)
+                    };
+                    s.ids.push(sym);
+                    s.starts.push(i as u32);
+                }
+                s.starts.push(word.len() as u32);
+                if heap {
+                    s.merge_heap(&tok);
+                    let mut out = Vec::new();
+                    let mut k = 0;
+                    while k != NONE {
+                        out.push(s.syms[k as usize].id);
+                        k = s.syms[k as usize].next;
+                    }
+                    out
+                } else {
+                    s.merge_linear(&tok);
+                    s.ids.clone()
+                }
+            };
+            assert_eq!(run(false), run(true), "{word}");
+        }
+    }
+
+    #[test]
+    fn unknown_characters_fall_back_to_bytes() {
+        let tok = small_model();
+        let ids = tok.encode("cat 🦀");
+        let pieces: Vec<&str> = ids.iter().map(|&i| tok.piece(i).unwrap()).collect();
+        assert_eq!(
+            &pieces[pieces.len() - 4..],
+            ["<0xF0>", "<0x9F>", "<0xA6>", "<0x80>"]
+        );
+        assert_eq!(tok.decode(&ids).unwrap(), "cat 🦀");
+        assert!(tok.encode("").is_empty());
+    }
+}

@@ -150,6 +150,12 @@ pub fn train_tokenizer(config: &TrainConfig) -> Result<(ModelProto, TrainReport)
     let t0 = Instant::now();
     let counts = count_words(&config.sources, config.max_line_bytes, threads)?;
     let count_secs = t0.elapsed().as_secs_f64();
+    tracing::info!(
+        "counted {} distinct words in {:.2} s; peak RSS {} MB",
+        counts.words.len(),
+        count_secs,
+        peak_rss_mb()
+    );
     if counts.words.is_empty() {
         bail!(
             "the training corpus is empty (no non-empty line of at most {} bytes)",
@@ -173,6 +179,18 @@ pub fn train_tokenizer(config: &TrainConfig) -> Result<(ModelProto, TrainReport)
 /// Writes a model atomically (temporary file, fsync, rename): never half-written.
 pub fn write_model(proto: &ModelProto, path: &Path) -> Result<()> {
     write_atomic(path, &proto.encode_to_vec())
+}
+
+/// Peak resident memory of this process in MB (Linux; 0 elsewhere), for progress logs.
+pub fn peak_rss_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb / 1024)
 }
 
 /// Per-symbol facts the validity rules need.
@@ -255,6 +273,7 @@ fn train_from_counts(
     let mut char_freq: FxHashMap<char, u64> = FxHashMap::default();
     for (w, &c) in &counts.words {
         for ch in w.chars() {
+            let ch = if ch == ' ' { WS } else { ch };
             *char_freq.entry(ch).or_insert(0) += c;
         }
     }
@@ -268,7 +287,7 @@ fn train_from_counts(
             break;
         }
         covered += f;
-        if ch == '\t' || ch == '\0' || ch == ' ' {
+        if ch == '\t' || ch == '\0' {
             continue;
         }
         alphabet.push(ch);
@@ -284,6 +303,7 @@ fn train_from_counts(
         );
     }
     let merges_wanted = config.vocab_size - needed;
+    tracing::info!("alphabet: {} characters; peak RSS {} MB", alphabet.len(), peak_rss_mb());
 
     // Symbols: 0 = barrier, then the alphabet.
     let mut syms: Vec<SymInfo> = vec![SymInfo {
@@ -313,10 +333,10 @@ fn train_from_counts(
     let mut wcount: Vec<u64> = Vec::with_capacity(n_words);
     for (w, c) in counts.words {
         let start = arena.len();
-        arena.extend(
-            w.chars()
-                .map(|ch| *sym_of_char.get(&ch).unwrap_or(&BARRIER)),
-        );
+        arena.extend(w.chars().map(|ch| {
+            let ch = if ch == ' ' { WS } else { ch };
+            *sym_of_char.get(&ch).unwrap_or(&BARRIER)
+        }));
         if arena.len() - start < 2 {
             arena.truncate(start);
             continue;
@@ -349,7 +369,18 @@ fn train_from_counts(
             }
         }
     }
+    // Word lists gather stale and repeated entries; they are rebuilt from the words when
+    // the entries pushed since the last build outgrow the build.
+    let mut list_entries: usize = pair_words.values().map(|l| l.len()).sum();
+    let mut pushed = 0usize;
 
+    tracing::info!(
+        "{} words, {} symbols, {} pairs counted; peak RSS {} MB",
+        starts.len(),
+        arena.len(),
+        pair_count.len(),
+        peak_rss_mb()
+    );
     let mut heap: BinaryHeap<HeapEntry> = BinaryHeap::with_capacity(pair_count.len());
     for (&k, &c) in &pair_count {
         heap.push(entry(&syms, k, c));
@@ -473,21 +504,48 @@ fn train_from_counts(
             }
             let v = pair_count.entry(k).or_insert(0);
             *v += d;
-            if d > 0 {
-                heap.push(entry(&syms, k, *v));
+            let now = *v;
+            if now <= 0 {
+                // The pair occurs nowhere any more: forget it and where it was.
+                pair_count.remove(&k);
+                pair_words.remove(&k);
+            } else if d > 0 {
+                heap.push(entry(&syms, k, now));
             }
         }
+        // Stale heap entries pile up; rebuild from the live counts when they dominate.
+        if heap.len() > 3 * pair_count.len() + (1 << 16) {
+            heap = pair_count
+                .iter()
+                .filter(|(k, _)| !banned.contains(*k))
+                .map(|(&k, &c)| entry(&syms, k, c))
+                .collect();
+        }
         for (k, w) in touched {
-            if k == best.pair {
+            if k == best.pair || !pair_count.contains_key(&k) {
                 continue;
             }
             let list = pair_words.entry(k).or_default();
             if list.last() != Some(&w) {
                 list.push(w);
+                pushed += 1;
             }
+        }
+        if pushed > list_entries.max(1 << 20) {
+            pair_words = index_pairs(&arena, &starts, &lens, &pair_count);
+            list_entries = pair_words.values().map(|l| l.len()).sum();
+            pushed = 0;
         }
     }
     report.merges = pieces.len();
+    tracing::info!(
+        "{} merges, {} live pairs, {} heap entries, {} list entries; peak RSS {} MB",
+        pieces.len(),
+        pair_count.len(),
+        heap.len(),
+        pair_words.values().map(|l| l.len()).sum::<usize>(),
+        peak_rss_mb()
+    );
     if pieces.len() < merges_wanted {
         bail!(
             "the corpus is too small for vocab_size {}: only {} merges could be learned \
@@ -497,6 +555,31 @@ fn train_from_counts(
         );
     }
     Ok(build_proto(&pieces, &alphabet, config))
+}
+
+/// For every live pair, the words holding it (each once, in order).
+fn index_pairs(
+    arena: &[u32],
+    starts: &[u32],
+    lens: &[u32],
+    live: &FxHashMap<u64, i64>,
+) -> FxHashMap<u64, Vec<u32>> {
+    let mut lists: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
+    lists.reserve(live.len());
+    for w in 0..starts.len() {
+        let s = starts[w] as usize;
+        let word = &arena[s..s + lens[w] as usize];
+        for i in 1..word.len() {
+            let k = (word[i - 1] as u64) << 32 | word[i] as u64;
+            if live.contains_key(&k) {
+                let list = lists.entry(k).or_default();
+                if list.last() != Some(&(w as u32)) {
+                    list.push(w as u32);
+                }
+            }
+        }
+    }
+    lists
 }
 
 /// Heap entry of a pair: ordered by count, then fewer characters, then smaller text
@@ -619,5 +702,59 @@ fn build_proto(pieces: &[(String, f32)], alphabet: &[char], config: &TrainConfig
             escape_whitespaces: Some(true),
         }),
         denormalizer_spec: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(s: &str) -> SymInfo {
+        let mut chars = s.chars();
+        let mut acc = char_info(chars.next().unwrap());
+        for c in chars {
+            let (n, ws, script) = merged_info(&acc, &char_info(c), 16).expect(s);
+            acc = SymInfo {
+                text: format!("{}{c}", acc.text),
+                chars: n,
+                ws,
+                script,
+                frozen: false,
+            };
+        }
+        acc
+    }
+
+    fn ok(a: &str, b: &str) -> bool {
+        merged_info(&info(a), &info(b), 16).is_some()
+    }
+
+    #[test]
+    fn llama_piece_rules() {
+        assert!(ok("▁", "the") && ok("▁t", "he") && ok("th", "e"));
+        assert!(ok("▁", "▁") && ok("▁▁", "▁▁"), "whitespace-only pieces");
+        assert!(!ok("▁▁", "a"), "▁ only at the start of a word piece");
+        assert!(!ok("a", "▁") && !ok("▁a", "▁b"));
+        assert!(
+            !ok("1", "2") && !ok("a", "1") && !ok("▁", "7") && !ok("５", "a"),
+            "digits alone"
+        );
+        assert!(!ok("a", "Ж") && !ok("▁abc", "д"), "no script change");
+        assert!(ok("日本", "語") && ok("カタ", "カナ") && ok("漢", "ひら") && ok("ー", "漢"));
+        assert!(
+            ok("e", "\u{301}") && ok("\u{301}", "x"),
+            "combining marks join any script"
+        );
+        assert!(!ok("abcdefghijklmnop", "q"), "at most 16 characters");
+        assert!(
+            ok(",", ".") && !ok("a", ","),
+            "punctuation is its own (Common) script"
+        );
+    }
+
+    #[test]
+    fn reserved_texts_are_never_pieces() {
+        assert!(is_reserved("<s>") && is_reserved("<0x0A>") && is_reserved("<unk>"));
+        assert!(!is_reserved("<0x0") && !is_reserved("<s"));
     }
 }

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Tokenizer benchmark: training time and peak RSS at 32k pieces on the text of the benchmark
+# corpus, encoding MB/s on one thread and on all threads, and bytes per token against a model
+# that Python's sentencepiece 0.2.3 trains on the same text (skip it with BENCH_SPM=0).
+# Usage: scripts/bench-tokenizer.sh [CORPUS.jsonl.zst]   (run `make build setup-python` first)
+set -euo pipefail
+CORPUS="${1:-../shared/data/bench/docs.jsonl.zst}"
+BIN=target/release/datamill
+BENCH=target/release/tokenizer-bench
+WORK="${BENCH_WORK:-$(mktemp -d)}"
+VOCAB="${BENCH_VOCAB:-32000}"
+if [[ ! -f "$CORPUS" ]]; then
+  echo "bench-tokenizer: $CORPUS not found; skipped"
+  exit 0
+fi
+# Runs a command, then prints its wall time and peak RSS.
+measure() {
+  /usr/bin/time -f "  wall %e s, peak RSS %M KB" "$@"
+}
+echo "== tokenizer benchmark on $CORPUS ($(nproc) cores), work dir $WORK"
+$BENCH --dump-text "$CORPUS" "$WORK/text.txt"
+
+echo "-- datamill train-tokenizer, vocab $VOCAB"
+measure $BIN train-tokenizer --input "$CORPUS" --vocab-size "$VOCAB" --output "$WORK/datamill.model"
+$BENCH --model "$WORK/datamill.model" --text "$WORK/text.txt"
+
+if [[ "${BENCH_SPM:-1}" != 0 ]]; then
+  if [[ ! -x .venv/bin/python ]]; then
+    echo "no .venv/bin/python: run \`make setup-python\` (or BENCH_SPM=0)"; exit 1
+  fi
+  echo "-- Python sentencepiece 0.2.3 train, vocab $VOCAB, LLaMA settings, 2 threads"
+  measure .venv/bin/python scripts/spm_reference.py train "$WORK/text.txt" "$WORK/spm" "$VOCAB"
+  echo "-- datamill's encoder on the sentencepiece model (same ids as sentencepiece)"
+  $BENCH --model "$WORK/spm.model" --text "$WORK/text.txt"
+  echo "-- Python sentencepiece encode, first 20 MB of lines"
+  head -c 20000000 "$WORK/text.txt" | head -n -1 > "$WORK/head.txt"
+  .venv/bin/python scripts/spm_reference.py speed "$WORK/spm.model" "$WORK/head.txt"
+fi
