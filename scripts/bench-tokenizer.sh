@@ -15,7 +15,7 @@ if [[ ! -f "$CORPUS" ]]; then
 fi
 # Runs a command, then prints its wall time and peak RSS.
 measure() {
-  /usr/bin/time -f "  wall %e s, peak RSS %M KB" "$@"
+  /usr/bin/time -f "  wall %e s, CPU %U s user + %S s sys, peak RSS %M KB" "$@"
 }
 echo "== tokenizer benchmark on $CORPUS ($(nproc) cores), work dir $WORK"
 $BENCH --dump-text "$CORPUS" "$WORK/text.txt"
