@@ -1,0 +1,385 @@
+//! Turns an HTML page into its main-content text with `scraper` (html5ever's spec parser).
+//!
+//! Boilerplate containers are dropped (`script`, `style`, `nav`, `header` outside an article,
+//! `footer`, `aside`, `form`, `noscript`, embedded objects, hidden elements and their ARIA
+//! equivalents). When the page has exactly one `<main>` element with text, only it is kept.
+//! Paragraphs, headings, list items, table rows and `<br>` become lines, table cells of a row
+//! are joined with ` | `, whitespace runs collapse to one space, `<pre>` keeps its lines.
+
+use ego_tree::iter::Edge;
+use ego_tree::NodeRef;
+use scraper::{Html, Node};
+
+/// What the extraction gives: the text and the page title.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExtractedText {
+    /// Main-content text, one block per line, no empty lines.
+    pub text: String,
+    /// The `<title>`, whitespace collapsed, if the page has a non-empty one.
+    pub title: Option<String>,
+}
+
+/// Elements whose whole subtree is boilerplate or not text.
+fn is_dropped_element(name: &str) -> bool {
+    matches!(
+        name,
+        "script"
+            | "style"
+            | "noscript"
+            | "template"
+            | "head"
+            | "nav"
+            | "footer"
+            | "aside"
+            | "form"
+            | "button"
+            | "select"
+            | "textarea"
+            | "input"
+            | "iframe"
+            | "frame"
+            | "frameset"
+            | "object"
+            | "embed"
+            | "applet"
+            | "svg"
+            | "canvas"
+            | "video"
+            | "audio"
+            | "map"
+            | "dialog"
+            | "menu"
+    )
+}
+
+/// Elements that start and end a line.
+fn is_block_element(name: &str) -> bool {
+    matches!(
+        name,
+        "address"
+            | "article"
+            | "blockquote"
+            | "body"
+            | "caption"
+            | "center"
+            | "dd"
+            | "details"
+            | "div"
+            | "dl"
+            | "dt"
+            | "fieldset"
+            | "figcaption"
+            | "figure"
+            | "h1"
+            | "h2"
+            | "h3"
+            | "h4"
+            | "h5"
+            | "h6"
+            | "header"
+            | "hgroup"
+            | "hr"
+            | "html"
+            | "legend"
+            | "li"
+            | "main"
+            | "ol"
+            | "p"
+            | "pre"
+            | "section"
+            | "summary"
+            | "table"
+            | "tbody"
+            | "tfoot"
+            | "thead"
+            | "tr"
+            | "ul"
+    )
+}
+
+/// ARIA roles of navigation and page chrome.
+fn is_dropped_role(role: &str) -> bool {
+    matches!(
+        role.trim().to_ascii_lowercase().as_str(),
+        "navigation" | "banner" | "contentinfo" | "complementary" | "search" | "menu" | "menubar"
+    )
+}
+
+/// True for an element that is hidden or plays a boilerplate role.
+fn is_hidden(el: &scraper::node::Element) -> bool {
+    if el.attr("hidden").is_some() {
+        return true;
+    }
+    if el
+        .attr("aria-hidden")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+    {
+        return true;
+    }
+    if el.attr("role").is_some_and(is_dropped_role) {
+        return true;
+    }
+    el.attr("style").is_some_and(|s| {
+        let squeezed: String = s
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        squeezed.contains("display:none") || squeezed.contains("visibility:hidden")
+    })
+}
+
+/// Builds the text line by line, collapsing whitespace.
+struct TextBuilder {
+    out: String,
+    at_line_start: bool,
+    pending_space: bool,
+}
+
+impl TextBuilder {
+    fn new(capacity: usize) -> Self {
+        TextBuilder {
+            out: String::with_capacity(capacity),
+            at_line_start: true,
+            pending_space: false,
+        }
+    }
+
+    fn push_text(&mut self, text: &str) {
+        for word in text.split(char::is_whitespace) {
+            if word.is_empty() {
+                self.pending_space = true;
+                continue;
+            }
+            if self.pending_space && !self.at_line_start {
+                self.out.push(' ');
+            }
+            self.out.push_str(word);
+            self.at_line_start = false;
+            self.pending_space = true;
+        }
+        // `split` yields a final piece after the last separator; a text ending in a word
+        // must not add a space before the next inline text.
+        if !text.ends_with(char::is_whitespace) {
+            self.pending_space = false;
+        }
+    }
+
+    fn push_preformatted(&mut self, text: &str) {
+        for (i, line) in text.split('\n').enumerate() {
+            if i > 0 {
+                self.newline();
+            }
+            let line = line.trim_end();
+            if !line.is_empty() {
+                if self.pending_space && !self.at_line_start {
+                    self.out.push(' ');
+                }
+                self.out.push_str(line);
+                self.at_line_start = false;
+                self.pending_space = false;
+            }
+        }
+    }
+
+    fn separator(&mut self, sep: &str) {
+        if !self.at_line_start {
+            self.out.push_str(sep);
+            self.pending_space = false;
+        }
+    }
+
+    fn newline(&mut self) {
+        if !self.at_line_start {
+            self.out.push('\n');
+            self.at_line_start = true;
+        }
+        self.pending_space = false;
+    }
+
+    fn finish(mut self) -> String {
+        while self.out.ends_with('\n') {
+            self.out.pop();
+        }
+        self.out
+    }
+}
+
+/// Collapses whitespace of a short text (titles).
+fn collapse(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Extracts the text under `root`, skipping dropped subtrees.
+fn extract_under(root: NodeRef<'_, Node>, capacity: usize) -> String {
+    let mut b = TextBuilder::new(capacity);
+    // While `Some(id)`, everything up to the close of that node is skipped.
+    let mut skipping: Option<ego_tree::NodeId> = None;
+    let mut pre_depth = 0usize;
+    let mut content_depth = 0usize;
+    for edge in root.traverse() {
+        match edge {
+            Edge::Open(node) => {
+                if skipping.is_some() {
+                    continue;
+                }
+                match node.value() {
+                    Node::Text(t) => {
+                        if pre_depth > 0 {
+                            b.push_preformatted(t);
+                        } else {
+                            b.push_text(t);
+                        }
+                    }
+                    Node::Element(el) => {
+                        let name = el.name();
+                        let dropped = is_dropped_element(name)
+                            || (name == "header" && content_depth == 0)
+                            || is_hidden(el);
+                        if dropped && node.id() != root.id() {
+                            skipping = Some(node.id());
+                            continue;
+                        }
+                        match name {
+                            "br" => b.newline(),
+                            "td" | "th" => b.separator(" | "),
+                            "pre" => {
+                                pre_depth += 1;
+                                b.newline();
+                            }
+                            "article" | "main" => {
+                                content_depth += 1;
+                                b.newline();
+                            }
+                            "img" => {}
+                            _ if is_block_element(name) => b.newline(),
+                            _ => {}
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Edge::Close(node) => {
+                if let Some(id) = skipping {
+                    if id == node.id() {
+                        skipping = None;
+                    }
+                    continue;
+                }
+                if let Node::Element(el) = node.value() {
+                    let name = el.name();
+                    match name {
+                        "pre" => {
+                            pre_depth = pre_depth.saturating_sub(1);
+                            b.newline();
+                        }
+                        "article" | "main" => {
+                            content_depth = content_depth.saturating_sub(1);
+                            b.newline();
+                        }
+                        _ if is_block_element(name) => b.newline(),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    b.finish()
+}
+
+/// True for a `<main>` element or one with `role="main"`.
+fn is_main(node: &NodeRef<'_, Node>) -> bool {
+    match node.value() {
+        Node::Element(el) => {
+            el.name() == "main"
+                || el
+                    .attr("role")
+                    .is_some_and(|r| r.trim().eq_ignore_ascii_case("main"))
+        }
+        _ => false,
+    }
+}
+
+/// Extracts main-content text and title from an HTML document.
+pub fn html_to_text(html: &str) -> ExtractedText {
+    let doc = Html::parse_document(html);
+    let root = doc.tree.root();
+    let mut title = None;
+    let mut mains = Vec::new();
+    for node in root.descendants() {
+        if let Node::Element(el) = node.value() {
+            if title.is_none() && el.name() == "title" {
+                let t: String = node
+                    .children()
+                    .filter_map(|c| c.value().as_text().map(|t| t.to_string()))
+                    .collect();
+                let t = collapse(&t);
+                if !t.is_empty() {
+                    title = Some(t);
+                }
+            }
+            if is_main(&node) {
+                mains.push(node);
+            }
+        }
+    }
+    let capacity = html.len() / 4;
+    let mut text = String::new();
+    if let [main] = mains.as_slice() {
+        text = extract_under(*main, capacity);
+    }
+    if text.is_empty() {
+        text = extract_under(root, capacity);
+    }
+    ExtractedText { text, title }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_blocks_as_lines_and_drops_boilerplate() {
+        let html = r#"<html><head><title> A
+            page </title><style>p{}</style></head><body>
+            <header><a href="/">Site</a></header>
+            <nav><ul><li>Home</li><li>About</li></ul></nav>
+            <h1>Heading   one</h1>
+            <p>First <b>bold</b>
+               paragraph.<br>Second line.</p>
+            <div hidden>secret</div><div style="display: none">gone</div>
+            <ul><li>item one</li><li>item <i>two</i></li></ul>
+            <table><tr><th>k</th><th>v</th></tr><tr><td>a</td><td>1</td></tr></table>
+            <pre>fn main() {
+    x();
+}</pre>
+            <script>var x = "<p>no</p>";</script>
+            <footer>Copyright</footer></body></html>"#;
+        let out = html_to_text(html);
+        assert_eq!(out.title.as_deref(), Some("A page"));
+        assert_eq!(
+            out.text,
+            "Heading one\nFirst bold paragraph.\nSecond line.\nitem one\nitem two\nk | v\na | 1\nfn main() {\n    x();\n}"
+        );
+    }
+
+    #[test]
+    fn single_main_wins_and_article_header_is_kept() {
+        let html = "<body><div>menu junk</div><main><article><header><h1>Title</h1></header><p>Body text.</p></article></main><div>more junk</div></body>";
+        assert_eq!(html_to_text(html).text, "Title\nBody text.");
+        let two = "<body><main><p>a</p></main><main><p>b</p></main></body>";
+        assert_eq!(html_to_text(two).text, "a\nb");
+    }
+
+    #[test]
+    fn survives_broken_and_deep_markup() {
+        assert_eq!(html_to_text("").text, "");
+        assert_eq!(
+            html_to_text("<p>unclosed <b>bold <i>x").text,
+            "unclosed bold x"
+        );
+        let deep = "<div>".repeat(20_000) + "deep" + &"</div>".repeat(20_000);
+        assert_eq!(html_to_text(&deep).text, "deep");
+        assert_eq!(html_to_text("a&amp;b &lt;c&gt; &nbsp;d").text, "a&b <c> d");
+    }
+}
