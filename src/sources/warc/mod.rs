@@ -237,18 +237,31 @@ impl DocumentBuilder {
                     }
                     _ => http::sniff_html(&body),
                 };
-                if !html {
+                // A `resource` record of plain text (wget's log, a stored .txt) is text as is.
+                let plain = warc_type == "resource" && media.as_deref() == Some("text/plain");
+                if !html && !plain {
                     return Ok(None);
                 }
                 let http_charset = declared_type.as_deref().and_then(charset::charset_param);
                 let decoded = charset::decode_html(&body, http_charset, &url);
-                let extracted = html_text::html_to_text(&decoded.text);
-                (
-                    extracted.text,
-                    media.unwrap_or_else(|| "text/html".to_string()),
-                    Some((decoded.encoding.name(), decoded.source.as_str())),
-                    extracted.title,
-                )
+                let charset = Some((decoded.encoding.name(), decoded.source.as_str()));
+                let media = media.unwrap_or_else(|| "text/html".to_string());
+                if plain {
+                    (decoded.text.trim().to_string(), media, charset, None)
+                } else {
+                    let depth = html_text::nesting_depth_estimate(&decoded.text);
+                    if depth > html_text::MAX_NESTING_DEPTH {
+                        return Err(bad(
+                            "html_too_deep",
+                            format!(
+                                "elements nest about {depth} deep (more than {})",
+                                html_text::MAX_NESTING_DEPTH
+                            ),
+                        ));
+                    }
+                    let extracted = html_text::html_to_text(&decoded.text);
+                    (extracted.text, media, charset, extracted.title)
+                }
             }
             _ => return Ok(None),
         };
@@ -271,6 +284,9 @@ impl DocumentBuilder {
         }
         if let Some(title) = title {
             doc.set("title", title);
+        }
+        if rec.length_repaired {
+            doc.set("warc_length_repaired", true);
         }
         if let Some(lang) = rec.headers.get("WARC-Identified-Content-Language") {
             doc.set("warc_language", lang);

@@ -58,6 +58,9 @@ pub struct WarcRecord {
     pub headers: WarcHeaders,
     /// The record block (`Content-Length` bytes).
     pub block: Vec<u8>,
+    /// True when `Content-Length` did not match the file and the block was re-read as the
+    /// bytes up to the next record.
+    pub length_repaired: bool,
 }
 
 impl WarcRecord {
@@ -67,9 +70,58 @@ impl WarcRecord {
     }
 }
 
+/// A buffered input that can be given bytes back, read again before the rest of the stream.
+struct Rewind<R> {
+    back: Vec<u8>,
+    pos: usize,
+    inner: R,
+}
+
+impl<R: BufRead> Rewind<R> {
+    /// Puts `bytes` in front of what is left to read.
+    fn unread(&mut self, bytes: &[u8]) {
+        let mut back = Vec::with_capacity(bytes.len() + self.back.len() - self.pos);
+        back.extend_from_slice(bytes);
+        back.extend_from_slice(&self.back[self.pos..]);
+        self.back = back;
+        self.pos = 0;
+    }
+}
+
+impl<R: BufRead> Read for Rewind<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let avail = self.fill_buf()?;
+        let n = avail.len().min(buf.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Rewind<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.pos < self.back.len() {
+            return Ok(&self.back[self.pos..]);
+        }
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, n: usize) {
+        if self.pos < self.back.len() {
+            self.pos += n;
+            if self.pos >= self.back.len() {
+                self.back = Vec::new();
+                self.pos = 0;
+            }
+        } else {
+            self.inner.consume(n);
+        }
+    }
+}
+
 /// Streams the records of one WARC file; see the module documentation.
 pub struct WarcRecordReader<R> {
-    input: R,
+    input: Rewind<R>,
     kind: StreamKind,
     offset: u64,
     max_record_bytes: u64,
@@ -104,7 +156,11 @@ impl<R: BufRead> WarcRecordReader<R> {
     /// case) up to `max_record_bytes` each.
     pub fn new(input: R, kind: StreamKind, max_record_bytes: u64, wanted: &[String]) -> Self {
         WarcRecordReader {
-            input,
+            input: Rewind {
+                back: Vec::new(),
+                pos: 0,
+                inner: input,
+            },
             kind,
             offset: 0,
             max_record_bytes,
@@ -365,8 +421,8 @@ impl<R: BufRead> WarcRecordReader<R> {
                     "no WARC-Type",
                 )));
             }
-            if !self.wants(warc_type) || length > self.max_record_bytes {
-                let too_large = self.wants(warc_type);
+            let wanted = self.wants(warc_type);
+            if length > self.max_record_bytes {
                 let skipped = match self.skip(length) {
                     Ok(n) => n,
                     Err(e) => return Some(Err(self.read_error(start, e))),
@@ -375,18 +431,19 @@ impl<R: BufRead> WarcRecordReader<R> {
                     self.done = true;
                     return Some(Err(truncated(start, skipped, length)));
                 }
-                if too_large {
-                    return Some(Err(RecordError::record(
-                        start,
-                        "warc_record_too_large",
-                        format!(
-                            "{warc_type} record of {length} bytes is over max_record_bytes = {}",
-                            self.max_record_bytes
-                        ),
-                    )));
+                if !wanted {
+                    continue;
                 }
-                continue;
+                return Some(Err(RecordError::record(
+                    start,
+                    "warc_record_too_large",
+                    format!(
+                        "{warc_type} record of {length} bytes is over max_record_bytes = {}",
+                        self.max_record_bytes
+                    ),
+                )));
             }
+            let block_start = self.offset;
             let mut block = Vec::with_capacity(usize::try_from(length.min(1 << 20)).unwrap_or(0));
             match (&mut self.input).take(length).read_to_end(&mut block) {
                 Ok(n) => self.offset += n as u64,
@@ -395,17 +452,116 @@ impl<R: BufRead> WarcRecordReader<R> {
                     return Some(Err(self.read_error(start, e)));
                 }
             }
-            if (block.len() as u64) < length {
-                self.done = true;
-                return Some(Err(truncated(start, block.len() as u64, length)));
+            // A block that does not end where Content-Length says (a hand-edited file, line
+            // ends converted after writing) is re-read up to the next `WARC/1.` line.
+            let mut after = Vec::new();
+            let consistent = if (block.len() as u64) < length {
+                if !contains_version_line(&block) {
+                    self.done = true;
+                    return Some(Err(truncated(start, block.len() as u64, length)));
+                }
+                false
+            } else {
+                match self.trailer_ok(&mut after) {
+                    Ok(ok) => ok,
+                    Err(e) => return Some(Err(self.read_error(start, e))),
+                }
+            };
+            if !consistent {
+                block.extend_from_slice(&after);
+                self.pending_version = None;
+                self.done = false;
+                self.input.unread(&block);
+                self.offset = block_start;
+                block = match self.rescan_block() {
+                    Ok(Some(b)) => b,
+                    Ok(None) if !wanted => continue,
+                    Ok(None) => {
+                        return Some(Err(RecordError::record(
+                            start,
+                            "warc_record_too_large",
+                            format!(
+                                "{warc_type} record is over max_record_bytes = {}",
+                                self.max_record_bytes
+                            ),
+                        )))
+                    }
+                    Err(e) => return Some(Err(self.read_error(start, e))),
+                };
+            }
+            if !wanted {
+                continue;
             }
             return Some(Ok(WarcRecord {
                 offset: start,
                 version,
                 headers,
                 block,
+                length_repaired: !consistent,
             }));
         }
+    }
+
+    /// After a block: true when only blank lines follow before the next version line (left
+    /// pending) or the end of input; false when another line comes first. The lines read
+    /// before that are appended to `after`.
+    fn trailer_ok(&mut self, after: &mut Vec<u8>) -> std::io::Result<bool> {
+        loop {
+            match self.read_line(MAX_HEADER_LINE_BYTES)? {
+                Line::Eof => {
+                    self.done = true;
+                    return Ok(true);
+                }
+                Line::Read { start, too_long } => {
+                    if !too_long && is_version_line(&self.line) {
+                        self.pending_version = Some(start);
+                        return Ok(true);
+                    }
+                    after.extend_from_slice(&self.line);
+                    if too_long || !trim_line_end(&self.line).is_empty() {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads a block as the lines up to the next version line (left pending) or the end of
+    /// input, without its trailing line ends. `None` when it is over `max_record_bytes` (the
+    /// rest is then read past).
+    fn rescan_block(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        let max = usize::try_from(self.max_record_bytes).unwrap_or(usize::MAX);
+        let mut block = Vec::new();
+        let mut over = false;
+        loop {
+            let cap = if over {
+                MAX_HEADER_LINE_BYTES
+            } else {
+                max.saturating_sub(block.len()).max(8)
+            };
+            match self.read_line(cap)? {
+                Line::Eof => {
+                    self.done = true;
+                    break;
+                }
+                Line::Read { start, too_long } => {
+                    if !too_long && is_version_line(&self.line) {
+                        self.pending_version = Some(start);
+                        break;
+                    }
+                    if over || too_long || block.len() + self.line.len() > max {
+                        over = true;
+                        block = Vec::new();
+                    } else {
+                        block.extend_from_slice(&self.line);
+                    }
+                }
+            }
+        }
+        while let [.., b'\n' | b'\r'] = block.as_slice() {
+            block.pop();
+        }
+        Ok((!over).then_some(block))
     }
 }
 
@@ -427,6 +583,11 @@ fn truncated(start: u64, got: u64, length: u64) -> RecordError {
 
 fn is_version_line(line: &[u8]) -> bool {
     line.starts_with(b"WARC/1.")
+}
+
+/// True when a `WARC/1.` line starts somewhere inside `block` (not at its first byte).
+fn contains_version_line(block: &[u8]) -> bool {
+    memchr::memmem::find(block, b"\nWARC/1.").is_some()
 }
 
 fn trim_line_end(mut line: &[u8]) -> &[u8] {
