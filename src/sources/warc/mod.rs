@@ -14,7 +14,7 @@ pub mod record;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
 use super::{record_id, stop_after_fatal, Reader, Records};
@@ -116,7 +116,15 @@ impl WarcSource {
         path: &Path,
         source: &str,
     ) -> Result<impl Iterator<Item = Result<Document, RecordError>> + Send + 'static> {
-        let input = open_decompressed(path)?;
+        let size = std::fs::metadata(path)
+            .with_context(|| format!("cannot open {}", path.display()))?
+            .len();
+        // An empty file (even named `.gz`, which holds no gzip header then) has no records.
+        let input: Box<dyn std::io::Read + Send> = if size == 0 {
+            Box::new(std::io::empty())
+        } else {
+            open_decompressed(path)?
+        };
         let name = crate::doc::file_name(path);
         let kind = if name.ends_with(".gz") {
             StreamKind::Gzip

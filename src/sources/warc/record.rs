@@ -309,16 +309,16 @@ impl<R: BufRead> WarcRecordReader<R> {
                     "header longer than {MAX_HEADER_BYTES} bytes"
                 )));
             }
+            if !self.line.ends_with(b"\n") {
+                self.done = true;
+                return Err(HeaderError::Stop(RecordError::record(
+                    start,
+                    "warc_truncated",
+                    "input ends inside the record header",
+                )));
+            }
             let line = trim_line_end(&self.line);
             if line.is_empty() {
-                if !self.line.ends_with(b"\n") {
-                    self.done = true;
-                    return Err(HeaderError::Stop(RecordError::record(
-                        start,
-                        "warc_truncated",
-                        "input ends inside the record header",
-                    )));
-                }
                 return Ok(WarcHeaders { fields });
             }
             if matches!(line[0], b' ' | b'\t') {
@@ -502,10 +502,13 @@ impl<R: BufRead> WarcRecordReader<R> {
         }
     }
 
-    /// After a block: true when only blank lines follow before the next version line (left
-    /// pending) or the end of input; false when another line comes first. The lines read
-    /// before that are appended to `after`.
+    /// After a block: true when it is followed by the record separator (two line ends) or
+    /// directly by the next version line (left pending) or by the end of input; false when
+    /// other bytes come first, i.e. `Content-Length` is wrong. The lines read before that are
+    /// appended to `after`. After a proper separator, a line that is not a version line is
+    /// given back for the next call to report as a bad header.
     fn trailer_ok(&mut self, after: &mut Vec<u8>) -> std::io::Result<bool> {
+        let mut blank_lines = 0;
         loop {
             match self.read_line(MAX_HEADER_LINE_BYTES)? {
                 Line::Eof => {
@@ -517,10 +520,18 @@ impl<R: BufRead> WarcRecordReader<R> {
                         self.pending_version = Some(start);
                         return Ok(true);
                     }
-                    after.extend_from_slice(&self.line);
-                    if too_long || !trim_line_end(&self.line).is_empty() {
-                        return Ok(false);
+                    if !too_long && trim_line_end(&self.line).is_empty() {
+                        after.extend_from_slice(&self.line);
+                        blank_lines += 1;
+                        continue;
                     }
+                    if blank_lines >= 2 {
+                        self.input.unread(&self.line);
+                        self.offset = start;
+                        return Ok(true);
+                    }
+                    after.extend_from_slice(&self.line);
+                    return Ok(false);
                 }
             }
         }
@@ -684,5 +695,46 @@ mod tests {
         // An unwanted record that is cut short is reported too.
         let items = read_all(cut_block, &["response"], 1 << 20);
         assert_eq!(items[0].as_ref().unwrap_err().reason, "warc_truncated");
+    }
+
+    #[test]
+    fn wrong_content_length_is_repaired_from_the_next_record() {
+        let good = record("conversion", "third");
+        // Too small (counted in characters, not bytes) and too large (line ends changed).
+        let short = "WARC/1.0\nWARC-Type: conversion\nContent-Length: 4\n\nпривет\n\n";
+        let long = "WARC/1.0\nWARC-Type: conversion\nContent-Length: 12\n\nhello\n\n";
+        let input = format!("{short}{long}{good}");
+        let items = read_all(input.as_bytes(), &["conversion"], 1 << 20);
+        let blocks: Vec<(&[u8], bool)> = items
+            .iter()
+            .map(|r| {
+                let r = r.as_ref().unwrap();
+                (r.block.as_slice(), r.length_repaired)
+            })
+            .collect();
+        assert_eq!(
+            blocks,
+            [
+                ("привет".as_bytes(), true),
+                (&b"hello"[..], true),
+                (&b"third"[..], false)
+            ]
+        );
+        assert_eq!(items[1].as_ref().unwrap().offset, short.len() as u64);
+    }
+
+    #[test]
+    fn broken_version_line_after_a_good_record_is_reported() {
+        let first = record("request", "GET / HTTP/1.1\r\n\r\n");
+        let broken = record("conversion", "lost").replacen("WARC/1.1", "WARC/X", 1);
+        let input = format!("{first}{broken}{}", record("conversion", "kept"));
+        let items = read_all(input.as_bytes(), &["conversion"], 1 << 20);
+        assert_eq!(items.len(), 2);
+        let e = items[0].as_ref().unwrap_err();
+        assert_eq!(
+            (e.offset, e.reason.as_str()),
+            (first.len() as u64, "warc_bad_header")
+        );
+        assert_eq!(items[1].as_ref().unwrap().block, b"kept");
     }
 }
