@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use datamill::run::runner::rank_and_world;
+use datamill::run::runner::{rank_and_world, Step};
 use datamill::run::{run_pipeline, RunOptions};
 use datamill::stats::MergedStats;
 
@@ -42,6 +42,13 @@ enum Command {
         /// Redo shards that are already complete.
         #[arg(long)]
         force: bool,
+        /// Part of a distributed run: `all`, `segment-K` (this rank's shards of segment K, then
+        /// the map files of the next dedup stage) or `reduce-K` (partition RANK of WORLD_SIZE).
+        #[arg(long, default_value = "all")]
+        step: Step,
+        /// Hash partitions of the dedup map files in a distributed run.
+        #[arg(long, default_value_t = 8)]
+        partitions: usize,
     },
     /// Merge the per-shard stats of an output folder into one table.
     Stats {
@@ -80,6 +87,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             world_size,
             threads,
             force,
+            step,
+            partitions,
         } => {
             let (rank, world_size) = rank_and_world(rank, world_size)?;
             let opts = RunOptions {
@@ -90,6 +99,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 threads,
                 force,
                 progress: true,
+                step,
+                partitions,
             };
             let summary = run_pipeline(&pipeline, &opts)?;
             print!("{}", summary.report());

@@ -393,3 +393,107 @@ fn config_errors_name_the_key_and_the_file() {
     let err = String::from_utf8_lossy(&run(&["run", pipe.to_str().unwrap()]).stderr).into_owned();
     assert!(err.contains("colour") && err.contains("bad.toml"), "{err}");
 }
+
+/// Runs the dedup pipeline as a distributed run would: every segment step on each of `world`
+/// ranks, then the reduce of the next dedup stage as `partitions` tasks.
+fn run_distributed(pipe: &Path, world: usize, partitions: usize) {
+    let w = world.to_string();
+    let p = partitions.to_string();
+    for k in 0..3 {
+        for rank in 0..world {
+            let step = format!("segment-{k}");
+            let r = rank.to_string();
+            let args = ["run", pipe.to_str().unwrap(), "--step", &step, "--rank", &r];
+            let out = run(&[&args[..], &["--world-size", &w, "--partitions", &p]].concat());
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        if k < 2 {
+            for part in 0..partitions {
+                let step = format!("reduce-{}", k + 1);
+                let r = part.to_string();
+                let args = ["run", pipe.to_str().unwrap(), "--step", &step, "--rank", &r];
+                let out = run(&[&args[..], &["--world-size", &p, "--partitions", &p]].concat());
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn distributed_dedup_equals_one_process_whatever_ranks_and_partitions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    // Overlapping slices of the real sample, so duplicates cross files and ranks.
+    let docs = datamill::doc::read_shard(&repo(C4_SAMPLE)).unwrap();
+    for i in 0..7 {
+        let body: String = docs[i * 80..i * 80 + 160]
+            .iter()
+            .map(|d| serde_json::to_string(d).unwrap() + "\n")
+            .collect();
+        std::fs::write(input.join(format!("f{i}.jsonl")), body).unwrap();
+    }
+    let single = tmp.path().join("single");
+    let pipe = write_pipeline(tmp.path(), &input, &single, DEDUP_STAGES);
+    assert!(run(&["run", pipe.to_str().unwrap()]).status.success());
+    let expected = snapshot(&single);
+    for (world, partitions) in [(3, 2), (2, 5), (7, 1)] {
+        let out = tmp.path().join(format!("d{world}-{partitions}"));
+        let pipe = write_pipeline(tmp.path(), &input, &out, DEDUP_STAGES);
+        run_distributed(&pipe, world, partitions);
+        let got = snapshot(&out);
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            expected.keys().collect::<Vec<_>>()
+        );
+        for (k, v) in &expected {
+            assert!(
+                got[k] == *v,
+                "{k} differs with {world} ranks, {partitions} partitions"
+            );
+        }
+    }
+}
+
+#[test]
+fn distributed_steps_refuse_missing_phases_and_changed_partitions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = make_inputs(tmp.path(), 2);
+    let out = tmp.path().join("out");
+    let pipe = write_pipeline(tmp.path(), &input, &out, DEDUP_STAGES);
+    let p = pipe.to_str().unwrap();
+    let base = ["--world-size", "2", "--partitions", "4"];
+    let r = run(&[&["run", p, "--step", "segment-1", "--rank", "0"][..], &base].concat());
+    assert!(!r.status.success());
+    assert!(String::from_utf8_lossy(&r.stderr).contains("previous step"));
+    for rank in ["0", "1"] {
+        let r = run(&[
+            &["run", p, "--step", "segment-0", "--rank", rank][..],
+            &base,
+        ]
+        .concat());
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    }
+    let changed = ["--world-size", "3", "--partitions", "3"];
+    let r = run(&[
+        &["run", p, "--step", "reduce-1", "--rank", "0"][..],
+        &changed,
+    ]
+    .concat());
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        !r.status.success() && err.contains("partition count changed"),
+        "{err}"
+    );
+    let r = run(&["run", p, "--rank", "0", "--world-size", "2"]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && err.contains("slurm submit"), "{err}");
+}
