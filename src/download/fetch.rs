@@ -309,7 +309,11 @@ impl Transfer<'_> {
     }
 
     /// Checks the digest of the complete part file and renames it to the final name.
-    fn finish(&mut self, final_path: &Path, expected: Option<&str>) -> Result<String, AttemptError> {
+    fn finish(
+        &mut self,
+        final_path: &Path,
+        expected: Option<&str>,
+    ) -> Result<String, AttemptError> {
         let on_disk = std::fs::metadata(self.part).map_or(0, |m| m.len());
         if self.hash.as_ref().map(|h| h.1) != Some(on_disk) {
             let f = File::open(self.part).map_err(|e| self.io_error("read", e))?;
@@ -380,7 +384,10 @@ mod tests {
 
     #[test]
     fn parses_content_range() {
-        assert_eq!(parse_content_range("bytes 100-199/200"), Some((100, Some(200))));
+        assert_eq!(
+            parse_content_range("bytes 100-199/200"),
+            Some((100, Some(200)))
+        );
         assert_eq!(parse_content_range("bytes 0-9/*"), Some((0, None)));
         assert_eq!(parse_content_range("bytes 5-9/9"), None);
         assert_eq!(parse_content_range("items 0-1/2"), None);

@@ -95,7 +95,10 @@ pub fn check_relative_path(path: &str) -> std::result::Result<(), &'static str> 
     if path.contains('\\') || path.contains('\0') {
         return Err("bad_character");
     }
-    if path.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+    if path
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
         return Err("bad_component");
     }
     if path.ends_with(super::PART_SUFFIX) {
