@@ -87,7 +87,8 @@ pub fn parse_path_list(input: impl Read) -> Result<PathList> {
 }
 
 /// Accepts only paths that stay inside the destination folder: relative, no `..` or `.`
-/// component, no empty component, no backslash, no `.part` suffix (reserved for partial files).
+/// component, no empty component, no backslash, no `.part` suffix (reserved for partial files),
+/// not the manifest's own name.
 pub fn check_relative_path(path: &str) -> std::result::Result<(), &'static str> {
     if path.starts_with('/') {
         return Err("absolute_path");
@@ -103,6 +104,9 @@ pub fn check_relative_path(path: &str) -> std::result::Result<(), &'static str> 
     }
     if path.ends_with(super::PART_SUFFIX) {
         return Err("part_suffix");
+    }
+    if path == super::manifest::MANIFEST_NAME {
+        return Err("reserved_name");
     }
     if !Path::new(path)
         .components()
@@ -125,7 +129,8 @@ mod tests {
     #[test]
     fn parses_skips_and_refuses() {
         let list = "# comment\ncrawl-data/a/b.warc.wet.gz\r\n\n  crawl-data/c.gz  \n\
-                    /etc/passwd\ncrawl-data/../x\ncrawl-data/a/b.warc.wet.gz\nx//y\nfile.part\n";
+                    /etc/passwd\ncrawl-data/../x\ncrawl-data/a/b.warc.wet.gz\nx//y\nfile.part\n\
+                    download-manifest.json\n";
         let got = parse_path_list(list.as_bytes()).unwrap();
         assert_eq!(got.paths, ["crawl-data/a/b.warc.wet.gz", "crawl-data/c.gz"]);
         assert_eq!(got.duplicates, 1);
@@ -136,7 +141,8 @@ mod tests {
                 (5, "absolute_path"),
                 (6, "bad_component"),
                 (8, "bad_component"),
-                (9, "part_suffix")
+                (9, "part_suffix"),
+                (10, "reserved_name")
             ]
         );
     }
