@@ -327,7 +327,8 @@ fn plan_segments(config: &PipelineConfig, stages: &[Box<dyn Stage>]) -> Result<V
             starts.push(i);
         }
     }
-    starts.dedup();
+    // A group stage first in the pipeline gives an empty segment 0 (read only), so that the
+    // stage can scan what was read.
     let mut segments = Vec::new();
     for (k, &start) in starts.iter().enumerate() {
         let end = starts.get(k + 1).copied().unwrap_or(stages.len());
