@@ -187,7 +187,7 @@ fn serve(mut stream: TcpStream, log: &Mutex<Vec<Seen>>, counts: &Mutex<HashMap<S
         let _ = stream.write_all(&body[..body.len() / 2]);
         let _ = stream.flush();
         if mode == "stall" {
-            std::thread::sleep(Duration::from_millis(1500));
+            std::thread::sleep(Duration::from_secs(4));
         }
         return; // dropping the stream closes the connection mid-body
     }
@@ -375,18 +375,22 @@ fn stalled_transfer_times_out_and_resumes() {
     let p = "stall/commoncrawl/whirlwind-python/whirlwind.warc.gz";
     std::fs::write(&list, format!("{p}\n")).unwrap();
     let opts = DownloadOptions {
-        timeout: Duration::from_millis(300),
+        timeout: Duration::from_millis(800),
         ..options(&list, &server, &dest)
     };
     let summary = download(&opts).unwrap();
-    assert_eq!((summary.ok, summary.retries), (1, 1));
+    assert_eq!(summary.ok, 1);
+    assert!(summary.retries >= 1);
     assert_eq!(
         std::fs::read(dest.join(p)).unwrap(),
         std::fs::read(original(p)).unwrap()
     );
+    // The stalled first request sent half the file; the next one resumed from there.
     let seen = server.requests_for(p);
-    assert_eq!(seen.len(), 2);
+    let half = std::fs::metadata(original(p)).unwrap().len() / 2;
+    assert_eq!((seen[0].status, seen[0].range.as_deref()), (200, None));
     assert_eq!(seen[1].status, 206);
+    assert_eq!(seen[1].range, Some(format!("bytes={half}-")));
 }
 
 #[test]
