@@ -64,7 +64,7 @@ enum Command {
         /// sha256sum-format file (`SHA256  PATH` lines) with expected digests.
         #[arg(long)]
         checksums: Option<PathBuf>,
-        /// Requests per file before it counts as failed.
+        /// Failed requests in a row that brought no new bytes before a file counts as failed.
         #[arg(long, default_value_t = 6)]
         max_attempts: u32,
         /// Backoff before the first retry in milliseconds; doubles per retry (jittered).

@@ -3,7 +3,8 @@
 //!
 //! `/files/P` serves `samples/P`; `/cut/P` closes the connection halfway on the first request;
 //! `/flaky/P` answers 503 twice; `/norange/P` ignores Range; `/stall/P` stops sending halfway
-//! on the first request and keeps the connection open. Every request is recorded.
+//! on the first request and keeps the connection open; `/chunky/P` sends at most 40,000 bytes
+//! per request, then closes. Every request is recorded.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -191,6 +192,11 @@ fn serve(mut stream: TcpStream, log: &Mutex<Vec<Seen>>, counts: &Mutex<HashMap<S
         }
         return; // dropping the stream closes the connection mid-body
     }
+    let body = if mode == "chunky" {
+        &body[..body.len().min(40_000)]
+    } else {
+        body
+    };
     for chunk in body.chunks(16 * 1024) {
         if stream.write_all(chunk).is_err() {
             return;
@@ -527,4 +533,67 @@ fn bad_list_lines_are_refused_and_counted() {
     assert!(summary.failed.iter().all(|f| f.url.is_none()));
     assert_eq!(server.requests().len(), 1);
     assert!(!tmp.path().join("escape").exists());
+}
+
+#[test]
+fn requests_that_bring_new_bytes_do_not_use_up_attempts() {
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("dest");
+    let list = tmp.path().join("paths.txt");
+    // 135,896 bytes, served 40,000 at a time: four requests, each cut off but each progressing.
+    let p = "chunky/commoncrawl/chatnoir-resiliparse/warcfile.warc.gz";
+    std::fs::write(&list, format!("{p}\n")).unwrap();
+    let opts = DownloadOptions {
+        retry: RetryPolicy {
+            max_attempts: 2,
+            ..quick_retry()
+        },
+        ..options(&list, &server, &dest)
+    };
+    let summary = download(&opts).unwrap();
+    assert_eq!(summary.failed, []);
+    assert_eq!(
+        std::fs::read(dest.join(p)).unwrap(),
+        std::fs::read(original(p)).unwrap()
+    );
+    let ranges: Vec<Option<String>> = server
+        .requests_for(p)
+        .into_iter()
+        .map(|r| r.range)
+        .collect();
+    assert_eq!(
+        ranges,
+        [
+            None,
+            Some("bytes=40000-".to_string()),
+            Some("bytes=80000-".to_string()),
+            Some("bytes=120000-".to_string())
+        ]
+    );
+}
+
+#[test]
+fn a_file_that_never_progresses_fails_after_max_attempts() {
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("dest");
+    let list = tmp.path().join("paths.txt");
+    // `flaky` answers 503 twice; with 2 attempts the file fails with the status.
+    let p = "flaky/commoncrawl/warcio/example.warc.gz";
+    std::fs::write(&list, format!("{p}\n")).unwrap();
+    let opts = DownloadOptions {
+        retry: RetryPolicy {
+            max_attempts: 2,
+            ..quick_retry()
+        },
+        ..options(&list, &server, &dest)
+    };
+    let summary = download(&opts).unwrap();
+    assert_eq!(summary.ok, 0);
+    assert_eq!(summary.failed.len(), 1);
+    assert_eq!(summary.failed[0].status, Some(503));
+    assert_eq!(summary.retries, 1);
+    assert_eq!(server.requests_for(p).len(), 2);
+    assert!(!dest.join(p).exists());
 }

@@ -17,6 +17,10 @@ use super::PART_SUFFIX;
 /// Bytes read from the network per call (and per rate-limiter charge).
 const CHUNK: usize = 64 * 1024;
 
+/// Most retries per file that are not counted against `max_attempts` because the failed
+/// request still extended the partial file (a connection that keeps breaking off mid-file).
+pub const MAX_PROGRESS_RETRIES: u32 = 100;
+
 /// What every fetch of a run shares.
 pub struct FetchContext<'a> {
     /// HTTP agent with the run's timeouts.
@@ -124,8 +128,14 @@ pub fn fetch_file(
         resumed: false,
     };
     let max = ctx.retry.max_attempts.max(1);
-    let mut last = (None, String::new());
-    for attempt in 1..=max {
+    // `failed` counts failed requests since the part file last grew past its longest length;
+    // a request that extended it does not use up an attempt (at most MAX_PROGRESS_RETRIES).
+    let mut failed = 0u32;
+    let mut requests = 0u32;
+    let mut progress_retries = 0u32;
+    let mut longest = part_len(&part);
+    let (last_status, last_reason) = loop {
+        requests += 1;
         let result = t
             .attempt(ctx, url)
             .and_then(|()| t.finish(final_path, expected_sha256));
@@ -136,42 +146,56 @@ pub fn fetch_file(
                     size,
                     sha256,
                     received: t.received,
-                    attempts: attempt,
+                    attempts: requests,
                     resumed: t.resumed,
                 });
             }
             Err(AttemptError::Fatal { status, reason }) => {
-                return Err(fail(status, reason, attempt));
+                return Err(fail(status, reason, requests));
             }
             Err(AttemptError::Retry {
                 status,
                 reason,
                 retry_after,
             }) => {
-                if attempt < max {
-                    let wait = ctx.retry.backoff(attempt, retry_after);
-                    tracing::warn!(
-                        "{url}: attempt {attempt}/{max} failed ({reason}); retrying in {:.2} s",
-                        wait.as_secs_f64()
-                    );
-                    std::thread::sleep(wait);
+                let now = part_len(&part);
+                if now > longest && progress_retries < MAX_PROGRESS_RETRIES {
+                    longest = now;
+                    progress_retries += 1;
+                    failed = 0;
+                } else {
+                    failed += 1;
                 }
-                last = (status, reason);
+                if failed >= max {
+                    break (status, reason);
+                }
+                let wait = ctx.retry.backoff(failed.max(1), retry_after);
+                tracing::warn!(
+                    "{url}: request {requests} failed ({reason}; {failed}/{max} attempts without progress); \
+                     retrying in {:.2} s",
+                    wait.as_secs_f64()
+                );
+                std::thread::sleep(wait);
             }
         }
-    }
+    };
     Err(fail(
-        last.0,
-        format!("gave up after {max} attempts: {}", last.1),
-        max,
+        last_status,
+        format!("gave up after {requests} requests ({max} without progress): {last_reason}"),
+        requests,
     ))
+}
+
+/// Length of a file, 0 when it does not exist.
+fn part_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
 impl Transfer<'_> {
     /// One request: continues the part file (or restarts it) and streams the body into it.
     /// Returns when the body ended and the part file has exactly the announced size.
     fn attempt(&mut self, ctx: &FetchContext<'_>, url: &str) -> Result<(), AttemptError> {
-        let offset = std::fs::metadata(self.part).map_or(0, |m| m.len());
+        let offset = part_len(self.part);
         let mut req = ctx.agent.get(url).set("Accept-Encoding", "identity");
         if offset > 0 {
             req = req.set("Range", &format!("bytes={offset}-"));

@@ -259,7 +259,7 @@ fn fetch_one(
     match result {
         Ok(f) => {
             tracing::info!(
-                "{path}: {} bytes ({} received, {} attempts{})",
+                "{path}: {} bytes ({} received, {} requests{})",
                 f.size,
                 f.received,
                 f.attempts,

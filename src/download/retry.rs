@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
-/// Retry settings: at most `max_attempts` requests per file, exponential backoff with jitter.
+/// Retry settings: a file fails after `max_attempts` failed requests in a row that did not
+/// extend its partial file; exponential backoff with jitter between requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Requests per file before giving up (the first attempt counts); at least 1.
+    /// Failed requests without progress before a file counts as failed; at least 1.
     pub max_attempts: u32,
     /// Backoff before the second attempt; doubles for every further attempt.
     pub base_delay: Duration,
