@@ -102,10 +102,38 @@ fn is_block_element(name: &str) -> bool {
 
 /// ARIA roles of navigation and page chrome.
 fn is_dropped_role(role: &str) -> bool {
-    matches!(
-        role.trim().to_ascii_lowercase().as_str(),
-        "navigation" | "banner" | "contentinfo" | "complementary" | "search" | "menu" | "menubar"
-    )
+    const ROLES: &[&str] = &[
+        "navigation",
+        "banner",
+        "contentinfo",
+        "complementary",
+        "search",
+        "menu",
+        "menubar",
+    ];
+    let role = role.trim();
+    ROLES.iter().any(|r| r.eq_ignore_ascii_case(role))
+}
+
+/// True when an inline `style` hides the element (`display: none`, `visibility: hidden`),
+/// compared without case and ignoring whitespace.
+fn style_hides(style: &str) -> bool {
+    let squeezed = style.bytes().filter(|b| !b.is_ascii_whitespace());
+    let mut window = [0u8; 17];
+    let mut len = 0usize;
+    for b in squeezed {
+        if len == window.len() {
+            window.copy_within(1.., 0);
+            len -= 1;
+        }
+        window[len] = b.to_ascii_lowercase();
+        len += 1;
+        let w = &window[..len];
+        if w.ends_with(b"display:none") || w.ends_with(b"visibility:hidden") {
+            return true;
+        }
+    }
+    false
 }
 
 /// True for an element that is hidden or plays a boilerplate role.
@@ -122,14 +150,7 @@ fn is_hidden(el: &scraper::node::Element) -> bool {
     if el.attr("role").is_some_and(is_dropped_role) {
         return true;
     }
-    el.attr("style").is_some_and(|s| {
-        let squeezed: String = s
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect::<String>()
-            .to_ascii_lowercase();
-        squeezed.contains("display:none") || squeezed.contains("visibility:hidden")
-    })
+    el.attr("style").is_some_and(style_hides)
 }
 
 /// Builds the text line by line, collapsing whitespace.
@@ -497,6 +518,15 @@ mod tests {
         assert_eq!(html_to_text(html).text, "Title\nBody text.");
         let two = "<body><main><p>a</p></main><main><p>b</p></main></body>";
         assert_eq!(html_to_text(two).text, "a\nb");
+    }
+
+    #[test]
+    fn hiding_styles_and_roles() {
+        assert!(style_hides("color: red; DISPLAY : None"));
+        assert!(style_hides("visibility:\thidden"));
+        assert!(!style_hides("display: block; visibility: visible"));
+        assert!(is_dropped_role(" Navigation "));
+        assert!(!is_dropped_role("main"));
     }
 
     #[test]

@@ -40,7 +40,8 @@ pub struct WarcOptions {
     /// as `warc_record_too_large`. Default 64 MiB. Also caps a decoded `Content-Encoding`.
     #[serde(default = "default_max_record_bytes")]
     pub max_record_bytes: u64,
-    /// Documents whose text has fewer bytes are skipped. Default 1 (skip empty texts).
+    /// Documents whose text has fewer bytes are skipped. Default 1 (skip empty texts); 0
+    /// acts as 1, a document without text is never made.
     #[serde(default = "default_min_text_bytes")]
     pub min_text_bytes: usize,
     /// Only HTTP 2xx responses become documents (redirects and error pages are skipped).
@@ -175,7 +176,7 @@ pub fn target_uri(value: &str) -> &str {
 impl DocumentBuilder {
     /// A document for the record, `None` when the record is skipped by design (not HTML,
     /// not 2xx, too little text), or the reason it is unusable.
-    fn build(&self, rec: WarcRecord) -> Result<Option<Document>, RecordError> {
+    fn build(&self, mut rec: WarcRecord) -> Result<Option<Document>, RecordError> {
         let url = target_uri(rec.headers.get("WARC-Target-URI").unwrap_or_default()).to_string();
         let warc_type = rec.warc_type().to_ascii_lowercase();
         let bad = |reason: &str, message: String| RecordError::record(rec.offset, reason, message);
@@ -229,10 +230,11 @@ impl DocumentBuilder {
                     });
                     (resp.status, declared, body)
                 } else {
+                    let block = std::mem::take(&mut rec.block);
                     (
                         200,
                         rec.headers.get("Content-Type").map(String::from),
-                        rec.block.clone(),
+                        block,
                     )
                 };
                 if self.options.only_success && !(200..300).contains(&status) {
@@ -292,6 +294,9 @@ impl DocumentBuilder {
         }
         if let Some(title) = title {
             doc.set("title", title);
+        }
+        if let Some(cut) = rec.headers.get("WARC-Truncated") {
+            doc.set("payload_truncated", cut);
         }
         if rec.length_repaired {
             doc.set("warc_length_repaired", true);

@@ -64,7 +64,7 @@ pub struct WarcRecord {
 }
 
 impl WarcRecord {
-    /// The `WARC-Type` field, lower-cased comparisons are up to the caller.
+    /// The `WARC-Type` field as written (empty if missing).
     pub fn warc_type(&self) -> &str {
         self.headers.get("WARC-Type").unwrap_or_default()
     }
