@@ -6,6 +6,7 @@
 //! becomes a [`RecordError`] and reading resynchronises on the next line that starts with
 //! `WARC/1.`; a stream that cannot be read further ends with a fatal error.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, ErrorKind, Read};
 
 use crate::doc::RecordError;
@@ -129,8 +130,8 @@ pub struct WarcRecordReader<R> {
     line: Vec<u8>,
     /// Offset of a version line already read into `line` by a resync.
     pending_version: Option<u64>,
-    /// A fatal error found while resynchronising, yielded after the error that caused it.
-    pending_error: Option<RecordError>,
+    /// Errors found while finishing the previous item, yielded next in order.
+    pending_errors: VecDeque<RecordError>,
     done: bool,
 }
 
@@ -167,7 +168,7 @@ impl<R: BufRead> WarcRecordReader<R> {
             wanted: wanted.iter().map(|w| w.to_ascii_lowercase()).collect(),
             line: Vec::with_capacity(256),
             pending_version: None,
-            pending_error: None,
+            pending_errors: VecDeque::new(),
             done: false,
         }
     }
@@ -268,7 +269,7 @@ impl<R: BufRead> WarcRecordReader<R> {
                 }
                 Err(e) => {
                     let err = self.read_error(self.offset, e);
-                    self.pending_error = Some(err);
+                    self.pending_errors.push_back(err);
                     return;
                 }
             }
@@ -358,7 +359,7 @@ impl<R: BufRead> WarcRecordReader<R> {
     /// The next record of a wanted type, or an error; `None` at the end of input.
     fn next_record(&mut self) -> Option<Result<WarcRecord, RecordError>> {
         loop {
-            if let Some(e) = self.pending_error.take() {
+            if let Some(e) = self.pending_errors.pop_front() {
                 return Some(Err(e));
             }
             if self.done {
@@ -526,8 +527,20 @@ impl<R: BufRead> WarcRecordReader<R> {
                         continue;
                     }
                     if blank_lines >= 2 {
-                        self.input.unread(&self.line);
-                        self.offset = start;
+                        if too_long {
+                            // Only part of the line is held: report it now and resynchronise.
+                            self.pending_errors.push_back(RecordError::record(
+                                start,
+                                "warc_bad_header",
+                                format!(
+                                    "expected a `WARC/1.x` version line, found a line of more than {MAX_HEADER_LINE_BYTES} bytes"
+                                ),
+                            ));
+                            self.resync();
+                        } else {
+                            self.input.unread(&self.line);
+                            self.offset = start;
+                        }
                         return Ok(true);
                     }
                     after.extend_from_slice(&self.line);
@@ -736,5 +749,25 @@ mod tests {
             (first.len() as u64, "warc_bad_header")
         );
         assert_eq!(items[1].as_ref().unwrap().block, b"kept");
+    }
+
+    #[test]
+    fn huge_junk_line_between_records_keeps_offsets_right() {
+        let first = record("conversion", "one");
+        let junk = "x".repeat(MAX_HEADER_LINE_BYTES + 10) + "\r\n";
+        let input = format!("{first}{junk}{}", record("conversion", "two"));
+        let items = read_all(input.as_bytes(), &["conversion"], 1 << 20);
+        assert_eq!(items.len(), 3);
+        assert_eq!(items[0].as_ref().unwrap().block, b"one");
+        let e = items[1].as_ref().unwrap_err();
+        assert_eq!(
+            (e.offset, e.reason.as_str()),
+            (first.len() as u64, "warc_bad_header")
+        );
+        let two = items[2].as_ref().unwrap();
+        assert_eq!(
+            (two.offset, two.block.as_slice()),
+            ((first.len() + junk.len()) as u64, &b"two"[..])
+        );
     }
 }
