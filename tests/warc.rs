@@ -471,3 +471,69 @@ fn pipeline_runs_end_to_end_over_the_samples() {
     assert!(quarantined.contains("clipped.warc.gz") && quarantined.contains("gzip_truncated"));
     let _ = std::io::stdout().flush();
 }
+
+/// A small deterministic xorshift generator for the mutation test.
+struct XorShift(u64);
+
+impl XorShift {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+#[test]
+fn mutated_inputs_never_panic_and_offsets_stay_exact() {
+    let plain = gunzip(&sample("chatnoir-resiliparse/warcfile.warc.gz"));
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let wanted = vec!["response".to_string(), "request".to_string()];
+    for round in 0..150 {
+        let mut bytes = plain.clone();
+        match round % 3 {
+            // Overwrite a few bytes anywhere (headers, lengths, separators, payloads).
+            0 => {
+                for _ in 0..8 {
+                    let at = rng.below(bytes.len());
+                    bytes[at] = b"\r\n:0 WARC/1.9\xff"[rng.below(14)];
+                }
+            }
+            // Cut a span out.
+            1 => {
+                let at = rng.below(bytes.len());
+                let len = rng.below(4000).min(bytes.len() - at);
+                bytes.drain(at..at + len);
+            }
+            // Truncate.
+            _ => bytes.truncate(rng.below(bytes.len())),
+        }
+        let items: Vec<_> =
+            WarcRecordReader::new(bytes.as_slice(), StreamKind::Plain, 1 << 20, &wanted).collect();
+        assert!(items.len() < 200, "round {round}: {} items", items.len());
+        for item in &items {
+            let offset = match item {
+                Ok(r) => r.offset,
+                Err(e) => e.offset,
+            } as usize;
+            assert!(offset <= bytes.len(), "round {round}");
+            if item.is_ok() {
+                assert!(bytes[offset..].starts_with(b"WARC/1."), "round {round}");
+            }
+        }
+    }
+    // The full reader (HTTP, charset, HTML) on mutated copies of a small real WARC.
+    let small = gunzip(&sample("whirlwind-python/whirlwind.warc.gz"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mutated.warc");
+    for _ in 0..40 {
+        let mut bytes = small.clone();
+        for _ in 0..16 {
+            let at = rng.below(bytes.len());
+            bytes[at] = rng.below(256) as u8;
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let items = read_with("warc", &path, "");
+        assert!(items.len() <= 4);
+    }
+}
