@@ -2,11 +2,14 @@
 //!
 //! Boilerplate containers are dropped (`script`, `style`, `nav`, `header` outside an article,
 //! `footer`, `aside`, `form`, `noscript`, embedded objects, hidden elements and their ARIA
-//! equivalents). When the page has exactly one `<main>` element with text, only it is kept.
+//! equivalents), and so are link lists: a `ul`/`ol`/`dl`/`div`/`section`/`table` with at least
+//! 3 links whose text is at least 80% link text (menus not marked up as `nav`, tag clouds). When the page has exactly one `<main>` element with text, only it is kept.
 //! Paragraphs, headings, list items, table rows and `<br>` become lines, table cells of a row
 //! are joined with ` | `, whitespace runs collapse to one space, `<pre>` keeps its lines.
 
 use ego_tree::iter::Edge;
+use std::collections::HashSet;
+
 use ego_tree::NodeRef;
 use scraper::{Html, Node};
 
@@ -153,6 +156,74 @@ fn is_hidden(el: &scraper::node::Element) -> bool {
     el.attr("style").is_some_and(style_hides)
 }
 
+/// Fewest links a container needs to be judged a link list.
+pub const LINK_LIST_MIN_LINKS: u32 = 3;
+/// A container whose text is at least this share (in percent) inside links is a link list
+/// (menus, tag clouds, "related" boxes that are not marked up as `nav`).
+pub const LINK_LIST_MIN_LINK_PERCENT: u64 = 80;
+
+/// Containers judged by their link density.
+fn is_link_list_candidate(name: &str) -> bool {
+    matches!(name, "ul" | "ol" | "dl" | "div" | "section" | "table")
+}
+
+/// Text bytes (without whitespace) of a subtree, how many of them are inside links, and the
+/// number of links.
+#[derive(Debug, Default, Clone, Copy)]
+struct LinkStats {
+    text: u64,
+    link_text: u64,
+    links: u32,
+}
+
+/// The containers under `root` that are link lists (see [`LINK_LIST_MIN_LINK_PERCENT`]),
+/// measured without the text of dropped elements.
+fn link_lists(root: NodeRef<'_, Node>) -> HashSet<ego_tree::NodeId> {
+    let mut found = HashSet::new();
+    let mut stack: Vec<LinkStats> = Vec::new();
+    for edge in root.traverse() {
+        match edge {
+            Edge::Open(node) => match node.value() {
+                Node::Element(_) => stack.push(LinkStats::default()),
+                Node::Text(t) => {
+                    if let Some(top) = stack.last_mut() {
+                        top.text += t.bytes().filter(|b| !b.is_ascii_whitespace()).count() as u64;
+                    }
+                }
+                _ => {}
+            },
+            Edge::Close(node) => {
+                let Node::Element(el) = node.value() else {
+                    continue;
+                };
+                let Some(mut stats) = stack.pop() else {
+                    continue;
+                };
+                let name = el.name();
+                if name == "a" && el.attr("href").is_some() {
+                    stats.links += 1;
+                    stats.link_text = stats.text;
+                }
+                if is_link_list_candidate(name)
+                    && stats.links >= LINK_LIST_MIN_LINKS
+                    && stats.link_text * 100 >= stats.text * LINK_LIST_MIN_LINK_PERCENT
+                {
+                    found.insert(node.id());
+                }
+                if is_dropped_element(name) {
+                    continue;
+                }
+                if let Some(parent) = stack.last_mut() {
+                    parent.text += stats.text;
+                    parent.link_text += stats.link_text;
+                    parent.links += stats.links;
+                }
+            }
+        }
+    }
+    found
+}
+
 /// Builds the text line by line, collapsing whitespace.
 struct TextBuilder {
     out: String,
@@ -244,7 +315,11 @@ fn collapse(text: &str) -> String {
 }
 
 /// Extracts the text under `root`, skipping dropped subtrees.
-fn extract_under(root: NodeRef<'_, Node>, capacity: usize) -> String {
+fn extract_under(
+    root: NodeRef<'_, Node>,
+    link_lists: &HashSet<ego_tree::NodeId>,
+    capacity: usize,
+) -> String {
     let mut b = TextBuilder::new(capacity);
     // While `Some(id)`, everything up to the close of that node is skipped.
     let mut skipping: Option<ego_tree::NodeId> = None;
@@ -268,7 +343,8 @@ fn extract_under(root: NodeRef<'_, Node>, capacity: usize) -> String {
                         let name = el.name();
                         let dropped = is_dropped_element(name)
                             || (name == "header" && content_depth == 0)
-                            || is_hidden(el);
+                            || is_hidden(el)
+                            || link_lists.contains(&node.id());
                         if dropped && node.id() != root.id() {
                             skipping = Some(node.id());
                             continue;
@@ -472,12 +548,13 @@ pub fn html_to_text(html: &str) -> ExtractedText {
         }
     }
     let capacity = html.len() / 4;
+    let lists = link_lists(root);
     let mut text = String::new();
     if let [main] = mains.as_slice() {
-        text = extract_under(*main, capacity);
+        text = extract_under(*main, &lists, capacity);
     }
     if text.is_empty() {
-        text = extract_under(root, capacity);
+        text = extract_under(root, &lists, capacity);
     }
     ExtractedText { text, title }
 }
@@ -518,6 +595,21 @@ mod tests {
         assert_eq!(html_to_text(html).text, "Title\nBody text.");
         let two = "<body><main><p>a</p></main><main><p>b</p></main></body>";
         assert_eq!(html_to_text(two).text, "a\nb");
+    }
+
+    #[test]
+    fn link_lists_are_dropped_but_linked_prose_is_kept() {
+        let html = r#"<body>
+            <div class="menu"><a href="/">Home</a> | <a href="/a">About</a> | <a href="/b">Blog</a></div>
+            <ul><li><a href="/x">Tag one</a></li><li><a href="/y">Tag two</a></li><li><a href="/z">Tag three</a></li></ul>
+            <div><p>A long paragraph of prose that mentions <a href="/1">one</a>, <a href="/2">two</a>
+            and <a href="/3">three</a> links but is mostly text written by a person.</p></div>
+            <ul><li>plain item</li><li>another plain item</li></ul>
+            <div><a href="/only">Two</a> <a href="/links">links</a></div></body>"#;
+        assert_eq!(
+            html_to_text(html).text,
+            "A long paragraph of prose that mentions one, two and three links but is mostly text written by a person.\nplain item\nanother plain item\nTwo links"
+        );
     }
 
     #[test]
