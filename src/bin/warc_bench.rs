@@ -48,7 +48,11 @@ fn main() -> Result<()> {
     let mut records = 0u64;
     for _ in 0..repeats {
         let input = BufReader::with_capacity(1 << 16, open_decompressed(&path)?);
-        let kind = StreamKind::Gzip;
+        let kind = if path.to_string_lossy().ends_with(".gz") {
+            StreamKind::Gzip
+        } else {
+            StreamKind::Plain
+        };
         for r in WarcRecordReader::new(input, kind, 64 << 20, &wanted) {
             records += u64::from(r.is_ok());
         }
