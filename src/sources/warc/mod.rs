@@ -11,6 +11,7 @@ pub mod html_text;
 pub mod http;
 pub mod record;
 
+use std::borrow::Cow;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
@@ -173,108 +174,179 @@ pub fn target_uri(value: &str) -> &str {
         .unwrap_or(v)
 }
 
+/// The text a record's payload gave, with what was learnt on the way.
+struct PageText {
+    text: String,
+    content_type: String,
+    /// Encoding name and where it came from (HTML and resource payloads).
+    charset: Option<(&'static str, &'static str)>,
+    title: Option<String>,
+}
+
+/// An HTTP or resource payload ready for text extraction.
+struct Payload<'a> {
+    status: u16,
+    /// The `Content-Type` value that applies to the body, if known.
+    declared_type: Option<String>,
+    body: Cow<'a, [u8]>,
+}
+
 impl DocumentBuilder {
+    /// The text of a WET `conversion` record (UTF-8, bad sequences replaced).
+    fn conversion_text(rec: &WarcRecord) -> PageText {
+        let content_type = rec
+            .headers
+            .get("Content-Type")
+            .map(http::media_type)
+            .unwrap_or_else(|| "text/plain".to_string());
+        let text = String::from_utf8_lossy(&rec.block);
+        PageText {
+            text: text
+                .trim_matches(|c: char| c == '\n' || c == '\r')
+                .to_string(),
+            content_type,
+            charset: None,
+            title: None,
+        }
+    }
+
+    /// The body of a `response` record's HTTP message, de-chunked and content-decoded;
+    /// `None` for a capture that is not HTTP (`dns:`, `ftp:`).
+    fn http_payload<'a>(&self, rec: &'a WarcRecord) -> Result<Option<Payload<'a>>, RecordError> {
+        let bad = |reason: &str, message: String| RecordError::record(rec.offset, reason, message);
+        let warc_ct = rec.headers.get("Content-Type").unwrap_or_default();
+        let is_http = warc_ct.to_ascii_lowercase().starts_with("application/http")
+            || rec.block.starts_with(b"HTTP/");
+        if !is_http {
+            return Ok(None);
+        }
+        let resp = http::parse_response(&rec.block).map_err(|why| bad("http_bad_header", why))?;
+        let mut body = Cow::Borrowed(resp.body);
+        if resp
+            .transfer_encoding
+            .as_deref()
+            .is_some_and(|t| t.contains("chunked"))
+        {
+            if let Some(plain) = http::dechunk(resp.body) {
+                body = Cow::Owned(plain);
+            }
+        }
+        if resp.content_encoding.is_some() {
+            match http::decode_content(
+                &body,
+                resp.content_encoding.as_deref(),
+                self.options.max_record_bytes,
+            ) {
+                Ok(Cow::Owned(decoded)) => body = Cow::Owned(decoded),
+                Ok(Cow::Borrowed(_)) => {}
+                // Servers that label a plain page as compressed: keep it if it is HTML.
+                Err(_) if http::sniff_html(&body) => {}
+                Err(why) => return Err(bad("http_bad_content_encoding", why)),
+            }
+        }
+        let declared_type = resp.content_type.or_else(|| {
+            rec.headers
+                .get("WARC-Identified-Payload-Type")
+                .map(String::from)
+        });
+        Ok(Some(Payload {
+            status: resp.status,
+            declared_type,
+            body,
+        }))
+    }
+
+    /// The text of an HTML payload (or, for a `resource` record, a plain-text one); `None`
+    /// when the payload is neither or the response is not a success.
+    fn payload_text(
+        &self,
+        rec: &WarcRecord,
+        payload: Payload<'_>,
+        url: &str,
+    ) -> Result<Option<PageText>, RecordError> {
+        if self.options.only_success && !(200..300).contains(&payload.status) {
+            return Ok(None);
+        }
+        let declared = payload.declared_type.as_deref();
+        let media = declared.map(http::media_type);
+        let html = match media.as_deref() {
+            Some(m) if !m.is_empty() && m != "application/octet-stream" => http::is_html_type(m),
+            _ => http::sniff_html(&payload.body),
+        };
+        // A `resource` record of plain text (wget's log, a stored .txt) is text as is.
+        let plain = rec.warc_type().eq_ignore_ascii_case("resource")
+            && media.as_deref() == Some("text/plain");
+        if !html && !plain {
+            return Ok(None);
+        }
+        let decoded = charset::decode_html(
+            &payload.body,
+            declared.and_then(charset::charset_param),
+            url,
+        );
+        let charset = Some((decoded.encoding.name(), decoded.source.as_str()));
+        let content_type = media.unwrap_or_else(|| "text/html".to_string());
+        if plain {
+            return Ok(Some(PageText {
+                text: decoded.text.trim().to_string(),
+                content_type,
+                charset,
+                title: None,
+            }));
+        }
+        let depth = html_text::nesting_depth_estimate(&decoded.text);
+        if depth > html_text::MAX_NESTING_DEPTH {
+            return Err(RecordError::record(
+                rec.offset,
+                "html_too_deep",
+                format!(
+                    "elements nest about {depth} deep (more than {})",
+                    html_text::MAX_NESTING_DEPTH
+                ),
+            ));
+        }
+        let extracted = html_text::html_to_text(&decoded.text);
+        Ok(Some(PageText {
+            text: extracted.text,
+            content_type,
+            charset,
+            title: extracted.title,
+        }))
+    }
+
     /// A document for the record, `None` when the record is skipped by design (not HTML,
     /// not 2xx, too little text), or the reason it is unusable.
-    fn build(&self, mut rec: WarcRecord) -> Result<Option<Document>, RecordError> {
+    fn build(&self, rec: WarcRecord) -> Result<Option<Document>, RecordError> {
         let url = target_uri(rec.headers.get("WARC-Target-URI").unwrap_or_default()).to_string();
         let warc_type = rec.warc_type().to_ascii_lowercase();
-        let bad = |reason: &str, message: String| RecordError::record(rec.offset, reason, message);
-        let (text, content_type, charset, title) = match warc_type.as_str() {
-            "conversion" => {
-                let ct = rec
-                    .headers
-                    .get("Content-Type")
-                    .map(http::media_type)
-                    .unwrap_or_else(|| "text/plain".to_string());
-                let text = String::from_utf8_lossy(&rec.block);
-                let text = text
-                    .trim_matches(|c: char| c == '\n' || c == '\r')
-                    .to_string();
-                (text, ct, None, None)
-            }
-            "response" | "resource" => {
-                let (status, declared_type, body) = if warc_type == "response" {
-                    let warc_ct = rec.headers.get("Content-Type").unwrap_or_default();
-                    let is_http = warc_ct.to_ascii_lowercase().starts_with("application/http")
-                        || rec.block.starts_with(b"HTTP/");
-                    if !is_http {
-                        return Ok(None); // dns:, ftp: and other non-HTTP captures
-                    }
-                    let resp = http::parse_response(&rec.block)
-                        .map_err(|why| bad("http_bad_header", why))?;
-                    let mut body = std::borrow::Cow::Borrowed(resp.body);
-                    if resp
-                        .transfer_encoding
-                        .as_deref()
-                        .is_some_and(|t| t.contains("chunked"))
-                    {
-                        if let Some(plain) = http::dechunk(resp.body) {
-                            body = std::borrow::Cow::Owned(plain);
-                        }
-                    }
-                    let body = match http::decode_content(
-                        &body,
-                        resp.content_encoding.as_deref(),
-                        self.options.max_record_bytes,
-                    ) {
-                        Ok(b) => b.into_owned(),
-                        // Servers that label a plain page as compressed: keep it if it is HTML.
-                        Err(_) if http::sniff_html(&body) => body.into_owned(),
-                        Err(why) => return Err(bad("http_bad_content_encoding", why)),
-                    };
-                    let declared = resp.content_type.or_else(|| {
-                        rec.headers
-                            .get("WARC-Identified-Payload-Type")
-                            .map(String::from)
-                    });
-                    (resp.status, declared, body)
-                } else {
-                    let block = std::mem::take(&mut rec.block);
-                    (
-                        200,
-                        rec.headers.get("Content-Type").map(String::from),
-                        block,
-                    )
+        let page = match warc_type.as_str() {
+            "conversion" => Self::conversion_text(&rec),
+            "response" => match self.http_payload(&rec)? {
+                Some(payload) => match self.payload_text(&rec, payload, &url)? {
+                    Some(page) => page,
+                    None => return Ok(None),
+                },
+                None => return Ok(None),
+            },
+            "resource" => {
+                let payload = Payload {
+                    status: 200,
+                    declared_type: rec.headers.get("Content-Type").map(String::from),
+                    body: Cow::Borrowed(&rec.block),
                 };
-                if self.options.only_success && !(200..300).contains(&status) {
-                    return Ok(None);
-                }
-                let media = declared_type.as_deref().map(http::media_type);
-                let html = match media.as_deref() {
-                    Some(m) if !m.is_empty() && m != "application/octet-stream" => {
-                        http::is_html_type(m)
-                    }
-                    _ => http::sniff_html(&body),
-                };
-                // A `resource` record of plain text (wget's log, a stored .txt) is text as is.
-                let plain = warc_type == "resource" && media.as_deref() == Some("text/plain");
-                if !html && !plain {
-                    return Ok(None);
-                }
-                let http_charset = declared_type.as_deref().and_then(charset::charset_param);
-                let decoded = charset::decode_html(&body, http_charset, &url);
-                let charset = Some((decoded.encoding.name(), decoded.source.as_str()));
-                let media = media.unwrap_or_else(|| "text/html".to_string());
-                if plain {
-                    (decoded.text.trim().to_string(), media, charset, None)
-                } else {
-                    let depth = html_text::nesting_depth_estimate(&decoded.text);
-                    if depth > html_text::MAX_NESTING_DEPTH {
-                        return Err(bad(
-                            "html_too_deep",
-                            format!(
-                                "elements nest about {depth} deep (more than {})",
-                                html_text::MAX_NESTING_DEPTH
-                            ),
-                        ));
-                    }
-                    let extracted = html_text::html_to_text(&decoded.text);
-                    (extracted.text, media, charset, extracted.title)
+                match self.payload_text(&rec, payload, &url)? {
+                    Some(page) => page,
+                    None => return Ok(None),
                 }
             }
             _ => return Ok(None),
         };
+        let PageText {
+            text,
+            content_type,
+            charset,
+            title,
+        } = page;
         if text.len() < self.options.min_text_bytes.max(1) {
             return Ok(None);
         }
