@@ -537,3 +537,43 @@ fn mutated_inputs_never_panic_and_offsets_stay_exact() {
         assert!(items.len() <= 4);
     }
 }
+
+#[test]
+fn gzip_content_encoding_under_chunking_is_undone() {
+    let html = "<html><head><meta charset=\"windows-1252\"></head><body><p>Caf\u{e9} cr\u{e8}me</p></body></html>";
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(&encoding_rs::WINDOWS_1252.encode(html).0)
+        .unwrap();
+    let gz = enc.finish().unwrap();
+    // Send the gzip stream in two chunks, as a server would.
+    let (a, b) = gz.split_at(gz.len() / 2);
+    let mut http = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for chunk in [a, b] {
+        http.extend(format!("{:x}\r\n", chunk.len()).as_bytes());
+        http.extend(chunk);
+        http.extend(b"\r\n");
+    }
+    http.extend(b"0\r\n\r\n");
+    let mut bytes = warc_record(
+        "response",
+        b"Content-Type: application/http; msgtype=response\r\n",
+        &http,
+    );
+    // The same page with a Content-Encoding it does not have, and one in Brotli.
+    let lying = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip\r\n\r\n<html><p>plain after all</p>";
+    bytes.extend(warc_record("response", b"", lying));
+    let brotli =
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: br\r\n\r\n\x1b\x03\x00";
+    bytes.extend(warc_record("response", b"", brotli));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("encoded.warc");
+    std::fs::write(&path, &bytes).unwrap();
+    let (docs, errors) = read(&path);
+    assert_eq!(docs.len(), 2);
+    assert_eq!(docs[0].text, "Café crème");
+    assert_eq!(docs[0].meta_str("charset"), Some("windows-1252"));
+    assert_eq!(docs[0].meta_str("charset_source"), Some("meta"));
+    assert_eq!(docs[1].text, "plain after all");
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].reason, "http_bad_content_encoding");
+}
