@@ -381,6 +381,73 @@ pub fn run_config(config: &PipelineConfig, opts: &RunOptions) -> Result<RunSumma
     Ok(summary)
 }
 
+/// How far a run has come, read from its manifests and dedup files (for `slurm status` and
+/// for resubmitting only unfinished work).
+#[derive(Debug, Clone)]
+pub struct RunState {
+    /// Every input file of the run, sorted.
+    pub inputs: Vec<PathBuf>,
+    /// One entry per segment.
+    pub segments: Vec<SegmentState>,
+}
+
+/// Progress of one segment.
+#[derive(Debug, Clone)]
+pub struct SegmentState {
+    /// Per input file: its shard of this segment is complete.
+    pub complete: Vec<bool>,
+    /// Whether this segment starts with a dedup stage (needs map and reduce steps first).
+    pub dedup: bool,
+    /// Per input file: its map file for this segment's dedup stage exists.
+    pub mapped: Vec<bool>,
+    /// Partition count recorded by the map step, if any.
+    pub partitions: Option<usize>,
+    /// Per partition: its reduce (drop file) is done.
+    pub reduced: Vec<bool>,
+}
+
+/// Reads the state of the run of `config` from its output folder.
+pub fn run_state(config: &PipelineConfig) -> Result<RunState> {
+    let stages: Vec<Box<dyn Stage>> = config
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, t)| build_stage(t).with_context(|| format!("stage #{}", i + 1)))
+        .collect::<Result<_>>()?;
+    let inputs = expand_inputs(&config.input.paths)?;
+    let files: Vec<InputFile> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, path)| InputFile {
+            index: i as u32,
+            path: path.clone(),
+            bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+        })
+        .collect();
+    let out_dir = &config.output.dir;
+    let mut segments = Vec::new();
+    for seg in plan_segments(config, &stages)? {
+        let dir = work_dir(out_dir, seg.index);
+        let partitions = partitioned::recorded_partitions(&dir);
+        segments.push(SegmentState {
+            complete: files
+                .iter()
+                .map(|f| is_complete(out_dir, &seg, f))
+                .collect(),
+            dedup: seg.index > 0,
+            mapped: files
+                .iter()
+                .map(|f| seg.index > 0 && partitioned::map_path(&dir, f.index).exists())
+                .collect(),
+            partitions,
+            reduced: (0..partitions.unwrap_or(0))
+                .map(|p| partitioned::drop_path(&dir, p).exists())
+                .collect(),
+        });
+    }
+    Ok(RunState { inputs, segments })
+}
+
 struct RunContext<'a> {
     config: &'a PipelineConfig,
     reader: &'a dyn Reader,
@@ -426,15 +493,14 @@ fn process_segment(
 fn write_partitioned_scans(ctx: &RunContext, next: &Segment, stage: &dyn Stage) -> Result<()> {
     let partitions = ctx.opts.partitions.max(1);
     let dir = work_dir(ctx.out_dir, next.index);
-    let meta = dir.join("map").join("partitions");
-    match std::fs::read_to_string(&meta) {
-        Ok(p) if p.trim() != partitions.to_string() => bail!(
-            "partition count changed between phases: {} says {}, this step was given {partitions}",
-            meta.display(),
-            p.trim()
-        ),
-        Ok(_) => {}
-        Err(_) => write_atomic(&meta, partitions.to_string().as_bytes())?,
+    if let Some(p) = partitioned::recorded_partitions(&dir) {
+        if p != partitions {
+            bail!(
+                "partition count changed between phases: the map files in {} have {p} \
+                 partitions, this step was given {partitions}",
+                dir.display()
+            );
+        }
     }
     let scans = scan_segment_input(ctx, next, stage)?;
     scans.into_par_iter().try_for_each(|(shard, scan)| {
@@ -457,12 +523,12 @@ fn load_partitioned_scans(
         bail!("stage `{}` cannot run across ranks", stage.name());
     }
     let dir = work_dir(ctx.out_dir, seg.index);
-    let meta = dir.join("map").join("partitions");
-    let partitions: usize = std::fs::read_to_string(&meta)
-        .with_context(|| format!("{} is missing: run the previous step first", meta.display()))?
-        .trim()
-        .parse()
-        .with_context(|| format!("{} is corrupt", meta.display()))?;
+    let partitions = partitioned::recorded_partitions(&dir).with_context(|| {
+        format!(
+            "no map files in {}: run the previous step first",
+            dir.join("map").display()
+        )
+    })?;
     if partitions != ctx.opts.partitions.max(1) {
         bail!(
             "partition count changed between phases: the map used {partitions}, this step was \
