@@ -43,7 +43,10 @@ fn dump_text(input: &str, output: &str) -> Result<()> {
         bytes += doc.text.len() as u64;
     }
     out.flush()?;
-    println!("{docs} documents, {:.1} MB of text -> {output}", bytes as f64 / 1e6);
+    println!(
+        "{docs} documents, {:.1} MB of text -> {output}",
+        bytes as f64 / 1e6
+    );
     Ok(())
 }
 
@@ -68,11 +71,17 @@ fn bench(model: &str, text: &str, threads: usize) -> Result<()> {
     let one = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let uncached: usize = lines.iter().take(lines.len() / 10).map(|l| tok.encode(l).len()).sum();
+    let uncached: usize = lines
+        .iter()
+        .take(lines.len() / 10)
+        .map(|l| tok.encode(l).len())
+        .sum();
     let uncached_secs = t.elapsed().as_secs_f64();
     let uncached_mb: usize = lines.iter().take(lines.len() / 10).map(|l| l.len()).sum();
 
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
     let t = Instant::now();
     let tokens_n: usize = pool.install(|| {
         lines

@@ -2,9 +2,11 @@
 //! parallel: each line gets sentencepiece's dummy `▁` prefix and `▁` for spaces, and is cut
 //! into words the way the trainer does (a run of `▁` plus the characters up to the next `▁`).
 
+use std::hash::BuildHasher;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use rustc_hash::FxHashMap;
@@ -41,8 +43,9 @@ fn one() -> u64 {
 /// Word counts of the whole sample.
 #[derive(Default)]
 pub struct WordCounts {
-    /// Word (with ' ' standing for `▁`, the dummy prefix included) -> weighted count.
-    pub words: FxHashMap<Box<str>, u64>,
+    /// Word (with ' ' standing for `▁`, the dummy prefix included) -> weighted count, in
+    /// disjoint shards.
+    pub words: Vec<FxHashMap<Box<str>, u64>>,
     /// Lines counted.
     pub lines: u64,
     /// Bytes of the lines counted.
@@ -51,56 +54,105 @@ pub struct WordCounts {
     pub long_lines: u64,
 }
 
+impl WordCounts {
+    /// Distinct words.
+    pub fn distinct(&self) -> usize {
+        self.words.iter().map(|m| m.len()).sum()
+    }
+}
+
 /// Text sent to the counting threads at once.
 const BATCH_BYTES: usize = 1 << 20;
 
-/// Reads every source and counts its words on `threads` threads (the reading thread
-/// decompresses and parses; the others count).
+/// Reads every source and counts its words on `threads` threads. The reading thread
+/// decompresses and parses; every counting thread sees every batch but counts only the words
+/// of its hash shard, so the per-thread maps are disjoint: no merge, no word held twice.
 pub fn count_words(
     sources: &[SourceConfig],
     max_line_bytes: usize,
     threads: usize,
 ) -> Result<WordCounts> {
     let workers = threads.max(1);
-    let (tx, rx) = sync_channel::<(String, u64)>(workers * 2);
-    let rx = std::sync::Mutex::new(rx);
+    let mut senders = Vec::with_capacity(workers);
+    let mut receivers = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let (tx, rx) = sync_channel::<(Arc<String>, u64)>(4);
+        senders.push(tx);
+        receivers.push(rx);
+    }
     std::thread::scope(|scope| -> Result<WordCounts> {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                let rx = &rx;
+        let handles: Vec<_> = receivers
+            .into_iter()
+            .enumerate()
+            .map(|(shard, rx)| {
                 scope.spawn(move || {
-                    let mut counts = WordCounts::default();
+                    let mut counter = ShardCounter {
+                        shard: shard as u64,
+                        shards: workers as u64,
+                        words: FxHashMap::default(),
+                        lines: 0,
+                        bytes: 0,
+                        long_lines: 0,
+                    };
                     let mut norm = String::new();
-                    loop {
-                        let msg = rx.lock().map(|r| r.recv());
-                        let Ok(Ok((batch, weight))) = msg else { break };
-                        count_batch(&batch, weight, max_line_bytes, &mut norm, &mut counts);
+                    while let Ok((batch, weight)) = rx.recv() {
+                        count_batch(&batch, weight, max_line_bytes, &mut norm, &mut counter);
                     }
-                    counts
+                    counter
                 })
             })
             .collect();
         let read = read_sources(sources, |batch, weight| {
-            tx.send((batch, weight)).context("counting threads stopped")
-        });
-        drop(tx);
-        let mut parts: Vec<WordCounts> = handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_default())
-            .collect();
-        read?;
-        parts.sort_by_key(|p| std::cmp::Reverse(p.words.len()));
-        let mut total = parts.remove(0);
-        for p in parts {
-            total.lines += p.lines;
-            total.bytes += p.bytes;
-            total.long_lines += p.long_lines;
-            for (w, c) in p.words {
-                *total.words.entry(w).or_insert(0) += c;
+            let batch = Arc::new(batch);
+            for tx in &senders {
+                tx.send((batch.clone(), weight))
+                    .context("counting threads stopped")?;
             }
+            Ok(())
+        });
+        drop(senders);
+        let mut total = WordCounts::default();
+        for h in handles {
+            let part = h
+                .join()
+                .map_err(|_| anyhow::anyhow!("a counting thread panicked"))?;
+            if part.shard == 0 {
+                total.lines = part.lines;
+                total.bytes = part.bytes;
+                total.long_lines = part.long_lines;
+            }
+            total.words.push(part.words);
         }
+        read?;
         Ok(total)
     })
+}
+
+/// One counting thread's state: the words of its shard.
+struct ShardCounter {
+    shard: u64,
+    shards: u64,
+    words: FxHashMap<Box<str>, u64>,
+    lines: u64,
+    bytes: u64,
+    long_lines: u64,
+}
+
+impl ShardCounter {
+    #[inline]
+    fn add_word(&mut self, word: &str, weight: u64) {
+        let h = self.words.hasher().hash_one(word);
+        // The map indexes with the low bits; shard on the middle ones.
+        if (h >> 32) % self.shards != self.shard {
+            return;
+        }
+        match self.words.get_mut(word) {
+            Some(c) => *c += weight,
+            None => {
+                self.words.insert(word.into(), weight);
+            }
+        }
+    }
 }
 
 fn count_batch(
@@ -108,7 +160,7 @@ fn count_batch(
     weight: u64,
     max_line_bytes: usize,
     norm: &mut String,
-    counts: &mut WordCounts,
+    counts: &mut ShardCounter,
 ) {
     let mut first = String::new();
     for line in batch.split('\n') {
@@ -139,10 +191,10 @@ fn count_batch(
                 first.clear();
                 first.push(' ');
                 first.push_str(&line[..p]);
-                add_word(&first, weight, counts);
+                counts.add_word(&first, weight);
                 first_word = false;
             } else {
-                add_word(&line[start..p], weight, counts);
+                counts.add_word(&line[start..p], weight);
             }
             start = p;
         }
@@ -150,9 +202,9 @@ fn count_batch(
             first.clear();
             first.push(' ');
             first.push_str(line);
-            add_word(&first, weight, counts);
+            counts.add_word(&first, weight);
         } else {
-            add_word(&line[start..], weight, counts);
+            counts.add_word(&line[start..], weight);
         }
     }
 }
@@ -163,7 +215,7 @@ fn count_line_with_markers(
     weight: u64,
     norm: &mut String,
     key: &mut String,
-    counts: &mut WordCounts,
+    counts: &mut ShardCounter,
 ) {
     norm.clear();
     norm.push(WS);
@@ -173,17 +225,7 @@ fn count_line_with_markers(
     for word in Chunker::new(norm) {
         key.clear();
         key.extend(word.chars().map(|c| if c == WS { ' ' } else { c }));
-        add_word(key, weight, counts);
-    }
-}
-
-#[inline]
-fn add_word(word: &str, weight: u64, counts: &mut WordCounts) {
-    match counts.words.get_mut(word) {
-        Some(c) => *c += weight,
-        None => {
-            counts.words.insert(word.into(), weight);
-        }
+        counts.add_word(key, weight);
     }
 }
 

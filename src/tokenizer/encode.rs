@@ -212,7 +212,7 @@ fn lookup(tok: &Tokenizer, a: u32, b: u32) -> (u32, u32) {
     if a == UNKNOWN_SYM || b == UNKNOWN_SYM {
         return (0, NO_RANK);
     }
-    match tok.merges.get(&((a as u64) << 32 | b as u64)) {
+    match tok.merges.get(&(((a as u64) << 32) | b as u64)) {
         Some(&(m, r)) => (m, r),
         None => (0, NO_RANK),
     }

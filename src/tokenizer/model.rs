@@ -216,7 +216,7 @@ impl Tokenizer {
                 let ls = symbol_of_str(l, &piece_ids, &char_sym);
                 let rs = symbol_of_str(r, &piece_ids, &char_sym);
                 if let (Some(ls), Some(rs)) = (ls, rs) {
-                    merges.insert((ls as u64) << 32 | rs as u64, (id, rank));
+                    merges.insert(((ls as u64) << 32) | rs as u64, (id, rank));
                 }
             }
         }
@@ -304,7 +304,9 @@ impl Tokenizer {
     /// Encodes one text (a document or a line) into ids, without BOS/EOS.
     pub fn encode(&self, text: &str) -> Vec<u32> {
         let mut out = Vec::with_capacity(text.len() / 3 + 2);
-        self.encoder().encode_into(text, &mut out);
+        let mut enc = self.encoder();
+        enc.use_cache = false;
+        enc.encode_into(text, &mut out);
         out
     }
 
@@ -323,6 +325,9 @@ impl Tokenizer {
             normalized: String::new(),
             cache: FxHashMap::default(),
             cache_ids: Vec::new(),
+            key: Vec::new(),
+            use_cache: true,
+            raw_words: true,
         }
     }
 
@@ -443,6 +448,12 @@ pub struct Encoder<'a> {
     /// Word bytes -> (start, len) in `cache_ids`.
     cache: FxHashMap<Box<[u8]>, (u32, u32)>,
     cache_ids: Vec<u32>,
+    /// The cache key of the first word (dummy prefix + raw bytes).
+    key: Vec<u8>,
+    /// Cache words (false for one-off encodes).
+    use_cache: bool,
+    /// Cut words from the raw text when possible (false only to test the general path).
+    raw_words: bool,
 }
 
 /// Words longer than this are not cached.
@@ -455,13 +466,24 @@ impl Encoder<'_> {
     pub fn encode_into(&mut self, text: &str, out: &mut Vec<u32>) {
         let tok = self.tok;
         let start = out.len();
+        if self.raw_words
+            && tok.chunkable
+            && tok.add_dummy_prefix
+            && !tok.remove_extra_whitespaces
+            && tok.byte_ids.is_some()
+            && !text.is_empty()
+            && memchr::memmem::find(text.as_bytes(), WS_STR.as_bytes()).is_none()
+        {
+            self.encode_raw_words(text, out, start);
+            return;
+        }
         if !normalize(tok, text, &mut self.normalized) {
             return;
         }
         let norm = std::mem::take(&mut self.normalized);
         if tok.chunkable {
             for word in Chunker::new(&norm) {
-                if word.len() <= CACHE_MAX_WORD {
+                if self.use_cache && word.len() <= CACHE_MAX_WORD {
                     if let Some(&(s, l)) = self.cache.get(word.as_bytes()) {
                         let ids = &self.cache_ids[s as usize..(s + l) as usize];
                         push_ids(tok, ids, out, start);
@@ -489,6 +511,73 @@ impl Encoder<'_> {
             self.scratch.encode_word(tok, &norm, out, start);
         }
         self.normalized = norm;
+    }
+}
+
+impl Encoder<'_> {
+    /// The fast path for the usual model and a text without a literal `▁`: words are cut
+    /// from the raw text (a run of spaces plus the characters up to the next space, the first
+    /// one with the dummy prefix), looked up in the cache by their raw bytes, and normalized
+    /// only on a miss. Same cuts as normalizing first and running [`Chunker`].
+    fn encode_raw_words(&mut self, text: &str, out: &mut Vec<u32>, start: usize) {
+        let bytes = text.as_bytes();
+        let mut from = 0;
+        let mut first = true;
+        for p in memchr::memchr_iter(b' ', bytes) {
+            if p == 0 || bytes[p - 1] == b' ' {
+                continue;
+            }
+            self.raw_word(&text[from..p], first, out, start);
+            first = false;
+            from = p;
+        }
+        self.raw_word(&text[from..], first, out, start);
+    }
+
+    fn raw_word(&mut self, raw: &str, first: bool, out: &mut Vec<u32>, start: usize) {
+        let Encoder {
+            tok,
+            scratch,
+            normalized,
+            cache,
+            cache_ids,
+            key,
+            use_cache,
+            ..
+        } = self;
+        let key_bytes: &[u8] = if first {
+            key.clear();
+            key.push(b' ');
+            key.extend_from_slice(raw.as_bytes());
+            key
+        } else {
+            raw.as_bytes()
+        };
+        let cacheable = *use_cache && key_bytes.len() <= CACHE_MAX_WORD;
+        if cacheable {
+            if let Some(&(s, l)) = cache.get(key_bytes) {
+                out.extend_from_slice(&cache_ids[s as usize..(s + l) as usize]);
+                return;
+            }
+        }
+        normalized.clear();
+        if first {
+            normalized.push(WS);
+        }
+        for c in raw.chars() {
+            normalized.push(if c == ' ' { WS } else { c });
+        }
+        let before = out.len();
+        scratch.encode_word(tok, normalized, out, start);
+        if cacheable {
+            if cache.len() >= CACHE_MAX_ENTRIES {
+                cache.clear();
+                cache_ids.clear();
+            }
+            let s = cache_ids.len() as u32;
+            cache_ids.extend_from_slice(&out[before..]);
+            cache.insert(key_bytes.into(), (s, (out.len() - before) as u32));
+        }
     }
 }
 
@@ -544,4 +633,51 @@ fn normalize(tok: &Tokenizer, text: &str, out: &mut String) -> bool {
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokenizer::corpus::SourceConfig;
+    use crate::tokenizer::{train_tokenizer, TrainConfig};
+
+    /// The raw-text fast path cuts and encodes words exactly as normalizing first does.
+    #[test]
+    fn raw_word_path_equals_normalized_path() {
+        let book = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/samples/books/Pride-and-Prejudice_1342/1342.txt"
+        );
+        let config = TrainConfig {
+            vocab_size: 1500,
+            sources: vec![SourceConfig {
+                name: "b".into(),
+                paths: vec![book.into()],
+                weight: 1,
+                max_bytes: 300_000,
+            }],
+            ..TrainConfig::default()
+        };
+        let tok = Tokenizer::from_proto(train_tokenizer(&config).unwrap().0).unwrap();
+        let text = std::fs::read_to_string(book).unwrap();
+        let mut fast = tok.encoder();
+        let mut general = tok.encoder();
+        general.raw_words = false;
+        let extra = [
+            "",
+            " ",
+            "   ",
+            "  two  spaces  ",
+            "x",
+            "tab\there ",
+            " 12 345 ",
+        ];
+        for line in text.lines().take(3000).chain(extra) {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            fast.encode_into(line, &mut a);
+            general.encode_into(line, &mut b);
+            assert_eq!(a, b, "{line:?}");
+            assert_eq!(a, tok.encode(line), "{line:?}");
+        }
+    }
 }

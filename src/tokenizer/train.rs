@@ -152,11 +152,11 @@ pub fn train_tokenizer(config: &TrainConfig) -> Result<(ModelProto, TrainReport)
     let count_secs = t0.elapsed().as_secs_f64();
     tracing::info!(
         "counted {} distinct words in {:.2} s; peak RSS {} MB",
-        counts.words.len(),
+        counts.distinct(),
         count_secs,
         peak_rss_mb()
     );
-    if counts.words.is_empty() {
+    if counts.distinct() == 0 {
         bail!(
             "the training corpus is empty (no non-empty line of at most {} bytes)",
             config.max_line_bytes
@@ -167,7 +167,7 @@ pub fn train_tokenizer(config: &TrainConfig) -> Result<(ModelProto, TrainReport)
         lines: counts.lines,
         bytes: counts.bytes,
         long_lines: counts.long_lines,
-        unique_words: counts.words.len(),
+        unique_words: counts.distinct(),
         count_secs,
         ..Default::default()
     };
@@ -271,7 +271,7 @@ fn train_from_counts(
 ) -> Result<ModelProto> {
     // Alphabet by coverage: most frequent characters first; tab and NUL never.
     let mut char_freq: FxHashMap<char, u64> = FxHashMap::default();
-    for (w, &c) in &counts.words {
+    for (w, &c) in counts.words.iter().flatten() {
         for ch in w.chars() {
             let ch = if ch == ' ' { WS } else { ch };
             *char_freq.entry(ch).or_insert(0) += c;
@@ -303,7 +303,11 @@ fn train_from_counts(
         );
     }
     let merges_wanted = config.vocab_size - needed;
-    tracing::info!("alphabet: {} characters; peak RSS {} MB", alphabet.len(), peak_rss_mb());
+    tracing::info!(
+        "alphabet: {} characters; peak RSS {} MB",
+        alphabet.len(),
+        peak_rss_mb()
+    );
 
     // Symbols: 0 = barrier, then the alphabet.
     let mut syms: Vec<SymInfo> = vec![SymInfo {
@@ -326,12 +330,12 @@ fn train_from_counts(
         .collect();
 
     // Words as symbol runs in one arena.
-    let n_words = counts.words.len();
+    let n_words = counts.distinct();
     let mut arena: Vec<u32> = Vec::new();
     let mut starts: Vec<u32> = Vec::with_capacity(n_words);
     let mut lens: Vec<u32> = Vec::with_capacity(n_words);
     let mut wcount: Vec<u64> = Vec::with_capacity(n_words);
-    for (w, c) in counts.words {
+    for (w, c) in counts.words.into_iter().flatten() {
         let start = arena.len();
         arena.extend(w.chars().map(|ch| {
             let ch = if ch == ' ' { WS } else { ch };
@@ -350,7 +354,7 @@ fn train_from_counts(
     }
 
     // Pair counts and where they occur.
-    let key = |a: u32, b: u32| (a as u64) << 32 | b as u64;
+    let key = |a: u32, b: u32| ((a as u64) << 32) | b as u64;
     let mut pair_count: FxHashMap<u64, i64> = FxHashMap::default();
     let mut pair_words: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
     for w in 0..starts.len() {
@@ -391,6 +395,16 @@ fn train_from_counts(
     let mut delta: FxHashMap<u64, i64> = FxHashMap::default();
     let max_chars = config.max_piece_chars;
     while pieces.len() < merges_wanted {
+        if pieces.len().is_multiple_of(2000) {
+            tracing::debug!(
+                "{} merges, {} live pairs, {} heap entries, {} lists; peak RSS {} MB",
+                pieces.len(),
+                pair_count.len(),
+                heap.len(),
+                pair_words.len(),
+                peak_rss_mb()
+            );
+        }
         // Best pair: highest count, then fewer characters, then the smaller string.
         let Some(top) = heap.pop() else { break };
         let current = pair_count.get(&top.pair).copied().unwrap_or(0);
@@ -570,7 +584,7 @@ fn index_pairs(
         let s = starts[w] as usize;
         let word = &arena[s..s + lens[w] as usize];
         for i in 1..word.len() {
-            let k = (word[i - 1] as u64) << 32 | word[i] as u64;
+            let k = ((word[i - 1] as u64) << 32) | word[i] as u64;
             if live.contains_key(&k) {
                 let list = lists.entry(k).or_default();
                 if list.last() != Some(&(w as u32)) {
@@ -615,18 +629,14 @@ fn pair_text(syms: &[SymInfo], pair: u64) -> String {
 fn entry(syms: &[SymInfo], pair: u64, count: i64) -> HeapEntry {
     let (a, b) = ((pair >> 32) as usize, (pair as u32) as usize);
     let mut prefix = [0u8; 8];
-    let mut n = 0;
-    for &byte in syms[a]
-        .text
-        .as_bytes()
-        .iter()
-        .chain(syms[b].text.as_bytes())
-    {
-        if n == 8 {
-            break;
-        }
-        prefix[n] = byte;
-        n += 1;
+    for (slot, &byte) in prefix.iter_mut().zip(
+        syms[a]
+            .text
+            .as_bytes()
+            .iter()
+            .chain(syms[b].text.as_bytes()),
+    ) {
+        *slot = byte;
     }
     HeapEntry {
         count: count.max(0) as u64,
