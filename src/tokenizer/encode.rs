@@ -258,15 +258,23 @@ mod tests {
             ));
         }
         std::fs::write(&path, text).unwrap();
+        let book = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/samples/books/Pride-and-Prejudice_1342/1342.txt"
+        );
+        let source = |p: &str, max_bytes| SourceConfig {
+            name: "t".into(),
+            paths: vec![p.into()],
+            weight: 1,
+            max_bytes,
+        };
         let config = TrainConfig {
-            vocab_size: 340,
+            vocab_size: 700,
             character_coverage: 1.0,
-            sources: vec![SourceConfig {
-                name: "t".into(),
-                paths: vec![path.display().to_string()],
-                weight: 1,
-                max_bytes: 0,
-            }],
+            sources: vec![
+                source(&path.display().to_string(), 0),
+                source(book, 200_000),
+            ],
             ..TrainConfig::default()
         };
         let (proto, _) = train_tokenizer(&config).unwrap();
