@@ -52,6 +52,9 @@ pub fn run_stream(
     let mut stats = StreamStats::default();
     let mut lines: Vec<Vec<u8>> = Vec::with_capacity(BATCH_LINES);
     let mut line_no = 0u64;
+    let mut encoders: Vec<_> = (0..rayon::current_num_threads().max(1))
+        .map(|_| tok.encoder())
+        .collect();
     loop {
         lines.clear();
         for _ in 0..BATCH_LINES {
@@ -74,17 +77,22 @@ pub fn run_stream(
         line_no += lines.len() as u64;
         match mode {
             StreamMode::Encode | StreamMode::Stats => {
-                let encoded: Vec<Vec<u32>> = lines
-                    .par_iter()
-                    .map_init(
-                        || tok.encoder(),
-                        |enc, line| {
-                            let mut ids = Vec::new();
-                            enc.encode_into(&spm_lossy_utf8(line), &mut ids);
-                            ids
-                        },
-                    )
+                // Contiguous shares, one long-lived encoder (word cache) per share.
+                let share = lines.len().div_ceil(encoders.len()).max(1);
+                let encoded: Vec<Vec<Vec<u32>>> = encoders
+                    .par_iter_mut()
+                    .zip(lines.par_chunks(share))
+                    .map(|(enc, part)| {
+                        part.iter()
+                            .map(|line| {
+                                let mut ids = Vec::new();
+                                enc.encode_into(&spm_lossy_utf8(line), &mut ids);
+                                ids
+                            })
+                            .collect()
+                    })
                     .collect();
+                let encoded: Vec<Vec<u32>> = encoded.into_iter().flatten().collect();
                 for (line, ids) in lines.iter().zip(&encoded) {
                     stats.lines += 1;
                     stats.bytes += line.len() as u64;
