@@ -7,6 +7,7 @@
 
 pub mod exact;
 pub mod line;
+pub mod minhash;
 
 use std::any::Any;
 use std::collections::HashMap;
