@@ -188,7 +188,7 @@ impl MinHasher {
         words.clear();
         out.clear();
         let mut word = String::new();
-        let mut flush = |word: &mut String, words: &mut Vec<u64>| {
+        let flush = |word: &mut String, words: &mut Vec<u64>| {
             if !word.is_empty() {
                 words.push(xxhash_rust::xxh3::xxh3_64(word.as_bytes()));
                 word.clear();
@@ -296,7 +296,12 @@ impl SpillDir {
             tempfile::Builder::new()
                 .prefix("datamill-minhash-")
                 .tempdir_in(&self.parent)
-                .map_err(|e| format!("cannot create a spill folder in {}: {e}", self.parent.display()))
+                .map_err(|e| {
+                    format!(
+                        "cannot create a spill folder in {}: {e}",
+                        self.parent.display()
+                    )
+                })
         });
         match made {
             Ok(d) => Ok(d.path()),
@@ -578,7 +583,8 @@ impl SignatureStore {
         let at = (index - first) * self.record_len as u64;
         sig.read_exact_at(&mut buf, at)
             .with_context(|| format!("cannot read signature {index} of shard {shard}"))?;
-        let word = |i: usize| u64::from_le_bytes(buf[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+        let word =
+            |i: usize| u64::from_le_bytes(buf[i * 8..i * 8 + 8].try_into().unwrap_or_default());
         if word(0) != packed {
             bail!("signature file of shard {shard} is out of order");
         }
@@ -945,12 +951,50 @@ mod tests {
         let kept: Vec<bool> = v.concat().iter().map(|v| *v == Verdict::Keep).collect();
         assert_eq!(kept, vec![false, true, true, true, false]);
         drop(st);
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "spill removed");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "spill removed"
+        );
+    }
+
+    #[test]
+    fn many_runs_are_merged_in_several_passes_into_one_sorted_stream() {
+        let st = stage("");
+        let mut runs = Vec::new();
+        let mut expected = Vec::new();
+        for r in 0..150u64 {
+            let (path, f) = st.spill.new_file("run").unwrap();
+            let mut w = BufWriter::new(f);
+            for i in 0..20u64 {
+                let rec = ((i * 7919 + r * 31) % 1000, r);
+                expected.push(rec);
+            }
+            let mut mine: Vec<_> = expected[expected.len() - 20..].to_vec();
+            mine.sort_unstable();
+            for (k, p) in mine {
+                w.write_all(&k.to_le_bytes()).unwrap();
+                w.write_all(&p.to_le_bytes()).unwrap();
+            }
+            w.flush().unwrap();
+            runs.push(path);
+        }
+        let reduced = reduce_runs(&st.spill, runs).unwrap();
+        assert!(reduced.len() <= MAX_FAN_IN && reduced.len() > 1);
+        let mut got = Vec::new();
+        merge_runs(&reduced, |k, p| {
+            got.push((k, p));
+            Ok(())
+        })
+        .unwrap();
+        expected.sort_unstable();
+        assert_eq!(got, expected);
     }
 
     #[test]
     fn bad_parameters_are_errors() {
-        let e = MinHashDeduper::from_params(&toml::from_str("permutations = 100\nbands = 16").unwrap());
+        let e =
+            MinHashDeduper::from_params(&toml::from_str("permutations = 100\nbands = 16").unwrap());
         assert!(e.is_err());
         let e = MinHashDeduper::from_params(&toml::from_str("shingle = 5").unwrap());
         assert!(format!("{:#}", e.err().unwrap()).contains("shingle"));

@@ -5,7 +5,12 @@ use anyhow::{bail, Context, Result};
 use crate::stage::Stage;
 
 /// Every stage type a pipeline may name.
-pub const STAGES: &[&str] = &["line_dedup", "exact_dedup", "minhash_dedup"];
+pub const STAGES: &[&str] = &[
+    "line_dedup",
+    "exact_dedup",
+    "minhash_dedup",
+    "gutenberg_strip",
+];
 
 /// Builds one stage from its table (`type` plus parameters).
 pub fn build_stage(table: &toml::Table) -> Result<Box<dyn Stage>> {
@@ -19,6 +24,7 @@ pub fn build_stage(table: &toml::Table) -> Result<Box<dyn Stage>> {
     Ok(match kind {
         "line_dedup" => Box::new(crate::dedup::line::LineDeduper::from_params(p)?),
         "exact_dedup" => Box::new(crate::dedup::exact::ExactDeduper::from_params(p)?),
+        "gutenberg_strip" => Box::new(crate::clean::books::GutenbergStrip::from_params(p)?),
         "minhash_dedup" => Box::new(crate::dedup::minhash::MinHashDeduper::from_params(p)?),
         other => bail!(
             "unknown stage type `{other}` (known: {})",

@@ -3,6 +3,7 @@
 //! A reader opens one input file and streams its records; a bad record becomes a
 //! [`RecordError`] with the byte offset, and reading goes on with the next one.
 
+pub mod books;
 pub mod jsonl;
 
 use std::path::Path;
@@ -24,12 +25,13 @@ pub trait Reader: Send + Sync {
 pub fn build_reader(name: &str, options: &toml::Table) -> Result<Box<dyn Reader>> {
     match name {
         "jsonl" => Ok(Box::new(jsonl::JsonlSource::from_options(options)?)),
+        "books" => Ok(Box::new(books::BooksSource::from_options(options)?)),
         other => bail!("unknown reader `{other}` (known: {})", READERS.join(", ")),
     }
 }
 
 /// Names accepted by [`build_reader`].
-pub const READERS: &[&str] = &["jsonl"];
+pub const READERS: &[&str] = &["jsonl", "books"];
 
 /// A stable document id from the input file's name and the record's position.
 pub fn record_id(path: &Path, position: u64) -> String {

@@ -1,0 +1,3 @@
+//! Source-specific cleaners: Project Gutenberg header and footer removal, wikitext to text.
+
+pub mod books;
