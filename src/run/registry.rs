@@ -25,6 +25,7 @@ pub fn build_stage(table: &toml::Table) -> Result<Box<dyn Stage>> {
         "line_dedup" => Box::new(crate::dedup::line::LineDeduper::from_params(p)?),
         "exact_dedup" => Box::new(crate::dedup::exact::ExactDeduper::from_params(p)?),
         "gutenberg_strip" => Box::new(crate::clean::books::GutenbergStrip::from_params(p)?),
+        "wiki_filter" => Box::new(crate::clean::wiki::WikiFilter::from_params(p)?),
         "minhash_dedup" => Box::new(crate::dedup::minhash::MinHashDeduper::from_params(p)?),
         other => bail!(
             "unknown stage type `{other}` (known: {})",
