@@ -158,7 +158,7 @@ impl MinHasher {
         if shingle_size == 0 || permutations == 0 || bands == 0 {
             bail!("shingle_size, permutations and bands must be positive");
         }
-        if permutations % bands != 0 {
+        if !permutations.is_multiple_of(bands) {
             bail!("permutations ({permutations}) must be a multiple of bands ({bands})");
         }
         let mut state = seed;

@@ -5,6 +5,7 @@
 
 pub mod books;
 pub mod jsonl;
+pub mod stackexchange;
 pub mod wiki;
 
 use std::path::Path;
@@ -27,13 +28,16 @@ pub fn build_reader(name: &str, options: &toml::Table) -> Result<Box<dyn Reader>
     match name {
         "jsonl" => Ok(Box::new(jsonl::JsonlSource::from_options(options)?)),
         "books" => Ok(Box::new(books::BooksSource::from_options(options)?)),
+        "stackexchange" => Ok(Box::new(stackexchange::StackExchangeSource::from_options(
+            options,
+        )?)),
         "wikipedia" => Ok(Box::new(wiki::WikiSource::from_options(options)?)),
         other => bail!("unknown reader `{other}` (known: {})", READERS.join(", ")),
     }
 }
 
 /// Names accepted by [`build_reader`].
-pub const READERS: &[&str] = &["jsonl", "books", "wikipedia"];
+pub const READERS: &[&str] = &["jsonl", "books", "wikipedia", "stackexchange"];
 
 /// A stable document id from the input file's name and the record's position.
 pub fn record_id(path: &Path, position: u64) -> String {
