@@ -2,8 +2,9 @@
 //!
 //! Scan pass (one [`MinHashScanner`] per shard, in parallel): the text is normalised (lowercase,
 //! punctuation dropped, whitespace collapsed), cut into word `shingle_size`-grams, and each
-//! shingle hash goes through `permutations` hash functions `(a·x + b) mod (2^61 − 1)`; the
-//! minimum of each is the signature. The signature is cut into `bands` bands of
+//! 64-bit shingle hash goes through `permutations` hash functions `a·x + b mod 2^64` (odd `a`,
+//! the multiply-add family, cheaper than `mod 2^61 − 1`); the minimum of each is the
+//! signature. The signature is cut into `bands` bands of
 //! `permutations / bands` rows; each band gives one 64-bit band key. The scanner writes
 //!
 //! * `(band key, position)` records, 16 bytes each, in sorted runs of at most `memory_mb` to
@@ -113,7 +114,8 @@ fn default_memory_mb() -> usize {
     64
 }
 
-const MERSENNE_61: u64 = (1 << 61) - 1;
+/// A set of shingle hashes; they are uniform already, so they are their own hash.
+pub type ShingleSet = HashSet<u64, std::hash::BuildHasherDefault<super::PassThroughHasher>>;
 
 /// The signature computer: normalisation, shingling and the permutation parameters.
 #[derive(Debug, Clone)]
@@ -142,16 +144,6 @@ fn splitmix(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn mod_mersenne(x: u128) -> u64 {
-    let lo = (x as u64) & MERSENNE_61;
-    let hi = (x >> 61) as u64;
-    let mut s = lo + (hi & MERSENNE_61) + (hi >> 61);
-    while s >= MERSENNE_61 {
-        s -= MERSENNE_61;
-    }
-    s
-}
-
 impl MinHasher {
     /// A hasher for `permutations` functions in `bands` bands; errors on inconsistent sizes.
     pub fn new(shingle_size: usize, permutations: usize, bands: usize, seed: u64) -> Result<Self> {
@@ -165,8 +157,8 @@ impl MinHasher {
         let mut a = Vec::with_capacity(permutations);
         let mut b = Vec::with_capacity(permutations);
         for _ in 0..permutations {
-            a.push(1 + splitmix(&mut state) % (MERSENNE_61 - 1));
-            b.push(splitmix(&mut state) % MERSENNE_61);
+            a.push(splitmix(&mut state) | 1);
+            b.push(splitmix(&mut state));
         }
         Ok(MinHasher {
             shingle_size,
@@ -184,7 +176,7 @@ impl MinHasher {
 
     /// Hashes of the distinct word shingles of `text` (normalised), into `out` (cleared).
     /// A text with fewer words than a shingle gives one shingle of all its words.
-    pub fn shingles(&self, text: &str, words: &mut Vec<u64>, out: &mut HashSet<u64>) {
+    pub fn shingles(&self, text: &str, words: &mut Vec<u64>, out: &mut ShingleSet) {
         words.clear();
         out.clear();
         let mut word = String::new();
@@ -217,19 +209,16 @@ impl MinHasher {
             for h in w {
                 bytes.extend_from_slice(&h.to_le_bytes());
             }
-            out.insert(xxhash_rust::xxh3::xxh3_64(&bytes) & MERSENNE_61);
+            out.insert(xxhash_rust::xxh3::xxh3_64(&bytes));
         }
     }
 
     /// The signature of a set of shingle hashes (all `u64::MAX` for an empty set).
-    pub fn signature(&self, shingles: &HashSet<u64>) -> Signature {
+    pub fn signature(&self, shingles: &ShingleSet) -> Signature {
         let mut mins = vec![u64::MAX; self.a.len()];
         for &x in shingles {
             for ((m, &a), &b) in mins.iter_mut().zip(&self.a).zip(&self.b) {
-                let h = mod_mersenne(a as u128 * x as u128 + b as u128);
-                if h < *m {
-                    *m = h;
-                }
+                *m = (*m).min(a.wrapping_mul(x).wrapping_add(b));
             }
         }
         Signature {
@@ -384,7 +373,7 @@ pub struct MinHashScanner {
     max_records: usize,
     records: Vec<(u64, u64)>,
     words: Vec<u64>,
-    set: HashSet<u64>,
+    set: ShingleSet,
     keys: Vec<u64>,
     sig_out: Option<(BufWriter<File>, BufWriter<File>)>,
     id_offset: u64,
@@ -555,12 +544,17 @@ fn reduce_runs(spill: &SpillDir, mut runs: Vec<PathBuf>) -> Result<Vec<PathBuf>>
     Ok(runs)
 }
 
-/// Random access to the signature files of every shard.
+/// Random access to the signature files of every shard; at most [`OPEN_SHARDS`] shards' files
+/// are open at once, so a run with thousands of shards stays under the descriptor limit.
 struct SignatureStore {
-    shards: HashMap<u32, (File, File, u64)>,
+    shards: HashMap<u32, (PathBuf, PathBuf, u64)>,
+    open: std::cell::RefCell<HashMap<u32, std::rc::Rc<(File, File)>>>,
     record_len: usize,
     permutations: usize,
 }
+
+/// Most shards whose signature files are open at the same time during absorb.
+const OPEN_SHARDS: usize = 128;
 
 /// One signature record read back.
 struct StoredSig {
@@ -572,13 +566,31 @@ struct StoredSig {
 }
 
 impl SignatureStore {
-    fn read(&self, packed: u64) -> Result<StoredSig> {
-        let shard = (packed >> 40) as u32;
-        let index = packed & ((1 << 40) - 1);
-        let (sig, _, first) = self
+    /// The open signature and id files of `shard` and its first document index.
+    fn files(&self, shard: u32) -> Result<(std::rc::Rc<(File, File)>, u64)> {
+        let (sp, ip, first) = self
             .shards
             .get(&shard)
             .with_context(|| format!("no signatures for shard {shard}"))?;
+        let mut open = self.open.borrow_mut();
+        if let Some(f) = open.get(&shard) {
+            return Ok((f.clone(), *first));
+        }
+        if open.len() >= OPEN_SHARDS {
+            open.clear();
+        }
+        let sf = File::open(sp).with_context(|| format!("cannot open {}", sp.display()))?;
+        let idf = File::open(ip).with_context(|| format!("cannot open {}", ip.display()))?;
+        let f = std::rc::Rc::new((sf, idf));
+        open.insert(shard, f.clone());
+        Ok((f, *first))
+    }
+
+    fn read(&self, packed: u64) -> Result<StoredSig> {
+        let shard = (packed >> 40) as u32;
+        let index = packed & ((1 << 40) - 1);
+        let (files, first) = self.files(shard)?;
+        let sig = &files.0;
         let mut buf = vec![0u8; self.record_len];
         let at = (index - first) * self.record_len as u64;
         sig.read_exact_at(&mut buf, at)
@@ -598,13 +610,9 @@ impl SignatureStore {
     }
 
     fn read_id(&self, packed: u64, sig: &StoredSig) -> Result<String> {
-        let shard = (packed >> 40) as u32;
-        let (_, ids, _) = self
-            .shards
-            .get(&shard)
-            .with_context(|| format!("no ids for shard {shard}"))?;
+        let (files, _) = self.files((packed >> 40) as u32)?;
         let mut buf = vec![0u8; sig.id_len as usize];
-        ids.read_exact_at(&mut buf, sig.id_offset)?;
+        files.1.read_exact_at(&mut buf, sig.id_offset)?;
         Ok(String::from_utf8_lossy(&buf).into_owned())
     }
 }
@@ -701,7 +709,7 @@ impl Stage for MinHashDeduper {
             max_records: (self.config.memory_mb.max(1) << 20) / record_bytes,
             records: Vec::new(),
             words: Vec::new(),
-            set: HashSet::new(),
+            set: ShingleSet::default(),
             keys: Vec::new(),
             sig_out: None,
             id_offset: 0,
@@ -716,6 +724,7 @@ impl Stage for MinHashDeduper {
         let permutations = self.hasher.permutations();
         let mut store = SignatureStore {
             shards: HashMap::new(),
+            open: Default::default(),
             record_len: sig_record_len(permutations),
             permutations,
         };
@@ -728,10 +737,9 @@ impl Stage for MinHashDeduper {
                 .context("scan of the wrong type")?;
             let scan = (*scan).with_context(|| format!("minhash scan of shard {shard}"))?;
             if let Some((sp, ip)) = &scan.signatures {
-                let sf = File::open(sp).with_context(|| format!("cannot open {}", sp.display()))?;
-                let idf =
-                    File::open(ip).with_context(|| format!("cannot open {}", ip.display()))?;
-                store.shards.insert(shard, (sf, idf, scan.first_index));
+                store
+                    .shards
+                    .insert(shard, (sp.clone(), ip.clone(), scan.first_index));
                 sig_files.extend([sp.clone(), ip.clone()]);
             }
             runs.extend(scan.runs);
@@ -881,7 +889,7 @@ mod tests {
     #[test]
     fn identical_sets_have_equal_signatures_and_jaccard_estimate_is_close() {
         let h = MinHasher::new(3, 256, 32, 7).unwrap();
-        let (mut w, mut a, mut b) = (Vec::new(), HashSet::new(), HashSet::new());
+        let (mut w, mut a, mut b) = (Vec::new(), ShingleSet::default(), ShingleSet::default());
         let base = words(1, 2000);
         h.shingles(&base, &mut w, &mut a);
         h.shingles(&base.to_uppercase().replace(' ', " ,  "), &mut w, &mut b);
