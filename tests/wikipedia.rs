@@ -192,3 +192,34 @@ fn broken_dumps_give_errors_with_positions_after_the_good_pages() {
     let err = items.last().unwrap().as_ref().unwrap_err();
     assert!(err.fatal, "{err:?}");
 }
+
+#[test]
+fn multistream_bz2_is_read_as_one_dump() {
+    // A multistream dump is several bzip2 streams back to back (header, then pages in groups).
+    let xml = std::fs::read_to_string(
+        root().join("samples/wikipedia/dumpster-dive/smallwiki-latest-pages-articles.xml"),
+    )
+    .unwrap();
+    let cuts: Vec<usize> = xml
+        .match_indices("  <page>")
+        .map(|(i, _)| i)
+        .step_by(500)
+        .collect();
+    let mut bytes = Vec::new();
+    let mut from = 0;
+    for &cut in cuts.iter().chain(std::iter::once(&xml.len())) {
+        let mut enc = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        std::io::Write::write_all(&mut enc, xml[from..cut].as_bytes()).unwrap();
+        bytes.extend(enc.finish().unwrap());
+        from = cut;
+    }
+    assert!(cuts.len() >= 4);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir
+        .path()
+        .join("ltgwiki-pages-articles-multistream.xml.bz2");
+    std::fs::write(&path, bytes).unwrap();
+    let items = read(&path);
+    assert_eq!(items.len(), 2004);
+    assert!(items.iter().all(|r| r.is_ok()));
+}
