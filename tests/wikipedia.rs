@@ -209,7 +209,7 @@ fn multistream_bz2_is_read_as_one_dump() {
     let mut from = 0;
     for &cut in cuts.iter().chain(std::iter::once(&xml.len())) {
         let mut enc = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
-        std::io::Write::write_all(&mut enc, xml[from..cut].as_bytes()).unwrap();
+        std::io::Write::write_all(&mut enc, &xml.as_bytes()[from..cut]).unwrap();
         bytes.extend(enc.finish().unwrap());
         from = cut;
     }

@@ -6,6 +6,7 @@
 pub mod books;
 pub mod jsonl;
 pub mod stackexchange;
+pub mod warc;
 pub mod wiki;
 
 use std::path::Path;
@@ -32,12 +33,21 @@ pub fn build_reader(name: &str, options: &toml::Table) -> Result<Box<dyn Reader>
             options,
         )?)),
         "wikipedia" => Ok(Box::new(wiki::WikiSource::from_options(options)?)),
+        "warc" => Ok(Box::new(warc::WarcSource::warc_from_options(options)?)),
+        "wet" => Ok(Box::new(warc::WarcSource::wet_from_options(options)?)),
         other => bail!("unknown reader `{other}` (known: {})", READERS.join(", ")),
     }
 }
 
 /// Names accepted by [`build_reader`].
-pub const READERS: &[&str] = &["jsonl", "books", "wikipedia", "stackexchange"];
+pub const READERS: &[&str] = &[
+    "jsonl",
+    "warc",
+    "wet",
+    "books",
+    "wikipedia",
+    "stackexchange",
+];
 
 /// A stable document id from the input file's name and the record's position.
 pub fn record_id(path: &Path, position: u64) -> String {
