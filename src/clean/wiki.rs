@@ -265,6 +265,7 @@ const TRAILING_SECTIONS: &[&str] = &[
 pub fn wikitext_to_text(wikitext: &str, prefixes: &LinkPrefixes) -> String {
     let s = remove_comments(wikitext);
     let s = remove_balanced(&s, "{{", "}}");
+    let s = language_variants(&s);
     let s = remove_tables(&s);
     let s = remove_tags(&s);
     let s = convert_links(&s, prefixes);
@@ -335,6 +336,40 @@ fn matching_close(s: &str, start: usize, open: &str, close: &str) -> Option<usiz
         }
     }
     None
+}
+
+/// Chinese-style language-variant markup: `-{zh-hans:联邦州; zh-hant:邦}-` keeps the first
+/// variant's text, `-{text}-` keeps `text`.
+fn language_variants(s: &str) -> String {
+    if !s.contains("-{") {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("-{") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let Some(end) = after.find("}-") else {
+            out.push_str("-{");
+            rest = after;
+            continue;
+        };
+        let inner = &after[..end];
+        let first = inner.split(';').next().unwrap_or("");
+        let text = match first.split_once(':') {
+            Some((code, t))
+                if !code.is_empty()
+                    && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') =>
+            {
+                t
+            }
+            _ => inner,
+        };
+        out.push_str(text.trim());
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn remove_tables(s: &str) -> String {
@@ -726,5 +761,9 @@ mod tests {
             "a broken\nb also\nc x"
         );
         assert_eq!(conv("a [b|c]] d }} e"), "a [b|c d e");
+        assert_eq!(
+            conv("德国十六个-{zh-hans:联邦州; zh-hant:邦}-之一 -{Berlin}-"),
+            "德国十六个联邦州之一 Berlin"
+        );
     }
 }
