@@ -10,6 +10,7 @@
 //! No pruning: every n-gram seen is kept.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use anyhow::{ensure, Result};
 use serde::Serialize;
@@ -22,12 +23,37 @@ const ID_MASK: u128 = (1 << ID_BITS) - 1;
 const BOS: u32 = 0;
 const EOS: u32 = 1;
 
+/// Hasher for packed n-gram keys (`u128` of token ids): one multiply-xorshift, far cheaper
+/// than SipHash on the counting hot path. Keys come from our own ids, not from adversaries.
+#[derive(Default, Clone, Copy)]
+pub struct PackedKeyHasher(u64);
+
+impl Hasher for PackedKeyHasher {
+    fn finish(&self) -> u64 {
+        let x = self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        x ^ (x >> 29)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x100_0000_01B3);
+        }
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.0 = (n as u64) ^ ((n >> 64) as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type KeyMap<V> = HashMap<u128, V, BuildHasherDefault<PackedKeyHasher>>;
+
 /// Counts n-grams of a corpus, one sentence at a time, then estimates the model.
 pub struct KneserNeyTrainer {
     order: usize,
-    ids: HashMap<u64, u32>,
+    ids: HashMap<u64, u32, BuildHasherDefault<PackedKeyHasher>>,
     hashes: Vec<u64>,
-    counts: Vec<HashMap<u128, u64>>,
+    counts: Vec<KeyMap<u64>>,
     tokenizer: WordTokenizer,
     sentence: Vec<u32>,
     sentences: u64,
@@ -77,9 +103,9 @@ impl KneserNeyTrainer {
         );
         Ok(KneserNeyTrainer {
             order,
-            ids: HashMap::new(),
+            ids: HashMap::default(),
             hashes: vec![bos_hash(), eos_hash()],
-            counts: vec![HashMap::new(); order],
+            counts: vec![KeyMap::default(); order],
             tokenizer: WordTokenizer::new(),
             sentence: Vec::new(),
             sentences: 0,
@@ -163,7 +189,7 @@ impl KneserNeyTrainer {
         let disc = |n: usize, c: u64| -> f64 { discounts[n - 1][(c.min(3) - 1) as usize] };
 
         // Per context: total count and the mass taken away by discounting (gamma numerator).
-        let mut ctx_stats: Vec<HashMap<u128, (u64, f64)>> = vec![HashMap::new(); n_max];
+        let mut ctx_stats: Vec<KeyMap<(u64, f64)>> = vec![KeyMap::default(); n_max];
         for n in 1..=n_max {
             let stats = &mut ctx_stats[n - 1];
             for (&k, &c) in &self.counts[n - 1] {
@@ -180,9 +206,9 @@ impl KneserNeyTrainer {
         let p_unk = (unigram_stats.1 / unigram_stats.0 as f64) / vocab;
 
         // Interpolate from low to high order.
-        let mut probs: Vec<HashMap<u128, f64>> = Vec::with_capacity(n_max);
+        let mut probs: Vec<KeyMap<f64>> = Vec::with_capacity(n_max);
         for n in 1..=n_max {
-            let mut p_n = HashMap::with_capacity(self.counts[n - 1].len());
+            let mut p_n = KeyMap::with_capacity_and_hasher(self.counts[n - 1].len(), Default::default());
             for (&k, &c) in &self.counts[n - 1] {
                 if n == 1 && k == BOS as u128 {
                     continue;

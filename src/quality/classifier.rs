@@ -24,7 +24,7 @@ pub const POSITIVE: &str = "__label__ref";
 /// Label of random web text.
 pub const NEGATIVE: &str = "__label__web";
 /// At most this many bytes of a document are classified (fastText cost grows with length).
-pub const MAX_CLASSIFIED_BYTES: usize = 64 << 10;
+pub const MAX_CLASSIFIED_BYTES: usize = 16 << 10;
 
 /// Training settings of `train-classifier`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

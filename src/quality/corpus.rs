@@ -2,7 +2,7 @@
 //!
 //! By file name: `*.jsonl`, `*.json` (optionally `.gz`/`.zst`/`.bz2`) are JSON lines with a
 //! `text` field (datamill shards, C4, dolma); `*.xml` (optionally compressed) is a MediaWiki
-//! dump whose prose is extracted ([`super::wikitext`]); anything else is plain text, cut at
+//! dump (also recognised by its first bytes) whose prose is extracted ([`super::wikitext`]); anything else is plain text, cut at
 //! blank lines into paragraphs (hard-wrapped lines joined), grouped into documents of about
 //! [`PLAIN_DOC_BYTES`]. Non-UTF-8 plain text is decoded as Windows-1252. Folders are read
 //! recursively in name order. With `reader = Some(name)`, every file goes through that
@@ -20,40 +20,18 @@ pub const PLAIN_DOC_BYTES: usize = 4096;
 /// A paragraph longer than this is cut (plain text without blank lines stays bounded).
 const MAX_PARAGRAPH: usize = 64 << 10;
 
-/// Expands files, folders (recursively, sorted) and globs into a sorted list of files.
+/// Expands files, folders (recursively) and globs into a sorted list of files, like a
+/// pipeline's `[input] paths`; a plain path that does not exist is an error.
 pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
+    let mut patterns = Vec::with_capacity(inputs.len());
     for input in inputs {
-        let s = input.to_string_lossy();
-        if s.contains(['*', '?', '[']) {
-            for p in glob::glob(&s).with_context(|| format!("bad glob {s}"))? {
-                out.push(p?);
-            }
-        } else if input.is_dir() {
-            walk(input, &mut out)?;
-        } else if input.exists() {
-            out.push(input.clone());
-        } else {
+        let s = input.to_string_lossy().into_owned();
+        if !s.contains(['*', '?', '[']) && !input.exists() {
             anyhow::bail!("input {} does not exist", input.display());
         }
+        patterns.push(s);
     }
-    Ok(out)
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot list {}", dir.display()))?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<std::io::Result<_>>()?;
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            walk(&p, out)?;
-        } else {
-            out.push(p);
-        }
-    }
-    Ok(())
+    crate::run::runner::expand_inputs(&patterns)
 }
 
 fn stem_has(path: &Path, ext: &str) -> bool {
@@ -90,12 +68,22 @@ pub fn for_each_document(path: &Path, reader: Option<&str>, f: &mut dyn FnMut(&s
         }
         return Ok(());
     }
-    let input = BufReader::with_capacity(1 << 16, open_decompressed(path)?);
-    if stem_has(path, ".xml") {
+    let mut input = BufReader::with_capacity(1 << 16, open_decompressed(path)?);
+    if stem_has(path, ".xml") || looks_like_mediawiki(&mut input) {
         return super::wikitext::for_each_page(input, |p| f(p))
             .with_context(|| format!("cannot read {}", path.display()));
     }
     plain_text_documents(input, f).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// True when the stream starts (after blanks) with `<mediawiki` or an XML declaration.
+fn looks_like_mediawiki(input: &mut impl BufRead) -> bool {
+    let Ok(head) = input.fill_buf() else {
+        return false;
+    };
+    let start = head.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(head.len());
+    let head = &head[start..];
+    head.starts_with(b"<mediawiki") || head.starts_with(b"<?xml")
 }
 
 fn decode(raw: &[u8]) -> std::borrow::Cow<'_, str> {

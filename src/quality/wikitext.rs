@@ -69,8 +69,8 @@ fn unescape_xml(s: &str) -> String {
         .replace("&quot;", "\"")
         .replace("&apos;", "'")
         .replace("&#039;", "'")
-        .replace("&nbsp;", " ")
         .replace("&amp;", "&")
+        .replace("&nbsp;", " ")
 }
 
 /// Turns wikitext lines into prose paragraphs, keeping state across lines.
