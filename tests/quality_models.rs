@@ -77,12 +77,20 @@ fn wikipedia_scores_lower_perplexity_than_boilerplate_pages() {
             .collect()
     };
     let wiki = pp(&held);
-    let boiler: Vec<String> = docs(&[CC]).into_iter().filter(|t| is_boilerplate(t)).collect();
+    let boiler: Vec<String> = docs(&[CC])
+        .into_iter()
+        .filter(|t| is_boilerplate(t))
+        .collect();
     assert!(boiler.len() >= 50, "{} boilerplate pages", boiler.len());
     let boiler = pp(&boiler);
     let head = pp(&docs(&[CC_HEAD]));
     let all_cc = pp(&docs(&[CC]));
-    let (mw, mb, mh, mc) = (median(wiki.clone()), median(boiler.clone()), median(head), median(all_cc));
+    let (mw, mb, mh, mc) = (
+        median(wiki.clone()),
+        median(boiler.clone()),
+        median(head),
+        median(all_cc),
+    );
     println!(
         "median perplexity: held-out Wikipedia {mw:.0} ({} pages), CCNet head docs {mh:.0}, \
          all CC docs {mc:.0}, boilerplate CC docs {mb:.0} ({} docs)",
@@ -95,7 +103,11 @@ fn wikipedia_scores_lower_perplexity_than_boilerplate_pages() {
     assert!(mh < mc, "CCNet head {mh} vs all CC {mc}");
     // Most held-out Wikipedia pages score below most boilerplate pages.
     let below = wiki.iter().filter(|&&w| w < mb).count();
-    assert!(below * 10 >= wiki.len() * 9, "{below} of {} below the boilerplate median", wiki.len());
+    assert!(
+        below * 10 >= wiki.len() * 9,
+        "{below} of {} below the boilerplate median",
+        wiki.len()
+    );
 }
 
 #[test]
@@ -121,7 +133,12 @@ fn perplexity_stage_writes_metadata_and_bucket_stage_splits() {
     assert_eq!(stage.process(&mut de, pos), Verdict::Keep);
     assert!(!de.metadata.contains_key("perplexity"));
 
-    let b: toml::Table = toml::from_str(&format!("cutoffs = {{ en = [{}, {}] }}", pp + 1.0, pp + 2.0)).unwrap();
+    let b: toml::Table = toml::from_str(&format!(
+        "cutoffs = {{ en = [{}, {}] }}",
+        pp + 1.0,
+        pp + 2.0
+    ))
+    .unwrap();
     let bucket = PerplexityBucketer::from_params(&b).unwrap();
     assert_eq!(bucket.process(&mut wiki, pos), Verdict::Keep);
     assert_eq!(wiki.metadata["bucket"], "head");
@@ -133,11 +150,15 @@ fn lm_cutoffs_go_into_the_sidecar_and_feed_the_bucket_stage() {
     let model = dir.path().join("lm.bin");
     let inputs = [PathBuf::from(BOOKS[1])];
     datamill::lm::train_lm(&inputs, None, 3, &model).unwrap();
-    let bucket_toml: toml::Table =
-        toml::from_str(&format!("models = {{ en = {:?} }}", model.to_str().unwrap())).unwrap();
+    let bucket_toml: toml::Table = toml::from_str(&format!(
+        "models = {{ en = {:?} }}",
+        model.to_str().unwrap()
+    ))
+    .unwrap();
     let err = PerplexityBucketer::from_params(&bucket_toml).err().unwrap();
     assert!(format!("{err:#}").contains("lm-cutoffs"), "{err:#}");
-    let cut = datamill::lm::compute_cutoffs(&model, "en", &[PathBuf::from(CC)], None, [30.0, 60.0]).unwrap();
+    let cut = datamill::lm::compute_cutoffs(&model, "en", &[PathBuf::from(CC)], None, [30.0, 60.0])
+        .unwrap();
     assert!(cut.head < cut.middle && cut.docs > 600, "{cut:?}");
     let side = datamill::lm::LmSidecar::load(&model).unwrap();
     assert_eq!(side.cutoffs["en"], cut);
@@ -153,8 +174,11 @@ fn bad_model_files_fail_at_start_up() {
     let model = dir.path().join("lm.bin");
     datamill::lm::train_lm(&[PathBuf::from(BOOKS[1])], None, 2, &model).unwrap();
     let stage_for = |p: &Path| {
-        let t: toml::Table = toml::from_str(&format!("models = {{ en = {:?} }}", p.to_str().unwrap())).unwrap();
-        PerplexityScorer::from_params(&t).err().map(|e| format!("{e:#}"))
+        let t: toml::Table =
+            toml::from_str(&format!("models = {{ en = {:?} }}", p.to_str().unwrap())).unwrap();
+        PerplexityScorer::from_params(&t)
+            .err()
+            .map(|e| format!("{e:#}"))
     };
     assert_eq!(stage_for(&model), None);
     let missing = stage_for(&dir.path().join("nope.bin")).unwrap();
@@ -178,7 +202,10 @@ fn bad_model_files_fail_at_start_up() {
 fn classifier_separates_reference_text_from_random_crawl() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("wikiref.bin");
-    let pos: Vec<PathBuf> = std::iter::once(WIKI).chain(BOOKS).map(PathBuf::from).collect();
+    let pos: Vec<PathBuf> = std::iter::once(WIKI)
+        .chain(BOOKS)
+        .map(PathBuf::from)
+        .collect();
     let neg = [PathBuf::from(CC)];
     let settings = TrainSettings {
         epoch: 10,
@@ -202,7 +229,10 @@ fn classifier_separates_reference_text_from_random_crawl() {
         "Home\nAbout us\nContact\nLogin | Register\nShopping cart (0)\nCheap flights hotels deals\nCopyright 2019 All rights reserved",
         "cc",
     );
-    assert_eq!(stage.process(&mut boiler, pos0), Verdict::drop("wiki_ref_prob_low"));
+    assert_eq!(
+        stage.process(&mut boiler, pos0),
+        Verdict::drop("wiki_ref_prob_low")
+    );
     let p = boiler.metadata["wiki_ref_prob"].as_f64().unwrap();
     assert!(p < 0.25, "{p}");
 

@@ -68,7 +68,8 @@ pub fn split_sentences(text: &str, out: &mut Vec<Sentence>) {
             }
             if matches!(c, b'.' | b'!' | b'?') {
                 let mut j = i + 1;
-                while j < b.len() && matches!(b[j], b'.' | b'!' | b'?' | b'"' | b'\'' | b')' | b']') {
+                while j < b.len() && matches!(b[j], b'.' | b'!' | b'?' | b'"' | b'\'' | b')' | b']')
+                {
                     j += 1;
                 }
                 if j == b.len() || b[j].is_ascii_whitespace() {
@@ -226,7 +227,13 @@ mod tests {
         let got: Vec<&str> = v.iter().map(|s| &text[s.start..s.end]).collect();
         assert_eq!(
             got,
-            ["Hello there.", "It is \"fine!\"", "Version 1.5 works", "Second line?", "Yes"]
+            [
+                "Hello there.",
+                "It is \"fine!\"",
+                "Version 1.5 works",
+                "Second line?",
+                "Yes"
+            ]
         );
     }
 }

@@ -17,7 +17,8 @@ use model::{NgramModel, ScoreScratch};
 use train::{KneserNeyTrainer, TrainSummary};
 
 /// How the model's text is tokenised (written to the sidecar).
-pub const TOKENIZER: &str = "datamill-words-v1: lowercase, digits to 0, letter/digit runs are words, \
+pub const TOKENIZER: &str =
+    "datamill-words-v1: lowercase, digits to 0, letter/digit runs are words, \
 every other non-space character (and each CJK/kana/hangul/Thai character) one token";
 
 /// Perplexity cutoffs of one language: documents below `head` are head, below `middle` middle.

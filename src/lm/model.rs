@@ -137,9 +137,15 @@ impl NgramModel {
             "not a datamill n-gram model (wrong magic; make one with `datamill train-lm`)"
         );
         let version = u32_at(b, 8);
-        ensure!(version == VERSION, "format version {version}, expected {VERSION}");
+        ensure!(
+            version == VERSION,
+            "format version {version}, expected {VERSION}"
+        );
         let order = u32_at(b, 12) as usize;
-        ensure!((1..=MAX_ORDER).contains(&order), "order {order} out of range");
+        ensure!(
+            (1..=MAX_ORDER).contains(&order),
+            "order {order} out of range"
+        );
         let len = u64_at(b, 16);
         ensure!(
             len == b.len() as u64,
@@ -327,7 +333,10 @@ pub struct Entry {
 /// Serialises a model: `tables[k]` holds the (k+1)-grams.
 pub fn encode(tables: &[Vec<Entry>], unk: f32) -> Result<Vec<u8>> {
     let order = tables.len();
-    ensure!((1..=MAX_ORDER).contains(&order), "order {order} out of range");
+    ensure!(
+        (1..=MAX_ORDER).contains(&order),
+        "order {order} out of range"
+    );
     let hl = header_len(order);
     let mut layout = Vec::with_capacity(order);
     let mut at = hl;

@@ -208,7 +208,8 @@ impl KneserNeyTrainer {
         // Interpolate from low to high order.
         let mut probs: Vec<KeyMap<f64>> = Vec::with_capacity(n_max);
         for n in 1..=n_max {
-            let mut p_n = KeyMap::with_capacity_and_hasher(self.counts[n - 1].len(), Default::default());
+            let mut p_n =
+                KeyMap::with_capacity_and_hasher(self.counts[n - 1].len(), Default::default());
             for (&k, &c) in &self.counts[n - 1] {
                 if n == 1 && k == BOS as u128 {
                     continue;
@@ -284,7 +285,10 @@ fn discounts_from(coc: [u64; 5]) -> [f64; 3] {
         2.0 - 3.0 * y * n3 / n2,
         3.0 - 4.0 * y * n4 / n3,
     ];
-    if d.iter().enumerate().all(|(i, &x)| x > 0.0 && x < (i + 1) as f64) {
+    if d.iter()
+        .enumerate()
+        .all(|(i, &x)| x > 0.0 && x < (i + 1) as f64)
+    {
         d
     } else {
         fallback
@@ -311,11 +315,15 @@ mod tests {
     fn conditional_distributions_sum_to_one() {
         let text = "the cat sat on the mat\nthe dog sat on the log\na cat and a dog\nthe cat sat";
         let m = train(text, 3);
-        let vocab: Vec<&str> = "the cat sat on mat dog log a and"
-            .split(' ')
-            .collect();
+        let vocab: Vec<&str> = "the cat sat on mat dog log a and".split(' ').collect();
         let mut tok = WordTokenizer::new();
-        for ctx in [vec![], vec!["the"], vec!["the", "cat"], vec!["on", "the"], vec!["zzz"]] {
+        for ctx in [
+            vec![],
+            vec!["the"],
+            vec!["the", "cat"],
+            vec!["on", "the"],
+            vec!["zzz"],
+        ] {
             let mut sum = 0f64;
             let mut buf = vec![bos_hash()];
             for w in &ctx {

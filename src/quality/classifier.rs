@@ -273,15 +273,14 @@ impl ReferenceClassifier {
     /// Checks the model against its sidecar (size, xxh3) and loads it.
     pub fn load(path: &Path) -> Result<Self> {
         let side_path = sidecar_path(path);
-        let side: ClassifierSidecar = serde_json::from_str(
-            &std::fs::read_to_string(&side_path).with_context(|| {
+        let side: ClassifierSidecar =
+            serde_json::from_str(&std::fs::read_to_string(&side_path).with_context(|| {
                 format!(
                     "cannot read classifier sidecar {} (train with `datamill train-classifier`)",
                     side_path.display()
                 )
-            })?,
-        )
-        .with_context(|| format!("bad classifier sidecar {}", side_path.display()))?;
+            })?)
+            .with_context(|| format!("bad classifier sidecar {}", side_path.display()))?;
         let bytes = std::fs::read(path)
             .with_context(|| format!("cannot read classifier model {}", path.display()))?;
         ensure!(

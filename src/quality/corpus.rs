@@ -81,7 +81,10 @@ fn looks_like_mediawiki(input: &mut impl BufRead) -> bool {
     let Ok(head) = input.fill_buf() else {
         return false;
     };
-    let start = head.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(head.len());
+    let start = head
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(head.len());
     let head = &head[start..];
     head.starts_with(b"<mediawiki") || head.starts_with(b"<?xml")
 }
@@ -152,7 +155,8 @@ mod tests {
 
     #[test]
     fn plain_text_joins_wrapped_lines_into_paragraphs() {
-        let text = "It is a truth universally\nacknowledged, that a man.\n\n\nSecond para\r\nhere.\n";
+        let text =
+            "It is a truth universally\nacknowledged, that a man.\n\n\nSecond para\r\nhere.\n";
         let mut docs = Vec::new();
         plain_text_documents(text.as_bytes(), &mut |d| docs.push(d.to_string())).unwrap();
         assert_eq!(
@@ -164,8 +168,10 @@ mod tests {
     #[test]
     fn latin1_text_is_decoded() {
         let mut docs = Vec::new();
-        plain_text_documents(&b"Gr\xfc\xdfe aus K\xf6ln\n"[..], &mut |d| docs.push(d.to_string()))
-            .unwrap();
+        plain_text_documents(&b"Gr\xfc\xdfe aus K\xf6ln\n"[..], &mut |d| {
+            docs.push(d.to_string())
+        })
+        .unwrap();
         assert_eq!(docs, ["Grüße aus Köln"]);
     }
 }

@@ -2,8 +2,8 @@
 //! trained on reference text, and a fastText classifier telling reference-like pages from
 //! random web pages.
 
+pub mod bench;
 pub mod classifier;
 pub mod corpus;
 pub mod perplexity;
-pub mod bench;
 pub mod wikitext;

@@ -52,7 +52,11 @@ thread_local! {
 }
 
 /// The language of a document: its metadata field, else the default.
-fn doc_language<'a>(doc: &'a Document, field: &str, default: &'a Option<String>) -> Option<&'a str> {
+fn doc_language<'a>(
+    doc: &'a Document,
+    field: &str,
+    default: &'a Option<String>,
+) -> Option<&'a str> {
     doc.meta_str(field)
         .or(default.as_deref())
         .filter(|l| !l.is_empty())
@@ -240,7 +244,8 @@ mod tests {
     use super::*;
 
     fn bucketer(extra: &str) -> PerplexityBucketer {
-        let t: toml::Table = toml::from_str(&format!("cutoffs = {{ en = [340.0, 520.0] }}\n{extra}")).unwrap();
+        let t: toml::Table =
+            toml::from_str(&format!("cutoffs = {{ en = [340.0, 520.0] }}\n{extra}")).unwrap();
         PerplexityBucketer::from_params(&t).unwrap()
     }
 
@@ -258,18 +263,27 @@ mod tests {
             assert_eq!(st.process(&mut d, pos), verdict, "pp {pp}");
             assert_eq!(d.metadata["bucket"], bucket);
         }
-        let mut fr = Document::new("b", "x", "").with("perplexity", 900.0).with("language", "fr");
+        let mut fr = Document::new("b", "x", "")
+            .with("perplexity", 900.0)
+            .with("language", "fr");
         assert_eq!(st.process(&mut fr, pos), Verdict::Keep);
         assert_eq!(fr.metadata["bucket"], "all");
         let strict = bucketer("keep = [\"head\"]\nkeep_unscored = false");
-        assert_eq!(strict.process(&mut fr, pos), Verdict::drop("bucket_unscored"));
+        assert_eq!(
+            strict.process(&mut fr, pos),
+            Verdict::drop("bucket_unscored")
+        );
         let mut mid = Document::new("c", "x", "").with("perplexity", 400.0);
-        assert_eq!(strict.process(&mut mid, pos), Verdict::drop("bucket_middle"));
+        assert_eq!(
+            strict.process(&mut mid, pos),
+            Verdict::drop("bucket_middle")
+        );
     }
 
     #[test]
     fn unknown_bucket_and_missing_cutoffs_are_errors() {
-        let t: toml::Table = toml::from_str("cutoffs = { en = [1.0, 2.0] }\nkeep = [\"top\"]").unwrap();
+        let t: toml::Table =
+            toml::from_str("cutoffs = { en = [1.0, 2.0] }\nkeep = [\"top\"]").unwrap();
         assert!(PerplexityBucketer::from_params(&t).is_err());
         assert!(PerplexityBucketer::from_params(&toml::Table::new()).is_err());
     }

@@ -13,10 +13,7 @@ pub const MIN_WORDS: usize = 6;
 
 /// Reads pages from a MediaWiki XML stream, calling `page` with each page's prose (one
 /// paragraph a line) when it has any.
-pub fn for_each_page(
-    mut input: impl BufRead,
-    mut page: impl FnMut(&str),
-) -> std::io::Result<()> {
+pub fn for_each_page(mut input: impl BufRead, mut page: impl FnMut(&str)) -> std::io::Result<()> {
     let mut raw = Vec::new();
     let mut in_text = false;
     let mut cleaner = WikitextCleaner::default();

@@ -27,10 +27,12 @@ pub fn build_stage(table: &toml::Table) -> Result<Box<dyn Stage>> {
     Ok(match kind {
         "line_dedup" => Box::new(crate::dedup::line::LineDeduper::from_params(p)?),
         "exact_dedup" => Box::new(crate::dedup::exact::ExactDeduper::from_params(p)?),
-        "perplexity" => Box::new(crate::quality::perplexity::PerplexityScorer::from_params(p)?),
-        "perplexity_bucket" => {
-            Box::new(crate::quality::perplexity::PerplexityBucketer::from_params(p)?)
-        }
+        "perplexity" => Box::new(crate::quality::perplexity::PerplexityScorer::from_params(
+            p,
+        )?),
+        "perplexity_bucket" => Box::new(
+            crate::quality::perplexity::PerplexityBucketer::from_params(p)?,
+        ),
         "classifier" => Box::new(crate::quality::classifier::ClassifierStage::from_params(p)?),
         "c4_badwords" => Box::new(crate::c4::badwords::BadWordsFilter::from_params(p)?),
         "c4_span_dedup" => Box::new(crate::c4::span_dedup::SpanDeduper::from_params(p)?),
