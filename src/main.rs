@@ -72,6 +72,9 @@ enum Command {
         /// Read every input with this pipeline reader instead.
         #[arg(long)]
         reader: Option<String>,
+        /// Skip JSONL documents whose metadata field (e.g. `language`) names another language.
+        #[arg(long)]
+        language_field: Option<String>,
         /// Percentiles for the head and middle cutoffs.
         #[arg(long, num_args = 2, default_values_t = [30.0, 60.0])]
         percentiles: Vec<f64>,
@@ -188,10 +191,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             lang,
             input,
             reader,
+            language_field,
             percentiles,
         } => {
             let p = [percentiles[0], percentiles[1]];
-            let c = datamill::lm::compute_cutoffs(&model, &lang, &input, reader.as_deref(), p)?;
+            let c = datamill::lm::compute_cutoffs(
+                &model,
+                &lang,
+                &input,
+                reader.as_deref(),
+                language_field.as_deref(),
+                p,
+            )?;
             println!(
                 "{lang}: head < {:.1} (p{}), middle < {:.1} (p{}) from {} documents",
                 c.head, p[0], c.middle, p[1], c.docs

@@ -22,7 +22,7 @@ const CC_HEAD: &str = "samples/c4/dolma/cc_en_head-0091.jsonl";
 fn docs(paths: &[&str]) -> Vec<String> {
     let paths: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
     let mut out = Vec::new();
-    for_each_input_document(&paths, None, &mut |t| out.push(t.to_string())).unwrap();
+    for_each_input_document(&paths, None, None, &mut |t| out.push(t.to_string())).unwrap();
     out
 }
 
@@ -157,8 +157,9 @@ fn lm_cutoffs_go_into_the_sidecar_and_feed_the_bucket_stage() {
     .unwrap();
     let err = PerplexityBucketer::from_params(&bucket_toml).err().unwrap();
     assert!(format!("{err:#}").contains("lm-cutoffs"), "{err:#}");
-    let cut = datamill::lm::compute_cutoffs(&model, "en", &[PathBuf::from(CC)], None, [30.0, 60.0])
-        .unwrap();
+    let cut =
+        datamill::lm::compute_cutoffs(&model, "en", &[PathBuf::from(CC)], None, None, [30.0, 60.0])
+            .unwrap();
     assert!(cut.head < cut.middle && cut.docs > 600, "{cut:?}");
     let side = datamill::lm::LmSidecar::load(&model).unwrap();
     assert_eq!(side.cutoffs["en"], cut);
@@ -166,6 +167,15 @@ fn lm_cutoffs_go_into_the_sidecar_and_feed_the_bucket_stage() {
     let mut d = Document::new("a", "x", "").with("perplexity", cut.middle + 1.0);
     let v = stage.process(&mut d, DocPos { shard: 0, index: 0 });
     assert_eq!(v, Verdict::drop("bucket_tail"));
+    // The CCNet head sample carries `metadata.language`: filtering on another language skips all.
+    let head = [PathBuf::from(CC_HEAD)];
+    let fr =
+        datamill::lm::compute_cutoffs(&model, "fr", &head, None, Some("language"), [30.0, 60.0]);
+    assert!(fr.is_err());
+    let en =
+        datamill::lm::compute_cutoffs(&model, "en", &head, None, Some("language"), [30.0, 60.0])
+            .unwrap();
+    assert_eq!(en.docs, 10);
 }
 
 #[test]

@@ -86,7 +86,7 @@ pub fn train_lm(
 ) -> Result<TrainSummary> {
     let mut trainer = KneserNeyTrainer::new(order)?;
     let mut err = None;
-    for_each_input_document(inputs, reader, &mut |text| {
+    for_each_input_document(inputs, reader, None, &mut |text| {
         if err.is_none() {
             if let Err(e) = trainer.add_text(text) {
                 err = Some(e);
@@ -128,12 +128,14 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// `datamill lm-cutoffs`: scores every document of a sample, takes the perplexity percentiles
-/// and writes them as the cutoffs of `lang` into the model's sidecar.
+/// and writes them as the cutoffs of `lang` into the model's sidecar. With `language_field`,
+/// JSONL documents whose field names another language are skipped.
 pub fn compute_cutoffs(
     model_path: &Path,
     lang: &str,
     inputs: &[PathBuf],
     reader: Option<&str>,
+    language_field: Option<&str>,
     percentiles: [f64; 2],
 ) -> Result<Cutoffs> {
     ensure!(
@@ -144,7 +146,8 @@ pub fn compute_cutoffs(
     let mut sidecar = LmSidecar::load(model_path)?;
     let mut scratch = ScoreScratch::default();
     let mut pps = Vec::new();
-    for_each_input_document(inputs, reader, &mut |text| {
+    let filter = language_field.map(|f| (f, lang));
+    for_each_input_document(inputs, reader, filter, &mut |text| {
         if let Some(pp) = model.score_text(text, &mut scratch).perplexity() {
             pps.push(round_perplexity(pp));
         }

@@ -164,7 +164,7 @@ impl NgramModel {
             let slots = u64_at(b, at + 8) as usize;
             ensure!(
                 slots.is_power_of_two()
-                    && offset % SLOT == 0
+                    && offset.is_multiple_of(SLOT)
                     && offset >= hl
                     && offset
                         .checked_add(slots * SLOT)

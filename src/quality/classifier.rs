@@ -135,7 +135,7 @@ pub fn train_classifier(
     let mut docs: Vec<(bool, String)> = Vec::new();
     let mut line = String::new();
     for (label, inputs) in [(true, positives), (false, negatives)] {
-        for_each_input_document(inputs, reader, &mut |text| {
+        for_each_input_document(inputs, reader, None, &mut |text| {
             normalise_doc(&mut tok, text, &mut line);
             if !line.is_empty() {
                 docs.push((label, line.clone()));

@@ -43,13 +43,27 @@ fn stem_has(path: &Path, ext: &str) -> bool {
     name.ends_with(ext)
 }
 
+/// Keeps only documents of one language: `(metadata field, language)`. Documents without the
+/// field (plain text, Wikipedia prose, unlabelled JSONL) are kept.
+pub type LanguageFilter<'a> = Option<(&'a str, &'a str)>;
+
+fn wanted(doc: &crate::doc::Document, language: LanguageFilter) -> bool {
+    language.is_none_or(|(field, lang)| doc.meta_str(field).is_none_or(|l| l == lang))
+}
+
 /// Calls `f` with the text of every document in `path`.
-pub fn for_each_document(path: &Path, reader: Option<&str>, f: &mut dyn FnMut(&str)) -> Result<()> {
+pub fn for_each_document(
+    path: &Path,
+    reader: Option<&str>,
+    language: LanguageFilter,
+    f: &mut dyn FnMut(&str),
+) -> Result<()> {
     if let Some(name) = reader {
         let r = crate::sources::build_reader(name, &toml::Table::new())?;
         for rec in r.read(path, "reference")? {
             match rec {
-                Ok(doc) => f(&doc.text),
+                Ok(doc) if wanted(&doc, language) => f(&doc.text),
+                Ok(_) => {}
                 Err(e) if e.fatal => {
                     return Err(anyhow::anyhow!("{}: {e}", path.display()));
                 }
@@ -61,7 +75,8 @@ pub fn for_each_document(path: &Path, reader: Option<&str>, f: &mut dyn FnMut(&s
     if stem_has(path, ".jsonl") || stem_has(path, ".json") {
         for (_, rec) in JsonlReader::open(path)? {
             match rec {
-                Ok(doc) => f(&doc.text),
+                Ok(doc) if wanted(&doc, language) => f(&doc.text),
+                Ok(_) => {}
                 Err(e) if e.fatal => return Err(anyhow::anyhow!("{}: {e}", path.display())),
                 Err(_) => {}
             }
@@ -140,11 +155,12 @@ pub fn plain_text_documents(mut input: impl BufRead, f: &mut dyn FnMut(&str)) ->
 pub fn for_each_input_document(
     inputs: &[PathBuf],
     reader: Option<&str>,
+    language: LanguageFilter,
     f: &mut dyn FnMut(&str),
 ) -> Result<usize> {
     let files = expand_inputs(inputs)?;
     for file in &files {
-        for_each_document(file, reader, f)?;
+        for_each_document(file, reader, language, f)?;
     }
     Ok(files.len())
 }
