@@ -279,14 +279,59 @@ impl NgramModel {
     }
 
     /// Scores one sentence given as token hashes (without markers): `<s>` before, `</s>` after.
+    ///
+    /// Carries KenLM-style state from token to token: the contexts of token i are the n-grams
+    /// ending at token i - 1, which were just looked up, so their back-off weights are reused
+    /// and only the n-grams ending at i are probed (same result as [`Self::token_log10`]).
     pub fn score_tokens(&self, words: &[u64], buf: &mut Vec<u64>) -> Score {
         buf.clear();
         buf.push(self.bos);
         buf.extend_from_slice(words);
         buf.push(self.eos);
+        // State: back-off of the n-grams of length 1..=matched ending at the previous token.
+        let mut prev_bo = [0f32; MAX_ORDER];
+        let mut prev_matched = match self.get(1, key_start(self.bos)) {
+            Some((_, bo)) => {
+                prev_bo[0] = bo;
+                1
+            }
+            None => 0,
+        };
         let mut s = 0f64;
         for i in 1..buf.len() {
-            s += self.token_log10(buf, i) as f64;
+            let mut cur_bo = [0f32; MAX_ORDER];
+            let mut key = key_start(buf[i]);
+            let (mut prob, mut matched) = match self.get(1, key) {
+                Some((p, bo)) => {
+                    cur_bo[0] = bo;
+                    (p, 1)
+                }
+                None => (self.unk, 0),
+            };
+            for n in 2..=self.order.min(i + 1) {
+                if matched < n - 1 {
+                    break;
+                }
+                key = key_extend(key, buf[i + 1 - n]);
+                match self.get(n, key) {
+                    Some((p, bo)) => {
+                        prob = p;
+                        cur_bo[n - 1] = bo;
+                        matched = n;
+                    }
+                    None => break,
+                }
+            }
+            // Back-off weights of the contexts (length found..) that did not hold the word;
+            // contexts longer than the previous token's match are absent (weight 1).
+            let found = matched.max(1);
+            let ctx_max = (self.order - 1).min(i).min(prev_matched);
+            if ctx_max >= found {
+                prob += prev_bo[found - 1..ctx_max].iter().sum::<f32>();
+            }
+            s += prob as f64;
+            prev_bo = cur_bo;
+            prev_matched = matched;
         }
         Score {
             log10_prob: s,

@@ -355,6 +355,36 @@ mod tests {
     }
 
     #[test]
+    fn stateful_scoring_matches_token_by_token_lookups() {
+        let text = "the cat sat on the mat\nthe dog sat on the log\na cat and a dog\nthe cat sat";
+        for order in 1..=5 {
+            let m = train(text, order);
+            let mut tok = WordTokenizer::new();
+            for sent in [
+                "the cat sat on the log",
+                "zebra the cat",
+                "a dog sat zebra on mat",
+                "log",
+            ] {
+                let mut words = Vec::new();
+                tok.hash_tokens(sent, &mut words);
+                let mut buf = Vec::new();
+                let fast = m.score_tokens(&words, &mut buf);
+                let mut full = vec![bos_hash()];
+                full.extend(&words);
+                full.push(eos_hash());
+                let slow: f64 = (1..full.len())
+                    .map(|i| m.token_log10(&full, i) as f64)
+                    .sum();
+                assert!(
+                    (fast.log10_prob - slow).abs() < 1e-4,
+                    "order {order} {sent}: {fast:?} vs {slow}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn training_is_deterministic() {
         let text = "one two three\nthree two one\none one two";
         let mk = || {
