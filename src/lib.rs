@@ -6,6 +6,7 @@
 pub mod c4;
 pub mod dedup;
 pub mod doc;
+pub mod download;
 pub mod lm;
 pub mod quality;
 pub mod run;

@@ -21,6 +21,8 @@ fn opts(threads: usize) -> RunOptions {
         threads,
         force: false,
         progress: false,
+        step: Default::default(),
+        partitions: 8,
     }
 }
 
