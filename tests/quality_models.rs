@@ -255,3 +255,31 @@ fn classifier_separates_reference_text_from_random_crawl() {
     let e = format!("{:#}", ClassifierStage::from_params(&t2).err().unwrap());
     assert!(e.contains("train-classifier"), "{e}");
 }
+
+#[test]
+fn a_pipeline_with_a_missing_model_fails_before_reading_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let pipe = dir.path().join("p.toml");
+    std::fs::write(
+        &pipe,
+        format!(
+            "name = \"cc\"\nsource = \"commoncrawl\"\n[input]\npaths = [{CC:?}]\nreader = \"jsonl\"\n\
+             [output]\ndir = {:?}\n[[stages]]\ntype = \"perplexity\"\nmodels = {{ en = \"models/missing-lm.bin\" }}\n",
+            out.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_datamill"))
+        .arg("run")
+        .arg(&pipe)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("cannot open n-gram model models/missing-lm.bin"),
+        "{err}"
+    );
+    assert!(!out.join("00000.jsonl.zst").exists());
+}
