@@ -1,6 +1,8 @@
 //! The C4 source: C4-shaped JSON(.gz) records, the bad-words filter and the three-sentence-span
 //! dedup, on the in-repo samples and through the real runner.
 
+mod common;
+
 use std::io::Write;
 use std::path::Path;
 
@@ -189,4 +191,88 @@ fn c4_json_gz_records_are_read_with_url_and_timestamp() {
         recs[2].as_ref().unwrap().meta_str("url"),
         Some("https://example.org/")
     );
+}
+
+#[test]
+fn span_dedup_distributed_equals_one_process() {
+    use common::{repo, run, snapshot, write_pipeline, C4_SAMPLE};
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    // Overlapping slices of the real sample, so repeated spans cross files and ranks.
+    let docs = datamill::doc::read_shard(&repo(C4_SAMPLE)).unwrap();
+    for i in 0..4 {
+        let body: String = docs[i * 120..i * 120 + 240]
+            .iter()
+            .map(|d| serde_json::to_string(d).unwrap() + "\n")
+            .collect();
+        std::fs::write(input.join(format!("f{i}.jsonl")), body).unwrap();
+    }
+    let stages = "[[stages]]\ntype = \"c4_span_dedup\"\n";
+    let single = tmp.path().join("single");
+    let pipe = write_pipeline(tmp.path(), &input, &single, stages);
+    assert!(run(&["run", pipe.to_str().unwrap()]).status.success());
+    let expected = snapshot(&single);
+    let dist = tmp.path().join("dist");
+    let pipe = write_pipeline(tmp.path(), &input, &dist, stages);
+    let p = pipe.to_str().unwrap();
+    let ok = |args: &[&str]| {
+        let o = run(args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    for rank in ["0", "1"] {
+        ok(&[
+            "run",
+            p,
+            "--step",
+            "segment-0",
+            "--rank",
+            rank,
+            "--world-size",
+            "2",
+            "--dedup-partitions",
+            "2",
+        ]);
+    }
+    for part in ["0", "1"] {
+        ok(&[
+            "run",
+            p,
+            "--step",
+            "reduce-1",
+            "--rank",
+            part,
+            "--world-size",
+            "2",
+            "--dedup-partitions",
+            "2",
+        ]);
+    }
+    for rank in ["0", "1"] {
+        ok(&[
+            "run",
+            p,
+            "--step",
+            "segment-1",
+            "--rank",
+            rank,
+            "--world-size",
+            "2",
+            "--dedup-partitions",
+            "2",
+        ]);
+    }
+    let got = snapshot(&dist);
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    for (k, v) in &expected {
+        assert!(got[k] == *v, "{k} differs");
+    }
+    // The overlaps really were deduplicated: later files lose whole repeated pages.
+    let stats: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(single.join("00001.stats.json")).unwrap()).unwrap();
+    let drops = &stats["stages"][1]["drops"]["c4_duplicate_spans"];
+    assert!(drops.as_u64().unwrap_or(0) > 50, "{stats}");
 }
