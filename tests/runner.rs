@@ -418,3 +418,51 @@ fn distributed_steps_refuse_missing_phases_and_changed_partitions() {
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(!r.status.success() && err.contains("slurm submit"), "{err}");
 }
+
+#[test]
+fn rejected_documents_can_be_split_by_a_metadata_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.jsonl");
+    let lines = [
+        r#"{"text":"eins","metadata":{"language":"de"}}"#,
+        r#"{"text":"eins","metadata":{"language":"de"}}"#,
+        r#"{"text":"un","metadata":{"language":"fr"}}"#,
+        r#"{"text":"un","metadata":{"language":"fr"}}"#,
+        r#"{"text":"un","metadata":{"language":"fr"}}"#,
+        r#"{"text":"x"}"#,
+        r#"{"text":"x"}"#,
+    ];
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let out = tmp.path().join("out");
+    let stages = "[[stages]]\ntype = \"exact_dedup\"\n";
+    let pipe = write_pipeline(tmp.path(), &input, &out, stages);
+    let body = std::fs::read_to_string(&pipe).unwrap();
+    let body = body.replace(
+        "keep_rejected = true",
+        "keep_rejected = true\nsplit_rejected_by = \"language\"",
+    );
+    std::fs::write(&pipe, body).unwrap();
+    assert!(run(&["run", pipe.to_str().unwrap()]).status.success());
+    let count = |lang: &str| {
+        datamill::doc::read_shard(&out.join(format!("rejected/{lang}/00000.s1.jsonl.zst")))
+            .unwrap()
+            .len()
+    };
+    assert_eq!((count("de"), count("fr"), count("none")), (1, 2, 1));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("00000.manifest.json")).unwrap()).unwrap();
+    let files: Vec<_> = manifest["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["file"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "rejected/de/00000.s1.jsonl.zst",
+            "rejected/fr/00000.s1.jsonl.zst",
+            "rejected/none/00000.s1.jsonl.zst"
+        ]
+    );
+}

@@ -7,6 +7,7 @@
 //! `OUTPUT/.work/sK/`; before a group stage's segment runs, the stage scans all shards of the
 //! previous segment, so its decisions never depend on thread timing.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -108,8 +109,9 @@ pub struct Manifest {
     pub config_hash: String,
     /// The output shard.
     pub output: ShardFile,
-    /// The rejected-documents shard, if `keep_rejected`.
-    pub rejected: Option<ShardFile>,
+    /// The rejected-documents shards (one, or one per `split_rejected_by` value), with paths
+    /// relative to the output folder.
+    pub rejected: Vec<ShardFile>,
     /// Records set aside by the reader.
     pub quarantined: u64,
 }
@@ -568,6 +570,7 @@ fn plan_segments(config: &PipelineConfig, stages: &[Box<dyn Stage>]) -> Result<V
             "options": config.input.options,
             "stages": config.stages[..end],
             "keep_rejected": config.output.keep_rejected,
+            "split_rejected_by": config.output.split_rejected_by,
         });
         let hash = xxhash_rust::xxh3::xxh3_64(hashed.to_string().as_bytes());
         segments.push(Segment {
@@ -650,6 +653,77 @@ fn scan_segment_input(
     Ok(scans)
 }
 
+/// The writers of one shard's rejected documents: `rejected/NNNNN.sK.jsonl.zst`, or with
+/// `split_rejected_by = "KEY"` one shard per value of `metadata.KEY`
+/// (`rejected/<value>/NNNNN.sK.jsonl.zst`, `none` when absent), e.g. one per language.
+struct RejectWriters<'a> {
+    out_dir: &'a Path,
+    file: String,
+    split_by: Option<&'a str>,
+    writers: BTreeMap<String, ShardWriter>,
+}
+
+impl<'a> RejectWriters<'a> {
+    fn new(ctx: &'a RunContext, name: &str, segment: usize) -> Self {
+        RejectWriters {
+            out_dir: ctx.out_dir,
+            file: format!("{name}.s{segment}.jsonl.zst"),
+            split_by: ctx.config.output.split_rejected_by.as_deref(),
+            writers: BTreeMap::new(),
+        }
+    }
+
+    fn write(&mut self, doc: &crate::doc::Document) -> Result<()> {
+        let folder = match self.split_by {
+            None => String::new(),
+            Some(key) => {
+                let value = doc.meta_str(key).unwrap_or("none");
+                // Keep the value a single, safe path component.
+                let safe: String = value
+                    .chars()
+                    .map(|c| {
+                        if c.is_alphanumeric() || c == '-' || c == '_' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .take(64)
+                    .collect();
+                if safe.is_empty() {
+                    "none".into()
+                } else {
+                    safe
+                }
+            }
+        };
+        if !self.writers.contains_key(&folder) {
+            let path = self.out_dir.join("rejected").join(&folder).join(&self.file);
+            self.writers
+                .insert(folder.clone(), ShardWriter::create_small(&path)?);
+        }
+        match self.writers.get_mut(&folder) {
+            Some(w) => w.write(doc),
+            None => bail!("rejected writer for `{folder}` vanished"),
+        }
+    }
+
+    fn finish(self) -> Result<Vec<ShardFile>> {
+        self.writers
+            .into_iter()
+            .map(|(folder, w)| {
+                let mut f = w.finish()?;
+                f.file = Path::new("rejected")
+                    .join(folder)
+                    .join(&f.file)
+                    .to_string_lossy()
+                    .into_owned();
+                Ok(f)
+            })
+            .collect()
+    }
+}
+
 /// A record the reader set aside, as written to `quarantine/NNNNN.jsonl`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct QuarantineRecord {
@@ -676,15 +750,7 @@ fn process_shard(
     let name = shard_name(f.index);
     let keep_rejected = ctx.config.output.keep_rejected;
     let mut writer = ShardWriter::create(&dir.join(format!("{name}.jsonl.zst")))?;
-    let rejected_path = ctx
-        .out_dir
-        .join("rejected")
-        .join(format!("{name}.s{}.jsonl.zst", seg.index));
-    let mut rejected = if keep_rejected {
-        Some(ShardWriter::create(&rejected_path)?)
-    } else {
-        None
-    };
+    let mut rejected = RejectWriters::new(ctx, &name, seg.index);
     let mut read_stats = StageStats::new("read");
     read_stats.bytes_in = f.bytes;
     let mut stats: Vec<StageStats> = stages.iter().map(|s| StageStats::new(s.name())).collect();
@@ -739,10 +805,10 @@ fn process_shard(
                 }
                 crate::stage::Verdict::Drop(reason) => {
                     st.add_drop(&reason);
-                    if let Some(w) = rejected.as_mut() {
+                    if keep_rejected {
                         doc.set("rejected_by", stage.name());
                         doc.set("reject_reason", reason.as_ref());
-                        w.write(&doc)?;
+                        rejected.write(&doc)?;
                     }
                     kept = false;
                     break;
@@ -762,7 +828,7 @@ fn process_shard(
     read_stats.docs_in += quarantine.len() as u64;
 
     let output = writer.finish()?;
-    let rejected = rejected.map(ShardWriter::finish).transpose()?;
+    let rejected = rejected.finish()?;
     if seg.index == 0 {
         let qpath = ctx.out_dir.join("quarantine").join(format!("{name}.jsonl"));
         if quarantine.is_empty() {
