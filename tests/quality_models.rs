@@ -283,3 +283,14 @@ fn a_pipeline_with_a_missing_model_fails_before_reading_anything() {
     );
     assert!(!out.join("00000.jsonl.zst").exists());
 }
+
+#[test]
+fn warc_and_wet_inputs_are_read_as_page_text() {
+    let warc = docs(&["samples/commoncrawl/chatnoir-resiliparse/warcfile.warc.gz"]);
+    assert!(warc.len() >= 10, "{} pages", warc.len());
+    assert!(warc
+        .iter()
+        .all(|t| !t.contains("<html") && !t.contains("HTTP/1.1 200")));
+    let wet = docs(&["samples/commoncrawl/whirlwind-python/whirlwind.warc.wet.gz"]);
+    assert_eq!(wet.len(), 1);
+}

@@ -1,9 +1,10 @@
 //! Reads the reference and negative texts the quality models are trained on, as documents.
 //!
 //! By file name: `*.jsonl`, `*.json` (optionally `.gz`/`.zst`/`.bz2`) are JSON lines with a
-//! `text` field (datamill shards, C4, dolma); `*.xml` (optionally compressed) is a MediaWiki
-//! dump (also recognised by its first bytes) whose prose is extracted ([`super::wikitext`]); anything else is plain text, cut at
-//! blank lines into paragraphs (hard-wrapped lines joined), grouped into documents of about
+//! `text` field (datamill shards, C4, dolma); `*.warc*` / `*.wet*` go through the `warc` / `wet`
+//! pipeline readers; `*.xml` (optionally compressed) is a MediaWiki dump (also recognised by its
+//! first bytes) whose prose is extracted ([`super::wikitext`]); anything else is plain text, cut
+//! at blank lines into paragraphs (hard-wrapped lines joined), grouped into documents of about
 //! [`PLAIN_DOC_BYTES`]. Non-UTF-8 plain text is decoded as Windows-1252. Folders are read
 //! recursively in name order. With `reader = Some(name)`, every file goes through that
 //! pipeline reader instead (for example `wikipedia` or `warc`).
@@ -58,7 +59,15 @@ pub fn for_each_document(
     language: LanguageFilter,
     f: &mut dyn FnMut(&str),
 ) -> Result<()> {
-    if let Some(name) = reader {
+    // WARC / WET files go through the pipeline readers (HTML to text for WARC responses).
+    let by_name = if stem_has(path, ".wet") || stem_has(path, ".warc.wet") {
+        Some("wet")
+    } else if stem_has(path, ".warc") {
+        Some("warc")
+    } else {
+        None
+    };
+    if let Some(name) = reader.or(by_name) {
         let r = crate::sources::build_reader(name, &toml::Table::new())?;
         for rec in r.read(path, "reference")? {
             match rec {
