@@ -5,7 +5,14 @@ use anyhow::{bail, Context, Result};
 use crate::stage::Stage;
 
 /// Every stage type a pipeline may name.
-pub const STAGES: &[&str] = &["line_dedup", "exact_dedup"];
+pub const STAGES: &[&str] = &[
+    "line_dedup",
+    "exact_dedup",
+    "langid",
+    "gopher_repetition",
+    "gopher_quality",
+    "c4_quality",
+];
 
 /// Builds one stage from its table (`type` plus parameters).
 pub fn build_stage(table: &toml::Table) -> Result<Box<dyn Stage>> {
@@ -19,6 +26,14 @@ pub fn build_stage(table: &toml::Table) -> Result<Box<dyn Stage>> {
     Ok(match kind {
         "line_dedup" => Box::new(crate::dedup::line::LineDeduper::from_params(p)?),
         "exact_dedup" => Box::new(crate::dedup::exact::ExactDeduper::from_params(p)?),
+        "langid" => Box::new(crate::filter::langid::LangIdFilter::from_params(p)?),
+        "gopher_repetition" => {
+            Box::new(crate::filter::gopher_repetition::GopherRepetition::from_params(p)?)
+        }
+        "gopher_quality" => Box::new(crate::filter::gopher_quality::GopherQuality::from_params(
+            p,
+        )?),
+        "c4_quality" => Box::new(crate::filter::c4::C4Quality::from_params(p)?),
         other => bail!(
             "unknown stage type `{other}` (known: {})",
             STAGES.join(", ")
