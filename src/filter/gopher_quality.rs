@@ -9,12 +9,10 @@
 //! samples/ has 77% alphabetic tokens but 94% alphabetic words). Lines are split at `\n` (a `\r`
 //! before it is ignored). A parameter set to 0 turns its rule off.
 
-use std::cell::RefCell;
-
 use anyhow::Result;
 use serde::Deserialize;
 
-use super::words::{is_punct, split_words, Word};
+use super::words::{is_letter, is_punct, with_words, Word};
 use crate::doc::Document;
 use crate::run::config::parse_params;
 use crate::stage::{DocPos, Stage, Verdict};
@@ -69,10 +67,6 @@ pub struct GopherQuality {
     config: GopherQualityConfig,
 }
 
-thread_local! {
-    static WORDS: RefCell<Vec<Word>> = const { RefCell::new(Vec::new()) };
-}
-
 impl GopherQuality {
     /// Builds the stage from its TOML parameters.
     pub fn from_params(params: &toml::Table) -> Result<Self> {
@@ -86,15 +80,7 @@ impl GopherQuality {
 
     /// Applies the rules to a text; `Err(reason)` names the first rule that fails.
     pub fn check(&self, text: &str) -> Result<(), &'static str> {
-        WORDS.with(|w| {
-            let mut words = w.borrow_mut();
-            split_words(text, &mut words);
-            let r = self.check_words(text, &words);
-            if words.capacity() > 1 << 20 {
-                *words = Vec::new();
-            }
-            r
-        })
+        with_words(text, |words| self.check_words(text, words))
     }
 
     fn check_words(&self, text: &str, words: &[Word]) -> Result<(), &'static str> {
@@ -108,12 +94,11 @@ impl GopherQuality {
             let mut has_non_punct = false;
             let mut has_alpha = false;
             for ch in t.chars() {
-                has_non_punct |= !is_punct(ch);
-                has_alpha |= ch.is_alphabetic();
-                if has_alpha {
-                    has_non_punct = true;
+                if is_letter(ch) {
+                    (has_alpha, has_non_punct) = (true, true);
                     break;
                 }
+                has_non_punct |= !is_punct(ch);
             }
             if has_non_punct {
                 non_symbol += 1;

@@ -6,10 +6,16 @@
 //! Paragraphs are the stripped text cut at runs of two or more `\n`; lines are the text cut at
 //! runs of `\n`. Character fractions are over the characters of the whole text. n-grams are over
 //! [`split_words`] tokens; a top n-gram's length counts the single spaces between its words, a
-//! duplicated n-gram's does not (as datatrove). No n-gram is ever built as a string: every word
-//! is hashed once (xxh3), the hash of the n-gram starting at word `i` is updated in place from
-//! the (n−1)-gram's (`h = h·P + w[i+n−1]`), and the counts live in a reused open-addressing
-//! table. Two different n-grams with the same 64-bit hash would count as one (negligible).
+//! duplicated n-gram's does not (as datatrove). A tie for the most frequent n-gram goes to the
+//! one seen first, like Python's `Counter.most_common`.
+//!
+//! Speed: no n-gram is ever built as a string. Every word is hashed once (xxh3); the hash of the
+//! n-gram starting at word `i` is updated in place from the (n−1)-gram's (`h = h·P + w[i+n−1]`);
+//! counts live in a reused open-addressing table. n grows one level at a time, and an n-gram can
+//! only occur twice if both (n−1)-grams inside it do, so each level only counts the positions
+//! whose two (n−1)-grams were repeated: in ordinary prose few 4-grams and almost no 6-grams
+//! repeat, so the ten levels cost about two passes over the words. Two different n-grams with the
+//! same 64-bit hash would count as one (negligible).
 
 use std::cell::RefCell;
 
@@ -17,7 +23,7 @@ use anyhow::{ensure, Result};
 use serde::Deserialize;
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::words::{char_len, split_words, Word};
+use super::words::{char_len, with_words};
 use crate::doc::Document;
 use crate::run::config::parse_params;
 use crate::stage::{DocPos, Stage, Verdict};
@@ -67,62 +73,88 @@ pub struct GopherRepetition {
     config: GopherRepetitionConfig,
 }
 
-/// Open-addressing hash table from a nonzero 64-bit hash to (count, first position), reused
-/// between documents.
+/// One slot of [`CountTable`]: a (mixed, nonzero) key, its count and first position.
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    key: u64,
+    count: u32,
+    first: u32,
+}
+
+/// Open-addressing hash table from a 64-bit hash to (count, first position), reused between
+/// documents; it also tracks the most frequent key (earliest first position on ties).
 #[derive(Default)]
 struct CountTable {
-    keys: Vec<u64>,
-    vals: Vec<(u32, u32)>,
+    slots: Vec<Slot>,
     mask: usize,
+    /// (count, first position) of the most frequent key so far.
+    top: (u32, u32),
 }
 
 impl CountTable {
     /// Empties the table and sizes it for `n` keys (load at most 1/2).
     fn reset(&mut self, n: usize) {
         let cap = (n.max(8) * 2).next_power_of_two();
-        if self.keys.len() != cap {
-            self.keys = vec![0; cap];
-            self.vals = vec![(0, 0); cap];
+        if self.slots.len() != cap {
+            self.slots = vec![Slot::default(); cap];
         } else {
-            self.keys.fill(0);
+            self.slots.fill(Slot::default());
         }
         self.mask = cap - 1;
+        self.top = (0, 0);
     }
 
     /// Counts one occurrence of `key` at position `at`; returns the count so far.
     #[inline]
     fn add(&mut self, key: u64, at: u32) -> u32 {
+        let slot = self.add_slot(key, at);
+        self.slots[slot].count
+    }
+
+    /// The count of the key in slot `slot`.
+    #[inline]
+    fn count(&self, slot: usize) -> u32 {
+        self.slots[slot].count
+    }
+
+    /// Counts one occurrence of `key` at position `at`; returns its slot.
+    #[inline]
+    fn add_slot(&mut self, key: u64, at: u32) -> usize {
         let key = mix(key) | 1;
         let mut i = key as usize & self.mask;
         loop {
-            let k = self.keys[i];
-            if k == key {
-                self.vals[i].0 += 1;
-                return self.vals[i].0;
+            let slot = &mut self.slots[i];
+            if slot.key == key {
+                slot.count += 1;
+                let (count, first) = (slot.count, slot.first);
+                if count > self.top.0 || (count == self.top.0 && first < self.top.1) {
+                    self.top = (count, first);
+                }
+                return i;
             }
-            if k == 0 {
-                self.keys[i] = key;
-                self.vals[i] = (1, at);
-                return 1;
+            if slot.key == 0 {
+                *slot = Slot {
+                    key,
+                    count: 1,
+                    first: at,
+                };
+                if self.top.0 == 0 {
+                    self.top = (1, at);
+                }
+                return i;
             }
             i = (i + 1) & self.mask;
         }
     }
 
     /// The (count, first position) with the highest count, the earliest first position on ties.
-    fn top(&self) -> Option<(u32, u32)> {
-        let mut best: Option<(u32, u32)> = None;
-        for (k, &(count, at)) in self.keys.iter().zip(&self.vals) {
-            if *k != 0 && best.is_none_or(|(c, a)| count > c || (count == c && at < a)) {
-                best = Some((count, at));
-            }
-        }
-        best
+    fn top(&self) -> (u32, u32) {
+        self.top
     }
 
     /// Gives the memory back after an unusually large document.
     fn trim(&mut self) {
-        if self.keys.len() > 1 << 22 {
+        if self.slots.len() > 1 << 20 {
             *self = CountTable::default();
         }
     }
@@ -143,14 +175,22 @@ const NGRAM_MUL: u64 = 0x9e37_79b9_7f4a_7c15;
 
 #[derive(Default)]
 struct Scratch {
-    words: Vec<Word>,
     /// `chars_before[i]`: characters of words `0..i`.
     chars_before: Vec<usize>,
     /// xxh3 of every word.
     word_hashes: Vec<u64>,
     /// Per position, the hash of the n-gram starting there (updated in place as n grows).
     grams: Vec<u64>,
+    /// Per position, whether the current level's n-gram there occurs more than once.
+    repeated: Vec<bool>,
+    /// Positions counted at the current level, and their table slots.
+    candidates: Vec<(u32, u32)>,
+    /// Per n: most frequent n-gram's characters times its count, and duplicated n-gram
+    /// characters (datatrove's two measures), when asked for.
+    top_chars: Vec<Option<usize>>,
+    dup_chars: Vec<Option<usize>>,
     table: CountTable,
+    seen: CountTable,
 }
 
 thread_local! {
@@ -291,7 +331,8 @@ impl GopherRepetition {
             let mut s = s.borrow_mut();
             let r = self.check_with(text, &mut s);
             s.table.trim();
-            if s.words.capacity() > 1 << 20 {
+            s.seen.trim();
+            if s.word_hashes.capacity() > 1 << 20 {
                 *s = Scratch::default();
             }
             r
@@ -334,65 +375,47 @@ impl GopherRepetition {
             return Ok(());
         }
 
-        let Scratch {
-            words,
-            chars_before,
-            word_hashes,
-            grams,
-            table,
-        } = s;
-        split_words(text, words);
-        let n_words = words.len();
-        chars_before.clear();
-        chars_before.push(0);
-        let mut acc = 0;
-        for w in words.iter() {
-            acc += w.chars;
-            chars_before.push(acc);
+        s.chars_before.clear();
+        s.word_hashes.clear();
+        with_words(text, |words| {
+            s.chars_before.push(0);
+            let mut acc = 0;
+            for w in words {
+                acc += w.chars;
+                s.chars_before.push(acc);
+            }
+            s.word_hashes
+                .extend(words.iter().map(|w| xxh3_64(&bytes[w.start..w.end])));
+        });
+        let n_words = s.word_hashes.len();
+        let active = |list: &[(usize, f64)], n: usize| list.iter().any(|&(m, f)| m == n && f > 0.0);
+        let max_n = c
+            .top_n_grams
+            .iter()
+            .chain(&c.dup_n_grams)
+            .filter(|&&(_, f)| f > 0.0)
+            .map(|&(n, _)| n)
+            .max()
+            .unwrap_or(0)
+            .min(n_words);
+        s.top_chars.clear();
+        s.top_chars.resize(max_n + 1, None);
+        s.dup_chars.clear();
+        s.dup_chars.resize(max_n + 1, None);
+        for n in 1..=max_n {
+            s.level(n, active(&c.top_n_grams, n), active(&c.dup_n_grams, n));
         }
-        word_hashes.clear();
-        word_hashes.extend(words.iter().map(|w| xxh3_64(&bytes[w.start..w.end])));
-        grams.clear();
-        grams.extend_from_slice(word_hashes);
-        let mut n_done = 1;
-
         for &(n, frac) in &c.top_n_grams {
-            if n > n_words || frac <= 0.0 {
-                continue;
-            }
-            advance_grams(grams, word_hashes, &mut n_done, n);
-            let count = n_words - n + 1;
-            table.reset(count);
-            for (i, &h) in grams[..count].iter().enumerate() {
-                table.add(h, i as u32);
-            }
-            if let Some((times, at)) = table.top() {
-                let at = at as usize;
-                let gram_chars = chars_before[at + n] - chars_before[at] + (n - 1);
-                if (gram_chars * times as usize) as f64 / len > frac {
+            if let Some(Some(chars)) = s.top_chars.get(n).filter(|_| frac > 0.0) {
+                if *chars as f64 / len > frac {
                     return Err(NGram("top", n));
                 }
             }
         }
         for &(n, frac) in &c.dup_n_grams {
-            if n > n_words || frac <= 0.0 {
-                continue;
-            }
-            advance_grams(grams, word_hashes, &mut n_done, n);
-            let count = n_words - n + 1;
-            table.reset(count);
-            let limit = frac * len;
-            let mut repeated = 0usize;
-            let mut i = 0;
-            while i < count {
-                if table.add(grams[i], i as u32) > 1 {
-                    repeated += chars_before[i + n] - chars_before[i];
-                    if repeated as f64 > limit {
-                        return Err(NGram("dup", n));
-                    }
-                    i += n;
-                } else {
-                    i += 1;
+            if let Some(Some(chars)) = s.dup_chars.get(n).filter(|_| frac > 0.0) {
+                if *chars as f64 / len > frac {
+                    return Err(NGram("dup", n));
                 }
             }
         }
@@ -400,20 +423,66 @@ impl GopherRepetition {
     }
 }
 
-/// Brings `grams[i]` from the hash of words `i..i+n_done` to that of words `i..i+n` (valid for
-/// `i <= words - n`), restarting from the word hashes when `n` is smaller.
-fn advance_grams(grams: &mut [u64], word_hashes: &[u64], n_done: &mut usize, n: usize) {
-    if n < *n_done {
-        grams.copy_from_slice(word_hashes);
-        *n_done = 1;
-    }
-    let words = word_hashes.len();
-    while *n_done < n {
-        let k = *n_done;
-        for (g, &w) in grams[..words - k].iter_mut().zip(&word_hashes[k..]) {
-            *g = g.wrapping_mul(NGRAM_MUL).wrapping_add(w);
+impl Scratch {
+    /// Moves from (n−1)-grams to n-grams (`n >= 1`, at most the number of words) and records the
+    /// measures asked for.
+    fn level(&mut self, n: usize, want_top: bool, want_dup: bool) {
+        let n_words = self.word_hashes.len();
+        let count = n_words + 1 - n;
+        self.candidates.clear();
+        if n == 1 {
+            self.grams.clear();
+            self.grams.extend_from_slice(&self.word_hashes);
+            self.candidates.extend((0..count as u32).map(|i| (i, 0)));
+        } else {
+            let new_word = &self.word_hashes[n - 1..];
+            for (g, &w) in self.grams[..count].iter_mut().zip(new_word) {
+                *g = g.wrapping_mul(NGRAM_MUL).wrapping_add(w);
+            }
+            let rep = &self.repeated;
+            self.candidates.extend(
+                (0..count)
+                    .filter(|&i| rep[i] && rep[i + 1])
+                    .map(|i| (i as u32, 0)),
+            );
         }
-        *n_done += 1;
+        self.table.reset(self.candidates.len());
+        for cand in self.candidates.iter_mut() {
+            cand.1 = self.table.add_slot(self.grams[cand.0 as usize], cand.0) as u32;
+        }
+        self.repeated.clear();
+        self.repeated.resize(count, false);
+        for &(i, slot) in &self.candidates {
+            self.repeated[i as usize] = self.table.count(slot as usize) > 1;
+        }
+        let span = |at: usize| self.chars_before[at + n] - self.chars_before[at];
+        if want_top {
+            // Only repeated n-grams were counted; with none, every n-gram occurs once and the
+            // first one is the "most frequent".
+            let (times, at) = match self.table.top() {
+                (t, at) if t > 1 => (t as usize, at as usize),
+                _ => (1, 0),
+            };
+            self.top_chars[n] = Some((span(at) + n - 1) * times);
+        }
+        if want_dup {
+            // datatrove's scan: a repeat of an n-gram seen earlier counts its characters and
+            // skips past it. n-grams occurring once can never be repeats, so only repeated
+            // positions need the seen-set.
+            let repeated_positions = self.candidates.len();
+            self.seen.reset(repeated_positions);
+            let mut chars = 0;
+            let mut i = 0;
+            while i < count {
+                if self.repeated[i] && self.seen.add(self.grams[i], i as u32) > 1 {
+                    chars += span(i);
+                    i += n;
+                } else {
+                    i += 1;
+                }
+            }
+            self.dup_chars[n] = Some(chars);
+        }
     }
 }
 

@@ -11,7 +11,10 @@
 //! `Hello, "world"!` gives `Hello` `,` `"` `world` `"` `!`. Tokens are byte ranges of the text,
 //! so splitting allocates nothing beyond the reused output vector.
 
+use std::cell::RefCell;
+
 use unicode_normalization::char::is_combining_mark;
+use xxhash_rust::xxh3::xxh3_64;
 
 /// One token: a byte range of the text and its length in characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +42,23 @@ pub fn is_punct(c: char) -> bool {
     if c.is_ascii() {
         c.is_ascii_punctuation() || c.is_ascii_control()
     } else {
-        !c.is_alphanumeric() && !c.is_whitespace() && !is_combining_mark(c)
+        !is_letter(c) && !c.is_numeric() && !c.is_whitespace() && !is_combining_mark(c)
+    }
+}
+
+/// `char::is_alphabetic` with a table-free answer for the big blocks that are letters only
+/// (Latin-1 and Latin Extended letters, Cyrillic, Greek and Coptic letters, CJK ideographs, kana,
+/// Hangul syllables); the standard library's lookup is slow enough to show in profiles.
+#[inline]
+pub fn is_letter(c: char) -> bool {
+    match c as u32 {
+        0x41..=0x5a | 0x61..=0x7a => true,
+        0..=0x7f => false,
+        0xc0..=0x24f => c != '×' && c != '÷',
+        0x388..=0x3ff => c != '΅' && c != '·' && c != '϶',
+        0x400..=0x481 | 0x48a..=0x52f => true,
+        0x3041..=0x3096 | 0x30a1..=0x30fa | 0x4e00..=0x9fff | 0xac00..=0xd7a3 => true,
+        _ => c.is_alphabetic(),
     }
 }
 
@@ -49,31 +68,136 @@ pub fn char_len(s: &str) -> usize {
     s.as_bytes().iter().filter(|&&b| (b as i8) >= -0x40).count()
 }
 
+/// The last split of this thread, so that consecutive word-based stages of one document share it.
+#[derive(Default)]
+struct LastSplit {
+    /// Address, length and xxh3 of the text split, or `None`.
+    key: Option<(usize, usize, u64)>,
+    words: Vec<Word>,
+}
+
+thread_local! {
+    static LAST_SPLIT: RefCell<LastSplit> = RefCell::new(LastSplit::default());
+}
+
+/// Calls `f` with the tokens of `text`. The split is kept per thread, keyed by the text's
+/// address, length and xxh3 hash, so the next stage of the chain (Gopher repetition, then Gopher
+/// quality) reuses it instead of splitting again. `f` must not call `with_words` itself.
+pub fn with_words<R>(text: &str, f: impl FnOnce(&[Word]) -> R) -> R {
+    LAST_SPLIT.with(|cell| {
+        let mut last = cell.borrow_mut();
+        let key = (text.as_ptr() as usize, text.len(), xxh3_64(text.as_bytes()));
+        if last.key != Some(key) {
+            split_words(text, &mut last.words);
+            last.key = Some(key);
+        }
+        let result = f(&last.words);
+        if last.words.capacity() > 1 << 20 {
+            *last = LastSplit::default();
+        }
+        result
+    })
+}
+
 /// Splits `text` into tokens (rules in the module documentation); `out` is cleared first.
 pub fn split_words(text: &str, out: &mut Vec<Word>) {
     out.clear();
     let bytes = text.as_bytes();
-    let mut start: Option<usize> = None;
+    let n = bytes.len();
     let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        let (ws, len) = if b < 0x80 {
-            (b.is_ascii_whitespace() || b == 0x0b, 1)
-        } else {
-            let c = text[i..].chars().next().unwrap_or(' ');
-            (c.is_whitespace(), c.len_utf8())
-        };
+    while i < n {
+        let (ws, len) = whitespace_at(text, i);
         if ws {
-            if let Some(s) = start.take() {
-                push_chunk(text, s, i, out);
-            }
-        } else if start.is_none() {
-            start = Some(i);
+            i += len;
+            continue;
         }
-        i += len;
+        let start = i;
+        let mut ascii = true;
+        while i < n {
+            let b = bytes[i];
+            if b < 0x80 {
+                if is_ascii_space(b) {
+                    break;
+                }
+                i += 1;
+            } else {
+                let (ws, len) = whitespace_at(text, i);
+                if ws {
+                    break;
+                }
+                ascii = false;
+                i += len;
+            }
+        }
+        push_any_chunk(text, start, i, ascii, out);
     }
-    if let Some(s) = start {
-        push_chunk(text, s, text.len(), out);
+}
+
+/// ASCII whitespace as Python's `str.split` sees it (space, \t, \n, \v, \f, \r, 0x1c-0x1f).
+#[inline]
+fn is_ascii_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t'..=b'\r' | 0x1c..=0x1f)
+}
+
+/// Whether the character at byte `i` is whitespace, and its length in bytes.
+#[inline]
+fn whitespace_at(text: &str, i: usize) -> (bool, usize) {
+    let b = text.as_bytes()[i];
+    if b < 0x80 {
+        return (is_ascii_space(b), 1);
+    }
+    let c = text[i..].chars().next().unwrap_or(' ');
+    (c.is_whitespace(), c.len_utf8())
+}
+
+#[inline]
+fn push_any_chunk(text: &str, s: usize, e: usize, ascii: bool, out: &mut Vec<Word>) {
+    if ascii {
+        push_ascii_chunk(text.as_bytes(), s, e, out);
+    } else {
+        push_chunk(text, s, e, out);
+    }
+}
+
+/// [`push_chunk`] for a chunk of ASCII bytes (one byte per character).
+fn push_ascii_chunk(bytes: &[u8], s: usize, e: usize, out: &mut Vec<Word>) {
+    let chunk = &bytes[s..e];
+    let punct = |x: &u8| x.is_ascii_punctuation() || x.is_ascii_control();
+    let Some(first) = chunk.iter().position(|x| !punct(x)) else {
+        out.push(Word {
+            start: s,
+            end: e,
+            chars: chunk.len(),
+        });
+        return;
+    };
+    for k in 0..first {
+        out.push(Word {
+            start: s + k,
+            end: s + k + 1,
+            chars: 1,
+        });
+    }
+    let last = chunk.iter().rposition(|x| !punct(x)).unwrap_or(first);
+    out.push(Word {
+        start: s + first,
+        end: s + last + 1,
+        chars: last + 1 - first,
+    });
+    let mut k = last + 1;
+    while k < chunk.len() {
+        let mut end = k + 1;
+        if chunk[k] == b'.' {
+            while end < chunk.len() && chunk[end] == b'.' {
+                end += 1;
+            }
+        }
+        out.push(Word {
+            start: s + k,
+            end: s + end,
+            chars: end - k,
+        });
+        k = end;
     }
 }
 
@@ -158,5 +282,15 @@ mod tests {
         let mut v = Vec::new();
         split_words("héllo", &mut v);
         assert_eq!(v[0].chars, 5);
+        let t1 = String::from("one two");
+        let t2 = String::from("three");
+        assert_eq!(with_words(&t1, |w| w.len()), 2);
+        assert_eq!(with_words(&t1, |w| w.len()), 2);
+        assert_eq!(with_words(&t2, |w| w.len()), 1);
+        // Mixed chunks take the Unicode path, pure ASCII chunks the byte path: same rules.
+        assert_eq!(
+            tokens("(café)... (cafe)..."),
+            ["(", "café", ")", "...", "(", "cafe", ")", "..."]
+        );
     }
 }
