@@ -433,6 +433,13 @@ impl Scratch {
         if n == 1 {
             self.grams.clear();
             self.grams.extend_from_slice(&self.word_hashes);
+            if !(want_top || want_dup) {
+                // Counting single words costs a full pass and prunes little (most words repeat):
+                // level 2 then counts every position instead.
+                self.repeated.clear();
+                self.repeated.resize(count, true);
+                return;
+            }
             self.candidates.extend((0..count as u32).map(|i| (i, 0)));
         } else {
             let new_word = &self.word_hashes[n - 1..];
