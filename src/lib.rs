@@ -5,6 +5,7 @@
 
 pub mod dedup;
 pub mod doc;
+pub mod download;
 pub mod filter;
 pub mod run;
 pub mod sources;
