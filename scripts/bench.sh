@@ -10,6 +10,7 @@ CORPUS="${1:-../shared/data/bench/docs.jsonl.zst}"
 DOCS="${BENCH_DOCS:-6584}"
 PARTS="${BENCH_PARTS:-8}"
 BIN="${BIN:-target/release/datamill}"
+[[ -f "$CORPUS" ]] && CORPUS="$(realpath "$CORPUS")"
 cd "$(dirname "$0")/.."
 
 if [[ ! -f "$CORPUS" ]]; then

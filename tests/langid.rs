@@ -109,6 +109,20 @@ fn eval_subcommand_prints_per_label_and_pooled_accuracy() {
     assert!(text.contains("known to the model (67 labels, 13400 items): accuracy 0.891"));
 }
 
+#[test]
+fn eval_skips_lines_without_tab_or_utf8_and_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gold.tsv");
+    let mut bytes = b"en\tThe cat sleeps on the sofa while the rain falls.\nno tab here\n".to_vec();
+    bytes.extend_from_slice(b"de\t\xff\xfe kaputt\n\nfr\tLe chat dort sur le canap\xc3\xa9.\r\n");
+    std::fs::write(&path, bytes).unwrap();
+    let model = LidModel::load(&model_path()).unwrap();
+    let eval = evaluate_tsv(&model, &path, &[]).unwrap();
+    assert_eq!(eval.malformed, 2);
+    assert_eq!(eval.labels.len(), 2);
+    assert_eq!(eval.pooled(|_| true).correct, 2);
+}
+
 fn stage(languages: &[&str], threshold: f32) -> LangIdFilter {
     LangIdFilter::new(LangIdConfig {
         model: model_path(),

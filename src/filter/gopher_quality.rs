@@ -65,6 +65,8 @@ impl Default for GopherQualityConfig {
 /// The Gopher quality filter stage.
 pub struct GopherQuality {
     config: GopherQualityConfig,
+    /// Length in bytes of the longest stop word (shorter tokens are the only candidates).
+    max_stop_len: usize,
 }
 
 impl GopherQuality {
@@ -75,7 +77,11 @@ impl GopherQuality {
 
     /// The stage with the given configuration.
     pub fn new(config: GopherQualityConfig) -> Self {
-        GopherQuality { config }
+        let max_stop_len = config.stop_words.iter().map(String::len).max().unwrap_or(0);
+        GopherQuality {
+            config,
+            max_stop_len,
+        }
     }
 
     /// Applies the rules to a text; `Err(reason)` names the first rule that fails.
@@ -105,7 +111,10 @@ impl GopherQuality {
                 non_symbol_chars += w.chars;
             }
             alpha_words += has_alpha as usize;
-            if c.min_stop_words > 0 && w.end - w.start <= 4 && c.stop_words.iter().any(|s| s == t) {
+            if c.min_stop_words > 0
+                && w.end - w.start <= self.max_stop_len
+                && c.stop_words.iter().any(|s| s == t)
+            {
                 stop_words += 1;
             }
         }
@@ -223,6 +232,23 @@ mod tests {
         assert_eq!(check(&numbers), Err("gopher_below_alpha_threshold"));
         let no_stop = "Cats sat on mats looking at birds quite happily. ".repeat(8);
         assert_eq!(check(&no_stop), Err("gopher_few_stop_words"));
+    }
+
+    #[test]
+    fn custom_stop_words_of_any_length() {
+        let q = GopherQuality::new(GopherQualityConfig {
+            min_doc_words: 0,
+            stop_words: vec!["because".into(), "although".into()],
+            ..Default::default()
+        });
+        assert_eq!(
+            q.check("I stayed because it rained, although briefly."),
+            Ok(())
+        );
+        assert_eq!(
+            q.check("I stayed since it rained, though briefly."),
+            Err("gopher_few_stop_words")
+        );
     }
 
     #[test]

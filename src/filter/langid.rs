@@ -204,7 +204,7 @@ pub struct LangIdEval {
     pub known: Vec<String>,
     /// Labels asked for with `--languages` (empty: none).
     pub selected: Vec<String>,
-    /// Lines skipped because they had no tab.
+    /// Lines skipped because they had no tab or were not UTF-8.
     pub malformed: u64,
 }
 
@@ -275,7 +275,10 @@ impl LangIdEval {
         line("known to the model", n_known, self.known_score());
         line("all", self.labels.len(), self.pooled(|_| true));
         if self.malformed > 0 {
-            out.push_str(&format!("{} lines without a tab skipped\n", self.malformed));
+            out.push_str(&format!(
+                "{} lines without a tab or not UTF-8 skipped\n",
+                self.malformed
+            ));
         }
         out
     }
@@ -293,20 +296,20 @@ pub fn evaluate_tsv(model: &LidModel, path: &Path, selected: &[String]) -> Resul
         ..Default::default()
     };
     let mut batch: Vec<(String, String)> = Vec::with_capacity(4096);
-    let mut buf = String::new();
+    let mut buf = Vec::new();
     let mut line_no = 0u64;
     loop {
         buf.clear();
         let n = reader
-            .read_line(&mut buf)
+            .read_until(b'\n', &mut buf)
             .with_context(|| format!("{}: cannot read line {}", path.display(), line_no + 1))?;
         if n > 0 {
             line_no += 1;
-            let line = buf.trim_end_matches(['\n', '\r']);
-            match line.split_once('\t') {
-                Some((label, text)) => batch.push((label.to_string(), text.to_string())),
-                None if line.is_empty() => {}
-                None => eval.malformed += 1,
+            let line = std::str::from_utf8(&buf).map(|l| l.trim_end_matches(['\n', '\r']));
+            match line.map(|l| (l.is_empty(), l.split_once('\t'))) {
+                Ok((_, Some((label, text)))) => batch.push((label.to_string(), text.to_string())),
+                Ok((true, None)) => {}
+                _ => eval.malformed += 1,
             }
         }
         if batch.len() >= 4096 || (n == 0 && !batch.is_empty()) {
