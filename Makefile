@@ -57,3 +57,7 @@ bench: build
 
 clean:
 	rm -rf out target $(CACHE)
+
+## bench-sources: books / wikipedia / stackexchange readers and MinHash dedup, one thread.
+bench-sources: build
+	@bash scripts/bench-sources.sh "$(BENCH_CORPUS)"

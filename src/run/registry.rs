@@ -12,6 +12,8 @@ pub const STAGES: &[&str] = &[
     "gopher_repetition",
     "gopher_quality",
     "c4_quality",
+    "minhash_dedup",
+    "gutenberg_strip",
 ];
 
 /// Builds one stage from its table (`type` plus parameters).
@@ -34,6 +36,9 @@ pub fn build_stage(table: &toml::Table) -> Result<Box<dyn Stage>> {
             p,
         )?),
         "c4_quality" => Box::new(crate::filter::c4::C4Quality::from_params(p)?),
+        "gutenberg_strip" => Box::new(crate::clean::books::GutenbergStrip::from_params(p)?),
+        "wiki_filter" => Box::new(crate::clean::wiki::WikiFilter::from_params(p)?),
+        "minhash_dedup" => Box::new(crate::dedup::minhash::MinHashDeduper::from_params(p)?),
         other => bail!(
             "unknown stage type `{other}` (known: {})",
             STAGES.join(", ")
