@@ -8,6 +8,10 @@ use crate::stage::Stage;
 pub const STAGES: &[&str] = &[
     "line_dedup",
     "exact_dedup",
+    "langid",
+    "gopher_repetition",
+    "gopher_quality",
+    "c4_quality",
     "minhash_dedup",
     "gutenberg_strip",
     "wiki_filter",
@@ -30,6 +34,14 @@ pub fn build_stage(table: &toml::Table) -> Result<Box<dyn Stage>> {
     Ok(match kind {
         "line_dedup" => Box::new(crate::dedup::line::LineDeduper::from_params(p)?),
         "exact_dedup" => Box::new(crate::dedup::exact::ExactDeduper::from_params(p)?),
+        "langid" => Box::new(crate::filter::langid::LangIdFilter::from_params(p)?),
+        "gopher_repetition" => {
+            Box::new(crate::filter::gopher_repetition::GopherRepetition::from_params(p)?)
+        }
+        "gopher_quality" => Box::new(crate::filter::gopher_quality::GopherQuality::from_params(
+            p,
+        )?),
+        "c4_quality" => Box::new(crate::filter::c4::C4Quality::from_params(p)?),
         "gutenberg_strip" => Box::new(crate::clean::books::GutenbergStrip::from_params(p)?),
         "wiki_filter" => Box::new(crate::clean::wiki::WikiFilter::from_params(p)?),
         "minhash_dedup" => Box::new(crate::dedup::minhash::MinHashDeduper::from_params(p)?),
