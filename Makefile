@@ -76,7 +76,7 @@ run: build quality-models
 
 ## test: every test (unit + integration), with nextest's summary line at the end. A one-node
 ## Slurm (scripts/slurm-local.sh) runs for the cluster tests and is stopped on exit.
-test: setup
+test: setup quality-models
 	@set -e; bash scripts/slurm-local.sh start; \
 	  trap 'bash scripts/slurm-local.sh stop' EXIT; \
 	  DATAMILL_SLURM=1 $(CARGO) nextest run --no-fail-fast
