@@ -3,6 +3,7 @@
 //!
 //! The library is split by concern; `main.rs` only parses the command line and calls in here.
 
+pub mod clean;
 pub mod dedup;
 pub mod doc;
 pub mod run;

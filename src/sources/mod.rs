@@ -3,6 +3,9 @@
 //! A reader opens one input file and streams its records; a bad record becomes a
 //! [`RecordError`] with the byte offset, and reading goes on with the next one.
 
+pub mod archive;
+pub mod arxiv;
+pub mod github;
 pub mod jsonl;
 
 use std::path::Path;
@@ -24,12 +27,14 @@ pub trait Reader: Send + Sync {
 pub fn build_reader(name: &str, options: &toml::Table) -> Result<Box<dyn Reader>> {
     match name {
         "jsonl" => Ok(Box::new(jsonl::JsonlSource::from_options(options)?)),
+        "github" => Ok(Box::new(github::GithubSource::from_options(options)?)),
+        "arxiv" => Ok(Box::new(arxiv::ArxivSource::from_options(options)?)),
         other => bail!("unknown reader `{other}` (known: {})", READERS.join(", ")),
     }
 }
 
 /// Names accepted by [`build_reader`].
-pub const READERS: &[&str] = &["jsonl"];
+pub const READERS: &[&str] = &["jsonl", "github", "arxiv"];
 
 /// A stable document id from the input file's name and the record's position.
 pub fn record_id(path: &Path, position: u64) -> String {
