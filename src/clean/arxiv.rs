@@ -80,7 +80,7 @@ fn unescaped_percent(line: &str) -> Option<usize> {
     let mut from = 0;
     while let Some(i) = memchr::memchr(b'%', &b[from..]).map(|i| i + from) {
         let backslashes = b[..i].iter().rev().take_while(|&&c| c == b'\\').count();
-        if backslashes % 2 == 0 {
+        if backslashes.is_multiple_of(2) {
             return Some(i);
         }
         from = i + 1;
@@ -212,11 +212,7 @@ const DEFINERS: &[&str] = &[
 /// Parses a definition whose command name spans `cmd` (without the backslash) and ends at
 /// `i`; returns the macro name, the macro (None when it cannot be expanded, e.g. `\def` with
 /// delimited parameters) and the end of the definition.
-fn parse_definition(
-    text: &str,
-    cmd: &str,
-    mut i: usize,
-) -> Option<(String, Option<Macro>, usize)> {
+fn parse_definition(text: &str, cmd: &str, mut i: usize) -> Option<(String, Option<Macro>, usize)> {
     let b = text.as_bytes();
     let mut star = false;
     if b.get(i) == Some(&b'*') {
@@ -224,7 +220,7 @@ fn parse_definition(
         i += 1;
     }
     i = skip_spaces(b, i);
-    let name_range = if b.get(i) == Some(&b'{') {
+    let name = if b.get(i) == Some(&b'{') {
         let (s, e, after) = braced(b, i)?;
         let inner = text[s..e].trim();
         let (ns, ne) = control_sequence(inner.as_bytes(), 0)?;
@@ -232,13 +228,12 @@ fn parse_definition(
             return None;
         }
         i = after;
-        (inner[ns..ne].to_string(), ())
+        inner[ns..ne].to_string()
     } else {
         let (s, e) = control_sequence(b, i)?;
         i = e;
-        (text[s..e].to_string(), ())
+        text[s..e].to_string()
     };
-    let name = name_range.0;
     if cmd.ends_with("def") {
         // Parameter text up to the body: only `#1#2...` is expandable.
         let body_start = memchr::memchr(b'{', &b[i..])? + i;
@@ -248,7 +243,7 @@ fn parse_definition(
             .collect();
         let (s, e, after) = braced(b, body_start)?;
         let mut n = 0;
-        let mut simple = params_text.len() % 2 == 0;
+        let mut simple = params_text.len().is_multiple_of(2);
         for (k, pair) in params_text.as_bytes().chunks(2).enumerate() {
             simple &= pair == [b'#', b'1' + k as u8];
             n += 1;
@@ -263,7 +258,11 @@ fn parse_definition(
     if cmd == "DeclareMathOperator" {
         let j = skip_spaces(b, i);
         let (s, e, after) = braced(b, j)?;
-        let op = if star { "\\operatorname*" } else { "\\operatorname" };
+        let op = if star {
+            "\\operatorname*"
+        } else {
+            "\\operatorname"
+        };
         return Some((
             name,
             Some(Macro {
@@ -653,7 +652,10 @@ mod tests {
 
     #[test]
     fn subparagraph_is_a_section_and_sectionmark_is_not() {
-        assert_eq!(first_section("\\sectionmark{x} \\subparagraph{A}"), Some(16));
+        assert_eq!(
+            first_section("\\sectionmark{x} \\subparagraph{A}"),
+            Some(16)
+        );
         assert_eq!(first_section("\\paragraph*{B}"), Some(0));
         assert_eq!(first_section("no sections"), None);
     }
@@ -662,7 +664,10 @@ mod tests {
     fn clean_cuts_preamble_and_bibliography_keeps_appendix() {
         let t = "\\documentclass{article}\n\\newcommand{\\name}{World}\n\\begin{document}\n\\begin{abstract}Abs\\end{abstract}\n\\section{Intro}\nHello \\name. % hi\n\\bibliography{refs}\n\\begin{thebibliography}{9}\\bibitem{a} A.\\end{thebibliography}\n\\appendix\n\\section{Proofs}\nQED\n\\end{document}\n";
         let (out, rep) = clean_latex(t, &config()).unwrap();
-        assert_eq!(out, "\\section{Intro}\nHello World.\n\n\\appendix\n\\section{Proofs}\nQED");
+        assert_eq!(
+            out,
+            "\\section{Intro}\nHello World.\n\n\\appendix\n\\section{Proofs}\nQED"
+        );
         assert_eq!(rep.definitions, 1);
         let mut c = config();
         c.keep_appendix = false;

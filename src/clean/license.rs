@@ -170,7 +170,8 @@ pub struct LicenseEvidence {
 impl LicenseEvidence {
     /// Adds a root-level licence file (its name and text).
     pub fn add_license_file(&mut self, name: &str, text: &str) {
-        self.files.push((name.to_string(), detect_license_text(text)));
+        self.files
+            .push((name.to_string(), detect_license_text(text)));
     }
 
     /// Adds a root-level manifest (its name and text).
@@ -354,8 +355,11 @@ mod tests {
             Some("MIT OR Apache-2.0")
         );
         assert_eq!(
-            manifest_license("setup.cfg", "[metadata]\nname = x\nlicense = BSD-3-Clause\n")
-                .as_deref(),
+            manifest_license(
+                "setup.cfg",
+                "[metadata]\nname = x\nlicense = BSD-3-Clause\n"
+            )
+            .as_deref(),
             Some("BSD-3-Clause")
         );
         assert_eq!(
@@ -392,7 +396,8 @@ mod tests {
     fn dual_licence_files_take_the_manifest_expression() {
         let mut ev = LicenseEvidence::default();
         ev.add_license_file("LICENSE-MIT", MIT);
-        ev.files.push(("LICENSE-APACHE".into(), Some("Apache-2.0".into())));
+        ev.files
+            .push(("LICENSE-APACHE".into(), Some("Apache-2.0".into())));
         ev.add_manifest("Cargo.toml", "[package]\nlicense = \"MIT OR Apache-2.0\"\n");
         let d = ev.decide();
         assert_eq!(d.spdx.as_deref(), Some("MIT OR Apache-2.0"));

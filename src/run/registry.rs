@@ -29,9 +29,7 @@ pub fn build_stage(table: &toml::Table) -> Result<Box<dyn Stage>> {
         "exact_dedup" => Box::new(crate::dedup::exact::ExactDeduper::from_params(p)?),
         "license_filter" => Box::new(crate::clean::license::LicenseFilter::from_params(p)?),
         "code_file_filter" => Box::new(crate::clean::github::CodeFileFilter::from_params(p)?),
-        "code_license_header" => {
-            Box::new(crate::clean::github::CodeLicenseHeader::from_params(p)?)
-        }
+        "code_license_header" => Box::new(crate::clean::github::CodeLicenseHeader::from_params(p)?),
         "code_quality" => Box::new(crate::clean::github::CodeQuality::from_params(p)?),
         "latex_clean" => Box::new(crate::clean::arxiv::LatexClean::from_params(p)?),
         other => bail!(

@@ -258,7 +258,11 @@ fn walk_zip(
     visit: &mut dyn FnMut(WalkEvent) -> bool,
 ) -> Result<(), RecordError> {
     let file = File::open(path).map_err(|e| {
-        RecordError::fatal(0, "read_error", format!("cannot open {}: {e}", path.display()))
+        RecordError::fatal(
+            0,
+            "read_error",
+            format!("cannot open {}: {e}", path.display()),
+        )
     })?;
     let mut zip = zip::ZipArchive::new(BufReader::new(file))
         .map_err(|e| RecordError::fatal(0, "bad_archive", format!("not a zip file: {e}")))?;
@@ -428,7 +432,10 @@ mod tests {
 
     #[test]
     fn unsafe_member_names_are_rejected() {
-        assert_eq!(safe_member_path(b"a/./b//c.py").as_deref(), Some("a/b/c.py"));
+        assert_eq!(
+            safe_member_path(b"a/./b//c.py").as_deref(),
+            Some("a/b/c.py")
+        );
         assert_eq!(safe_member_path(b"/etc/passwd"), None);
         assert_eq!(safe_member_path(b"a/../../x"), None);
         assert_eq!(safe_member_path(b"C:\\x"), None);
@@ -520,13 +527,19 @@ mod tests {
             max_total_bytes: 1 << 20,
         };
         let mut seen = Vec::new();
-        walk(&repo, &ArchiveKind::Folder, limits, &mut |_, _| true, &mut |e| {
-            seen.push(match e {
-                WalkEvent::File(m) => format!("file {}", m.path),
-                WalkEvent::Skipped { name, reason } => format!("{reason} {name}"),
-            });
-            true
-        })
+        walk(
+            &repo,
+            &ArchiveKind::Folder,
+            limits,
+            &mut |_, _| true,
+            &mut |e| {
+                seen.push(match e {
+                    WalkEvent::File(m) => format!("file {}", m.path),
+                    WalkEvent::Skipped { name, reason } => format!("{reason} {name}"),
+                });
+                true
+            },
+        )
         .unwrap();
         assert!(seen.contains(&"file src/a.rs".to_string()), "{seen:?}");
         #[cfg(unix)]

@@ -82,10 +82,9 @@ impl ArxivSource {
 pub fn arxiv_id_from_name(name: &str) -> String {
     let base = name.rsplit('/').next().unwrap_or(name);
     let mut stem = base;
-    for ext in [".tar.gz", ".tgz", ".gz", ".tar", ".tex"] {
+    for ext in [".tgz", ".gz", ".tar", ".tex"] {
         if let Some(s) = stem.strip_suffix(ext) {
             stem = s;
-            break;
         }
     }
     let digits = stem
@@ -95,7 +94,10 @@ pub fn arxiv_id_from_name(name: &str) -> String {
         .count();
     if digits == 7 && stem.len() > 7 {
         let (archive, number) = stem.split_at(stem.len() - 7);
-        if archive.bytes().all(|b| b.is_ascii_lowercase() || b == b'-' || b == b'.') {
+        if archive
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'-' || b == b'.')
+        {
             return format!("{archive}/{number}");
         }
     }
@@ -106,7 +108,10 @@ pub fn arxiv_id_from_name(name: &str) -> String {
 pub fn looks_like_arxiv_id(id: &str) -> bool {
     let new_style = id.len() >= 9
         && id.as_bytes()[4] == b'.'
-        && id.bytes().enumerate().all(|(i, b)| i == 4 || b.is_ascii_digit() || b == b'v');
+        && id
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| i == 4 || b.is_ascii_digit() || b == b'v');
     new_style || id.contains('/')
 }
 
@@ -122,7 +127,10 @@ impl Reader for ArxivSource {
             }));
         }
         if !(name.ends_with(".gz") || name.ends_with(".tgz") || name.ends_with(".tex")) {
-            bail!("{}: not an arXiv source file (.tar, .tar.gz, .gz, .tex)", path.display());
+            bail!(
+                "{}: not an arXiv source file (.tar, .tar.gz, .gz, .tex)",
+                path.display()
+            );
         }
         let id = arxiv_id_from_name(&name);
         Ok(stream_from_thread(move |send| {
@@ -246,19 +254,14 @@ fn read_paper_stream(
             max_member_bytes: opts.max_tex_bytes,
             max_total_bytes: opts.max_paper_bytes,
         };
-        walk_tar(
-            chained,
-            limits,
-            &mut |p, _| is_tex_name(p),
-            &mut |event| {
-                if let WalkEvent::File(m) = event {
-                    if let MemberBody::Bytes(b) = m.body {
-                        files.insert(m.path, b);
-                    }
+        walk_tar(chained, limits, &mut |p, _| is_tex_name(p), &mut |event| {
+            if let WalkEvent::File(m) = event {
+                if let MemberBody::Bytes(b) = m.body {
+                    files.insert(m.path, b);
                 }
-                true
-            },
-        )
+            }
+            true
+        })
         .map_err(|e| RecordError::record(e.offset, &e.reason, format!("{name}: {}", e.message)))?;
     } else {
         let mut buf = Vec::new();
@@ -273,8 +276,10 @@ fn read_paper_stream(
                 format!("{name}: more than {} bytes", opts.max_tex_bytes),
             ));
         }
-        let file = if is_tex_name(name) {
-            crate::doc::file_name(Path::new(name)).to_string()
+        let full = crate::doc::file_name(Path::new(name));
+        let base = full.strip_suffix(".gz").unwrap_or(&full);
+        let file = if is_tex_name(base) {
+            base.to_string()
         } else {
             "main.tex".to_string()
         };
@@ -300,7 +305,9 @@ pub fn find_main_file(files: &BTreeMap<String, String>) -> Option<String> {
         candidates = with_class;
     }
     if candidates.is_empty() {
-        return (files.len() == 1).then(|| files.keys().next().cloned()).flatten();
+        return (files.len() == 1)
+            .then(|| files.keys().next().cloned())
+            .flatten();
     }
     let referenced: HashSet<String> = files
         .iter()
@@ -506,8 +513,12 @@ mod tests {
     #[test]
     fn ids_from_names() {
         assert_eq!(arxiv_id_from_name("2101.00001.gz"), "2101.00001");
-        assert_eq!(arxiv_id_from_name("0001/hep-th0001001.gz"), "hep-th/0001001");
+        assert_eq!(
+            arxiv_id_from_name("0001/hep-th0001001.gz"),
+            "hep-th/0001001"
+        );
         assert_eq!(arxiv_id_from_name("edo-paper.tar.gz"), "edo-paper");
+        assert_eq!(arxiv_id_from_name("main.tex.gz"), "main");
         assert!(looks_like_arxiv_id("2101.00001"));
         assert!(!looks_like_arxiv_id("edo-paper"));
     }

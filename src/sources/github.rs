@@ -234,9 +234,7 @@ fn read_repository(
         let record = match event {
             WalkEvent::File(m) => {
                 let rel = m.path.strip_prefix(root.as_str()).unwrap_or(&m.path);
-                Ok(file_document(
-                    &repo, rel, m.size, m.body, &license, source,
-                ))
+                Ok(file_document(&repo, rel, m.size, m.body, &license, source))
             }
             WalkEvent::Skipped { name, reason } => Err(RecordError::record(
                 0,
@@ -310,12 +308,12 @@ fn parse_file_line(line: &[u8], offset: u64) -> Result<JsonlFile, RecordError> {
     }
 }
 
+/// Receives each line of a JSONL file with its byte offset; returns false to stop.
+type LineVisitor<'a> = dyn FnMut(u64, Result<&[u8], RecordError>) -> bool + 'a;
+
 /// Calls `each(offset, line)` for every non-empty line; lines over [`MAX_LINE_BYTES`] are
 /// reported as `line_too_long`.
-fn for_each_line(
-    path: &Path,
-    each: &mut dyn FnMut(u64, Result<&[u8], RecordError>) -> bool,
-) -> Result<(), RecordError> {
+fn for_each_line(path: &Path, each: &mut LineVisitor) -> Result<(), RecordError> {
     let input = open_decompressed(path)
         .map_err(|e| RecordError::fatal(0, "read_error", format!("{e:#}")))?;
     let mut reader = BufReader::with_capacity(1 << 16, input);
@@ -360,7 +358,6 @@ fn for_each_line(
     }
 }
 
-
 fn read_jsonl_files(path: &Path, source: &str, send: &mut dyn FnMut(RecordResult) -> bool) {
     // Pass 1: licence evidence of repositories whose records carry no `license`.
     let mut evidence: HashMap<String, LicenseEvidence> = HashMap::new();
@@ -374,7 +371,10 @@ fn read_jsonl_files(path: &Path, source: &str, send: &mut dyn FnMut(RecordResult
                         .or_default()
                         .add_license_file(name, &f.content);
                 } else if is_manifest_file(name) {
-                    evidence.entry(f.repo).or_default().add_manifest(name, &f.content);
+                    evidence
+                        .entry(f.repo)
+                        .or_default()
+                        .add_manifest(name, &f.content);
                 }
             }
         }
