@@ -12,7 +12,7 @@ WHEEL_SHA256 := 643efe4033228f49d8adfb3d01cf2e64b27842ed2c02049de3656e760cdd5a03
 BIN := target/release/datamill
 BENCH_CORPUS ?= ../shared/data/bench/docs.jsonl.zst
 
-.PHONY: all setup setup-sys run test bench build clean lint
+.PHONY: all setup setup-sys run test bench build clean lint bench-code
 
 all: build
 
@@ -55,3 +55,8 @@ bench: build
 
 clean:
 	rm -rf out target $(CACHE)
+
+## bench-code: GitHub chain and arXiv cleaning throughput on one core (inputs built on the fly).
+bench: bench-code
+bench-code: build
+	@bash scripts/bench-code.sh

@@ -414,14 +414,23 @@ fn walk_folder(
 }
 
 /// Runs `produce` on a helper thread and streams what it sends: memory stays bounded by the
-/// channel, and the producer stops as soon as the consumer drops the stream.
+/// channel, and the producer stops as soon as the consumer drops the stream. A panic in the
+/// producer ends the stream with a fatal `reader_panic` record.
 pub fn stream_from_thread(
     produce: impl FnOnce(&mut dyn FnMut(RecordResult) -> bool) + Send + 'static,
 ) -> crate::sources::Records {
     let (tx, rx) = std::sync::mpsc::sync_channel::<RecordResult>(64);
     std::thread::spawn(move || {
         let mut send = |r: RecordResult| tx.send(r).is_ok();
-        produce(&mut send);
+        let run = std::panic::AssertUnwindSafe(|| produce(&mut send));
+        if std::panic::catch_unwind(run).is_err() {
+            // A bug must not look like a clean end of input.
+            let _ = tx.send(Err(RecordError::fatal(
+                0,
+                "reader_panic",
+                "the reader stopped on an internal error",
+            )));
+        }
     });
     Box::new(rx.into_iter())
 }
