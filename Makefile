@@ -42,7 +42,6 @@ run: build
 
 ## test: every test (unit + integration), with nextest's summary line at the end.
 test: setup
-	$(CARGO) build --release
 	$(CARGO) nextest run --no-fail-fast
 
 lint:

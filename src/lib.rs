@@ -6,6 +6,7 @@
 pub mod clean;
 pub mod dedup;
 pub mod doc;
+pub mod download;
 pub mod run;
 pub mod sources;
 pub mod stage;

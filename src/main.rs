@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use datamill::run::runner::rank_and_world;
+use datamill::download::{download, DownloadOptions, RetryPolicy};
+use datamill::run::runner::{rank_and_world, Step};
 use datamill::run::{run_pipeline, RunOptions};
 use datamill::stats::MergedStats;
 
@@ -42,6 +43,43 @@ enum Command {
         /// Redo shards that are already complete.
         #[arg(long)]
         force: bool,
+        /// Part of a distributed run: `all`, `segment-K` (this rank's shards of segment K, then
+        /// the map files of the next dedup stage) or `reduce-K` (partition RANK of WORLD_SIZE).
+        #[arg(long, default_value = "all")]
+        step: Step,
+        /// Hash partitions of the dedup map files in a distributed run.
+        #[arg(long, default_value_t = 8)]
+        partitions: usize,
+    },
+    /// Fetch every path of a (gzipped) path list from BASE_URL/PATH to DEST/PATH; resumable.
+    Download {
+        /// Path list, one relative path per line, plain or gzipped (e.g. wet.paths.gz).
+        #[arg(long)]
+        list: PathBuf,
+        /// URL prefix of every path (e.g. https://data.commoncrawl.org).
+        #[arg(long)]
+        base_url: String,
+        /// Destination folder.
+        #[arg(long)]
+        dest: PathBuf,
+        /// Files fetched at the same time.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Global rate limit over all workers in MB/s (1 MB = 10^6 bytes).
+        #[arg(long)]
+        rate_limit: Option<f64>,
+        /// sha256sum-format file (`SHA256  PATH` lines) with expected digests.
+        #[arg(long)]
+        checksums: Option<PathBuf>,
+        /// Failed requests in a row that brought no new bytes before a file counts as failed.
+        #[arg(long, default_value_t = 6)]
+        max_attempts: u32,
+        /// Backoff before the first retry in milliseconds; doubles per retry (jittered).
+        #[arg(long, default_value_t = 1000)]
+        retry_delay_ms: u64,
+        /// Connect and read timeout in seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
     },
     /// Merge the per-shard stats of an output folder into one table.
     Stats {
@@ -80,6 +118,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             world_size,
             threads,
             force,
+            step,
+            partitions,
         } => {
             let (rank, world_size) = rank_and_world(rank, world_size)?;
             let opts = RunOptions {
@@ -90,10 +130,43 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 threads,
                 force,
                 progress: true,
+                step,
+                partitions,
             };
             let summary = run_pipeline(&pipeline, &opts)?;
             print!("{}", summary.report());
             Ok(if summary.failures.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Download {
+            list,
+            base_url,
+            dest,
+            concurrency,
+            rate_limit,
+            checksums,
+            max_attempts,
+            retry_delay_ms,
+            timeout,
+        } => {
+            let opts = DownloadOptions {
+                concurrency,
+                rate_limit_mb_per_sec: rate_limit,
+                checksums,
+                retry: RetryPolicy {
+                    max_attempts,
+                    base_delay: std::time::Duration::from_millis(retry_delay_ms),
+                    ..RetryPolicy::default()
+                },
+                timeout: std::time::Duration::from_secs(timeout),
+                ..DownloadOptions::new(list, &base_url, dest)
+            };
+            let summary = download(&opts)?;
+            print!("{}", summary.report());
+            Ok(if summary.failed.is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

@@ -1,0 +1,499 @@
+//! The runner end to end through the `datamill` binary: resume after `kill -9`, rank sharding,
+//! bad input, config errors, stats.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_datamill");
+const C4_SAMPLE: &str = "samples/c4/dolma/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz";
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// Two group stages (so three segments: read, exact dedup, line dedup).
+const DEDUP_STAGES: &str =
+    "[[stages]]\ntype = \"exact_dedup\"\n[[stages]]\ntype = \"line_dedup\"\n";
+
+/// A pipeline over `input` with `stages`, writing to `output`.
+fn write_pipeline(dir: &Path, input: &Path, output: &Path, stages: &str) -> PathBuf {
+    let path = dir.join("pipe.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"name = "test"
+source = "web"
+[input]
+paths = ["{}"]
+reader = "jsonl"
+[output]
+dir = "{}"
+keep_rejected = true
+{stages}"#,
+            input.display(),
+            output.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// `n` input files: copies of the real C4-style sample under different names, plus a variant
+/// so that dedup decisions cross files.
+fn make_inputs(dir: &Path, n: usize) -> PathBuf {
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    for i in 0..n {
+        std::fs::copy(repo(C4_SAMPLE), input.join(format!("part-{i:03}.jsonl.gz"))).unwrap();
+    }
+    input
+}
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run datamill")
+}
+
+/// Every regular file under `dir` (relative path -> bytes), ignoring the `.work` folder and
+/// the timings in stats files.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+            if rel.starts_with(".work") {
+                continue;
+            }
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else if rel.ends_with(".stats.json") {
+                // Stats carry wall-clock seconds per stage; everything else must be identical.
+                let mut v: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+                for st in v["stages"].as_array_mut().unwrap() {
+                    st["seconds"] = serde_json::Value::Null;
+                }
+                out.insert(rel, serde_json::to_vec(&v).unwrap());
+            } else {
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn count_manifests(dir: &Path) -> usize {
+    let mut n = 0;
+    for sub in [
+        dir.to_path_buf(),
+        dir.join(".work/s0"),
+        dir.join(".work/s1"),
+    ] {
+        if let Ok(rd) = std::fs::read_dir(sub) {
+            n += rd
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".manifest.json"))
+                .count();
+        }
+    }
+    n
+}
+
+#[test]
+fn kill_9_then_rerun_gives_byte_identical_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = make_inputs(tmp.path(), 12);
+    let clean_out = tmp.path().join("clean");
+    let pipe = write_pipeline(tmp.path(), &input, &clean_out, DEDUP_STAGES);
+    let ok = run(&["run", pipe.to_str().unwrap(), "--threads", "2"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let expected = snapshot(&clean_out);
+    assert!(expected.contains_key("00011.jsonl.zst"));
+
+    let out = tmp.path().join("killed");
+    let pipe = write_pipeline(tmp.path(), &input, &out, DEDUP_STAGES);
+    // Kill as soon as the first shard of the run is complete, while others are in flight.
+    let mut child = Command::new(BIN)
+        .args(["run", pipe.to_str().unwrap(), "--threads", "2"])
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while count_manifests(&out) == 0 && Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let partial = snapshot(&out);
+    assert!(
+        partial.len() < expected.len(),
+        "the run finished before it could be killed; nothing was tested"
+    );
+    // Nothing visible under a final name is half-written: every shard present has its manifest.
+    for name in partial.keys().filter(|k| k.ends_with(".manifest.json")) {
+        let shard = name.replace(".manifest.json", ".jsonl.zst");
+        assert_eq!(partial.get(&shard), expected.get(&shard), "{shard}");
+    }
+
+    let rerun = run(&["run", pipe.to_str().unwrap(), "--threads", "2"]);
+    assert!(
+        rerun.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rerun.stderr)
+    );
+    let got = snapshot(&out);
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    for (k, v) in &expected {
+        assert!(got[k] == *v, "{k} differs after kill -9 and rerun");
+    }
+    assert!(!got.keys().any(|k| k.ends_with(".tmp")));
+
+    // A third run finds everything complete and does nothing.
+    let again = run(&["run", pipe.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        text.contains("0 shards processed, 12 already complete"),
+        "{text}"
+    );
+}
+
+#[test]
+fn output_does_not_depend_on_thread_count() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = make_inputs(tmp.path(), 6);
+    let mut snaps = Vec::new();
+    for threads in ["1", "2"] {
+        let out = tmp.path().join(format!("out{threads}"));
+        let pipe = write_pipeline(tmp.path(), &input, &out, DEDUP_STAGES);
+        let r = run(&["run", pipe.to_str().unwrap(), "--threads", threads]);
+        assert!(r.status.success());
+        snaps.push(snapshot(&out));
+    }
+    assert_eq!(snaps[0], snaps[1]);
+}
+
+#[test]
+fn dedup_crosses_files_and_counts_drops_by_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = make_inputs(tmp.path(), 2);
+    let out = tmp.path().join("out");
+    let pipe = write_pipeline(tmp.path(), &input, &out, DEDUP_STAGES);
+    assert!(run(&["run", pipe.to_str().unwrap()]).status.success());
+    let stats = run(&["stats", out.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    let stages = v["stages"].as_array().unwrap();
+    let names: Vec<_> = stages.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["read", "exact_dedup", "line_dedup"]);
+    // 697 documents per file; 27 are empty, and texts occurring 7, 3 and 2 times leave 9
+    // duplicates; the second copy is all duplicates.
+    assert_eq!(stages[0]["docs_out"], 1394);
+    assert_eq!(stages[1]["drops"]["duplicate_document"], 26 + 9 + 697);
+    assert_eq!(stages[2]["drops"]["no_text"], 1);
+    // The second copy repeats every line of the first: all its documents lose all lines.
+    let second: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("00001.stats.json")).unwrap()).unwrap();
+    assert_eq!(second["stages"][1]["drops"]["duplicate_document"], 697);
+    assert_eq!(second["stages"][1]["docs_out"], 0);
+    // Pages made only of lines seen on earlier pages lose every line.
+    let first: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("00000.stats.json")).unwrap()).unwrap();
+    assert!(
+        first["stages"][2]["drops"]["all_lines_duplicate"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    let second = datamill::doc::read_shard(&out.join("00001.jsonl.zst")).unwrap();
+    assert!(second.is_empty());
+    let rejected = datamill::doc::read_shard(&out.join("rejected/00001.s1.jsonl.zst")).unwrap();
+    assert_eq!(rejected.len(), 697);
+    assert_eq!(rejected[0].meta_str("rejected_by"), Some("exact_dedup"));
+    assert_eq!(
+        rejected[0].meta_str("reject_reason"),
+        Some("duplicate_document")
+    );
+}
+
+#[test]
+fn ranks_split_the_inputs_and_together_equal_one_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    // Distinct files: each its own slice of the sample.
+    let docs = datamill::doc::read_shard(&repo(C4_SAMPLE)).unwrap();
+    for (i, chunk) in docs.chunks(100).enumerate() {
+        let body: String = chunk
+            .iter()
+            .map(|d| serde_json::to_string(d).unwrap() + "\n")
+            .collect();
+        std::fs::write(input.join(format!("f{i}.jsonl")), body).unwrap();
+    }
+    // Dedup across ranks is a separate map/reduce step (see the Slurm section); this checks
+    // that the ranks' file sets are disjoint and together make the whole run.
+    let whole = tmp.path().join("whole");
+    let stages = "";
+    let pipe = write_pipeline(tmp.path(), &input, &whole, stages);
+    assert!(run(&["run", pipe.to_str().unwrap()]).status.success());
+    let split = tmp.path().join("split");
+    let pipe = write_pipeline(tmp.path(), &input, &split, stages);
+    for rank in ["0", "1", "2"] {
+        let r = run(&[
+            "run",
+            pipe.to_str().unwrap(),
+            "--rank",
+            rank,
+            "--world-size",
+            "3",
+        ]);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let rank_files = std::fs::read_dir(&split)
+            .unwrap()
+            .filter(|e| {
+                let e = e.as_ref().unwrap();
+                e.file_name().to_string_lossy().ends_with(".manifest.json")
+            })
+            .count();
+        assert!(rank_files > 0);
+    }
+    let a = snapshot(&whole);
+    let b = snapshot(&split);
+    let shards = |s: &BTreeMap<String, Vec<u8>>| -> Vec<String> {
+        s.keys()
+            .filter(|k| k.ends_with(".jsonl.zst"))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(shards(&a), shards(&b));
+    for k in shards(&a) {
+        assert!(a[&k] == b[&k], "{k}");
+    }
+}
+
+#[test]
+fn slurm_array_variables_pick_the_rank() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = make_inputs(tmp.path(), 4);
+    let out = tmp.path().join("out");
+    let pipe = write_pipeline(tmp.path(), &input, &out, DEDUP_STAGES);
+    let r = Command::new(BIN)
+        .args(["run", pipe.to_str().unwrap()])
+        .env("SLURM_ARRAY_TASK_ID", "1")
+        .env("SLURM_ARRAY_TASK_COUNT", "2")
+        .output()
+        .unwrap();
+    assert!(r.status.success());
+    let mut made: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".jsonl.zst"))
+        .collect();
+    made.sort();
+    assert_eq!(made, ["00001.jsonl.zst", "00003.jsonl.zst"]);
+}
+
+#[test]
+fn bad_inputs_are_quarantined_and_the_run_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = make_inputs(tmp.path(), 1);
+    // A truncated gzip, an empty file, invalid UTF-8 and bad JSON lines, and one 20 MB line.
+    let gz = std::fs::read(repo(C4_SAMPLE)).unwrap();
+    std::fs::write(input.join("trunc.jsonl.gz"), &gz[..gz.len() / 3]).unwrap();
+    std::fs::write(input.join("empty.jsonl"), b"").unwrap();
+    let mut mixed = b"{\"text\":\"good line one\"}\n{\"text\":\"bad \xff\xfe utf8\"}\n".to_vec();
+    mixed.extend_from_slice(b"{not json}\n{\"text\":\"");
+    mixed.extend(std::iter::repeat_n(b'a', 20 << 20));
+    mixed.extend_from_slice(b"\"}\n{\"text\":\"good line two\"}\n");
+    std::fs::write(input.join("mixed.jsonl"), &mixed).unwrap();
+    let out = tmp.path().join("out");
+    let missing = tmp.path().join("nothing-here-*.jsonl");
+    let pipe = tmp.path().join("p.toml");
+    std::fs::write(
+        &pipe,
+        format!(
+            "name='t'\nsource='web'\n[input]\npaths=['{}', '{}']\nreader='jsonl'\n[output]\ndir='{}'\n",
+            input.display(),
+            missing.display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    let r = run(&["run", pipe.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "{stderr}");
+    assert!(stderr.contains("matches no file"), "{stderr}");
+    assert!(stderr.contains("trunc.jsonl.gz"), "{stderr}");
+    // Sorted inputs: empty, mixed, part-000, trunc.
+    let mixed_docs = datamill::doc::read_shard(&out.join("00001.jsonl.zst")).unwrap();
+    let texts: Vec<_> = mixed_docs.iter().map(|d| d.text.len()).collect();
+    assert_eq!(texts, [13, 20 << 20, 13]);
+    let q = std::fs::read_to_string(out.join("quarantine/00001.jsonl")).unwrap();
+    let reasons: Vec<serde_json::Value> = q
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(reasons.len(), 2);
+    assert_eq!(reasons[0]["reason"], "bad_json");
+    assert_eq!(reasons[0]["offset"], 25);
+    assert!(reasons[0]["file"]
+        .as_str()
+        .unwrap()
+        .ends_with("mixed.jsonl"));
+    let trunc_q = std::fs::read_to_string(out.join("quarantine/00003.jsonl")).unwrap();
+    assert!(trunc_q.contains("read_error"), "{trunc_q}");
+    let trunc_docs = datamill::doc::read_shard(&out.join("00003.jsonl.zst")).unwrap();
+    assert!(trunc_docs.len() > 100 && trunc_docs.len() < 697);
+    assert!(datamill::doc::read_shard(&out.join("00000.jsonl.zst"))
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn config_errors_name_the_key_and_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pipe = tmp.path().join("bad.toml");
+    let body = "name='t'\nsource='web'\n[input]\npaths=['x']\nreader='jsonl'\n[output]\ndir='o'\n";
+    std::fs::write(
+        &pipe,
+        format!("{body}[[stages]]\ntype='line_dedup'\ngroup_sise=3\n"),
+    )
+    .unwrap();
+    let r = run(&["run", pipe.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success());
+    assert!(
+        err.contains("group_sise") && err.contains("bad.toml"),
+        "{err}"
+    );
+    std::fs::write(&pipe, format!("{body}[[stages]]\ntype='no_such_stage'\n")).unwrap();
+    let err = String::from_utf8_lossy(&run(&["run", pipe.to_str().unwrap()]).stderr).into_owned();
+    assert!(
+        err.contains("no_such_stage") && err.contains("bad.toml"),
+        "{err}"
+    );
+    std::fs::write(&pipe, body.replace("dir='o'", "dir='o'\ncolour='red'")).unwrap();
+    let err = String::from_utf8_lossy(&run(&["run", pipe.to_str().unwrap()]).stderr).into_owned();
+    assert!(err.contains("colour") && err.contains("bad.toml"), "{err}");
+}
+
+/// Runs the dedup pipeline as a distributed run would: every segment step on each of `world`
+/// ranks, then the reduce of the next dedup stage as `partitions` tasks.
+fn run_distributed(pipe: &Path, world: usize, partitions: usize) {
+    let w = world.to_string();
+    let p = partitions.to_string();
+    for k in 0..3 {
+        for rank in 0..world {
+            let step = format!("segment-{k}");
+            let r = rank.to_string();
+            let args = ["run", pipe.to_str().unwrap(), "--step", &step, "--rank", &r];
+            let out = run(&[&args[..], &["--world-size", &w, "--partitions", &p]].concat());
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        if k < 2 {
+            for part in 0..partitions {
+                let step = format!("reduce-{}", k + 1);
+                let r = part.to_string();
+                let args = ["run", pipe.to_str().unwrap(), "--step", &step, "--rank", &r];
+                let out = run(&[&args[..], &["--world-size", &p, "--partitions", &p]].concat());
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn distributed_dedup_equals_one_process_whatever_ranks_and_partitions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    // Overlapping slices of the real sample, so duplicates cross files and ranks.
+    let docs = datamill::doc::read_shard(&repo(C4_SAMPLE)).unwrap();
+    for i in 0..7 {
+        let body: String = docs[i * 80..i * 80 + 160]
+            .iter()
+            .map(|d| serde_json::to_string(d).unwrap() + "\n")
+            .collect();
+        std::fs::write(input.join(format!("f{i}.jsonl")), body).unwrap();
+    }
+    let single = tmp.path().join("single");
+    let pipe = write_pipeline(tmp.path(), &input, &single, DEDUP_STAGES);
+    assert!(run(&["run", pipe.to_str().unwrap()]).status.success());
+    let expected = snapshot(&single);
+    for (world, partitions) in [(3, 2), (2, 5), (7, 1)] {
+        let out = tmp.path().join(format!("d{world}-{partitions}"));
+        let pipe = write_pipeline(tmp.path(), &input, &out, DEDUP_STAGES);
+        run_distributed(&pipe, world, partitions);
+        let got = snapshot(&out);
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            expected.keys().collect::<Vec<_>>()
+        );
+        for (k, v) in &expected {
+            assert!(
+                got[k] == *v,
+                "{k} differs with {world} ranks, {partitions} partitions"
+            );
+        }
+    }
+}
+
+#[test]
+fn distributed_steps_refuse_missing_phases_and_changed_partitions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = make_inputs(tmp.path(), 2);
+    let out = tmp.path().join("out");
+    let pipe = write_pipeline(tmp.path(), &input, &out, DEDUP_STAGES);
+    let p = pipe.to_str().unwrap();
+    let base = ["--world-size", "2", "--partitions", "4"];
+    let r = run(&[&["run", p, "--step", "segment-1", "--rank", "0"][..], &base].concat());
+    assert!(!r.status.success());
+    assert!(String::from_utf8_lossy(&r.stderr).contains("previous step"));
+    for rank in ["0", "1"] {
+        let r = run(&[
+            &["run", p, "--step", "segment-0", "--rank", rank][..],
+            &base,
+        ]
+        .concat());
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    }
+    let changed = ["--world-size", "3", "--partitions", "3"];
+    let r = run(&[
+        &["run", p, "--step", "reduce-1", "--rank", "0"][..],
+        &changed,
+    ]
+    .concat());
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        !r.status.success() && err.contains("partition count changed"),
+        "{err}"
+    );
+    let r = run(&["run", p, "--rank", "0", "--world-size", "2"]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && err.contains("slurm submit"), "{err}");
+}
