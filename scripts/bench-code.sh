@@ -37,12 +37,13 @@ import json, sys
 name, wall = sys.argv[1], float(sys.argv[2])
 s = json.load(sys.stdin)
 read = s["stages"][0]
-mb = read["bytes_out"] / 1e6
-print(f"{name}: {read[\"docs_out\"]} files/papers, {mb:.1f} MB of text, {wall:.1f} s wall on 1 thread: "
-      f"{read[\"docs_out\"] / wall:.0f} docs/s, {mb / wall:.2f} MB/s per core")
+docs, mb = read["docs_out"], read["bytes_out"] / 1e6
+print("%s: %d files/papers, %.1f MB of text, %.1f s wall on 1 thread: %.0f docs/s, %.2f MB/s per core"
+      % (name, docs, mb, wall, docs / wall, mb / wall))
 for st in s["stages"][1:]:
     if st["seconds"] > 0:
-        print(f"  {st[\"name\"]:<22} {st[\"bytes_in\"] / 1e6 / st[\"seconds\"]:8.2f} MB/s  ({st[\"seconds\"]:.2f} s)")
+        print("  %-22s %9.2f MB/s  (%.2f s, %d docs in, %d out)"
+              % (st["name"], st["bytes_in"] / 1e6 / st["seconds"], st["seconds"], st["docs_in"], st["docs_out"]))
 ' "$1" "$3"
 }
 
@@ -50,7 +51,7 @@ for job in github:crates-sources.tar.gz arxiv:arXiv_src_2101_001.tar; do
   name=${job%%:*}; input=$WORK/${job#*:}
   start=$(date +%s.%N)
   /usr/bin/time -f "  peak RSS %M KB" "$BIN" run "pipelines/$name.toml" --input "$input" \
-      --output "$WORK/out-$name" --threads 1 --force > /dev/null
+      --output "$WORK/out-$name" --threads 1 --force 2>/dev/null | tail -1
   end=$(date +%s.%N)
   echo "input $(du -h "$input" | cut -f1) $(basename "$input")"
   report "$name" "$WORK/out-$name" "$(echo "$end - $start" | bc)"

@@ -209,6 +209,26 @@ const DEFINERS: &[&str] = &[
     "xdef",
 ];
 
+/// Commands whose redefinitions are removed but never expanded: the cleaner depends on
+/// seeing them (sections, environments, inputs, the bibliography).
+const PROTECTED: &[&str] = &[
+    "part",
+    "chapter",
+    "section",
+    "subsection",
+    "subsubsection",
+    "paragraph",
+    "subparagraph",
+    "begin",
+    "end",
+    "input",
+    "include",
+    "appendix",
+    "bibliography",
+    "printbibliography",
+    "documentclass",
+];
+
 /// Parses a definition whose command name spans `cmd` (without the backslash) and ends at
 /// `i`; returns the macro name, the macro (None when it cannot be expanded, e.g. `\def` with
 /// delimited parameters) and the end of the definition.
@@ -371,7 +391,8 @@ impl MacroExpander {
                 if let Some((mname, mac, end)) = parse_definition(text, name, ne) {
                     out.push_str(&text[last..at]);
                     self.definitions += 1;
-                    let keep_old = name == "providecommand" && self.macros.contains_key(&mname);
+                    let keep_old = (name == "providecommand" && self.macros.contains_key(&mname))
+                        || PROTECTED.contains(&mname.as_str());
                     match mac {
                         Some(m) if !keep_old => {
                             self.macros.insert(mname, m);
@@ -641,6 +662,13 @@ mod tests {
             "$\\mathbb{R} (a, \\mathbb{R}) [x|y] [z|w] 3^2 \\operatorname*{arg\\,min}_x$ first\n  second.\n"
         );
         assert_eq!(ex.definitions, 6);
+    }
+
+    #[test]
+    fn redefined_sectioning_commands_are_not_expanded() {
+        let t = "\\renewcommand{\\section}[1]{\\textbf{#1}}\n\\begin{document}\n\\section{Intro}\nText\n";
+        let (out, _) = clean_latex(t, &config()).unwrap();
+        assert_eq!(out, "\\section{Intro}\nText");
     }
 
     #[test]

@@ -465,7 +465,11 @@ fn paper_document(
     source: &str,
 ) -> RecordResult {
     let latin1 = files.values().any(|(_, l)| *l);
-    let texts: BTreeMap<String, String> = files.into_iter().map(|(p, (t, _))| (p, t)).collect();
+    // Comments out first, so a commented `\begin{document}` or `\input` counts for nothing.
+    let texts: BTreeMap<String, String> = files
+        .into_iter()
+        .map(|(p, (t, _))| (p, strip_comments(&t)))
+        .collect();
     let Some(main) = find_main_file(&texts) else {
         return Err(RecordError::record(
             0,
