@@ -48,8 +48,13 @@ enum Command {
         #[arg(long, default_value = "all")]
         step: Step,
         /// Hash partitions of the dedup map files in a distributed run.
-        #[arg(long, default_value_t = 8)]
+        #[arg(long = "dedup-partitions", default_value_t = 8)]
         partitions: usize,
+    },
+    /// Run a pipeline on a Slurm cluster as chained array jobs.
+    Slurm {
+        #[command(subcommand)]
+        command: SlurmCommand,
     },
     /// Fetch every path of a (gzipped) path list from BASE_URL/PATH to DEST/PATH; resumable.
     Download {
@@ -88,6 +93,53 @@ enum Command {
         /// Print JSON instead of the table.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SlurmCommand {
+    /// Write sbatch scripts for every unfinished step and submit them, chained with afterok.
+    Submit {
+        /// The pipeline file.
+        pipeline: PathBuf,
+        /// Array tasks per step (each takes every N-th input file).
+        #[arg(long)]
+        tasks: usize,
+        /// Hash partitions (reduce tasks) of each dedup step.
+        #[arg(long, default_value_t = 8)]
+        dedup_partitions: usize,
+        /// Slurm partition (queue) to submit to.
+        #[arg(long)]
+        partition: Option<String>,
+        /// CPUs per task (also the worker threads of each task).
+        #[arg(long)]
+        cpus_per_task: Option<usize>,
+        /// Memory per task, as sbatch takes it (`16G`).
+        #[arg(long)]
+        mem: Option<String>,
+        /// Time limit per task, as sbatch takes it (`04:00:00`).
+        #[arg(long)]
+        time: Option<String>,
+        /// Output folder (replaces the pipeline's [output] dir).
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Write the scripts to OUTPUT/.slurm but do not submit.
+        #[arg(long)]
+        dry_run: bool,
+        /// Wait up to this many seconds for the jobs to finish, then print the status.
+        #[arg(long)]
+        wait: Option<u64>,
+    },
+    /// Show per-step and per-task progress of a run from its manifests.
+    Status {
+        /// The pipeline file.
+        pipeline: PathBuf,
+        /// Array tasks the run was submitted with.
+        #[arg(long, default_value_t = 1)]
+        tasks: usize,
+        /// Output folder (replaces the pipeline's [output] dir).
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -172,6 +224,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::Slurm { command } => slurm(command),
         Command::Stats { dir, json } => {
             let merged = MergedStats::from_dir(&dir)?;
             if json {
@@ -179,6 +232,66 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 print!("{}", merged.table());
             }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn slurm(command: SlurmCommand) -> Result<ExitCode> {
+    use datamill::run::slurm;
+    match command {
+        SlurmCommand::Submit {
+            pipeline,
+            tasks,
+            dedup_partitions,
+            partition,
+            cpus_per_task,
+            mem,
+            time,
+            output,
+            dry_run,
+            wait,
+        } => {
+            let opts = slurm::SubmitOptions {
+                pipeline: pipeline.clone(),
+                output: output.clone(),
+                tasks,
+                dedup_partitions,
+                partition,
+                cpus_per_task,
+                mem,
+                time,
+                dry_run,
+                wait: wait.map(std::time::Duration::from_secs),
+            };
+            let jobs = slurm::submit(&opts)?;
+            if jobs.is_empty() {
+                println!("nothing to submit: every step is complete");
+            }
+            for j in &jobs {
+                println!(
+                    "{:<12} job {:<10} array {:?}  {}",
+                    j.step,
+                    if j.job_id.is_empty() {
+                        "(dry run)"
+                    } else {
+                        &j.job_id
+                    },
+                    j.array,
+                    j.script.display()
+                );
+            }
+            if wait.is_some() {
+                print!("{}", slurm::status(&pipeline, &output, tasks)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SlurmCommand::Status {
+            pipeline,
+            tasks,
+            output,
+        } => {
+            print!("{}", slurm::status(&pipeline, &output, tasks)?);
             Ok(ExitCode::SUCCESS)
         }
     }

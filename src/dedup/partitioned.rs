@@ -31,6 +31,27 @@ pub fn drop_path(dir: &Path, partition: usize) -> PathBuf {
     dir.join("drop").join(format!("p{partition:05}.drop"))
 }
 
+/// The partition count recorded in the map files already in `dir` (read from the first one's
+/// header), if any.
+pub fn recorded_partitions(dir: &Path) -> Option<usize> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir.join("map"))
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "map"))
+        .collect();
+    names.sort();
+    let mut header = [0u8; 16];
+    for name in names {
+        let Ok(mut f) = std::fs::File::open(&name) else {
+            continue;
+        };
+        if std::io::Read::read_exact(&mut f, &mut header).is_ok() && &header[..8] == MAP_MAGIC {
+            return Some(u64_at(&header, 8) as usize);
+        }
+    }
+    None
+}
+
 /// Partition of a hash among `partitions`.
 pub fn partition_of(hash: u64, partitions: usize) -> usize {
     ((hash >> 32) % partitions as u64) as usize

@@ -7,6 +7,7 @@
 //! `OUTPUT/.work/sK/`; before a group stage's segment runs, the stage scans all shards of the
 //! previous segment, so its decisions never depend on thread timing.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -108,8 +109,9 @@ pub struct Manifest {
     pub config_hash: String,
     /// The output shard.
     pub output: ShardFile,
-    /// The rejected-documents shard, if `keep_rejected`.
-    pub rejected: Option<ShardFile>,
+    /// The rejected-documents shards (one, or one per `split_rejected_by` value), with paths
+    /// relative to the output folder.
+    pub rejected: Vec<ShardFile>,
     /// Records set aside by the reader.
     pub quarantined: u64,
 }
@@ -381,6 +383,73 @@ pub fn run_config(config: &PipelineConfig, opts: &RunOptions) -> Result<RunSumma
     Ok(summary)
 }
 
+/// How far a run has come, read from its manifests and dedup files (for `slurm status` and
+/// for resubmitting only unfinished work).
+#[derive(Debug, Clone)]
+pub struct RunState {
+    /// Every input file of the run, sorted.
+    pub inputs: Vec<PathBuf>,
+    /// One entry per segment.
+    pub segments: Vec<SegmentState>,
+}
+
+/// Progress of one segment.
+#[derive(Debug, Clone)]
+pub struct SegmentState {
+    /// Per input file: its shard of this segment is complete.
+    pub complete: Vec<bool>,
+    /// Whether this segment starts with a dedup stage (needs map and reduce steps first).
+    pub dedup: bool,
+    /// Per input file: its map file for this segment's dedup stage exists.
+    pub mapped: Vec<bool>,
+    /// Partition count recorded by the map step, if any.
+    pub partitions: Option<usize>,
+    /// Per partition: its reduce (drop file) is done.
+    pub reduced: Vec<bool>,
+}
+
+/// Reads the state of the run of `config` from its output folder.
+pub fn run_state(config: &PipelineConfig) -> Result<RunState> {
+    let stages: Vec<Box<dyn Stage>> = config
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, t)| build_stage(t).with_context(|| format!("stage #{}", i + 1)))
+        .collect::<Result<_>>()?;
+    let inputs = expand_inputs(&config.input.paths)?;
+    let files: Vec<InputFile> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, path)| InputFile {
+            index: i as u32,
+            path: path.clone(),
+            bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+        })
+        .collect();
+    let out_dir = &config.output.dir;
+    let mut segments = Vec::new();
+    for seg in plan_segments(config, &stages)? {
+        let dir = work_dir(out_dir, seg.index);
+        let partitions = partitioned::recorded_partitions(&dir);
+        segments.push(SegmentState {
+            complete: files
+                .iter()
+                .map(|f| is_complete(out_dir, &seg, f))
+                .collect(),
+            dedup: seg.index > 0,
+            mapped: files
+                .iter()
+                .map(|f| seg.index > 0 && partitioned::map_path(&dir, f.index).exists())
+                .collect(),
+            partitions,
+            reduced: (0..partitions.unwrap_or(0))
+                .map(|p| partitioned::drop_path(&dir, p).exists())
+                .collect(),
+        });
+    }
+    Ok(RunState { inputs, segments })
+}
+
 struct RunContext<'a> {
     config: &'a PipelineConfig,
     reader: &'a dyn Reader,
@@ -426,15 +495,14 @@ fn process_segment(
 fn write_partitioned_scans(ctx: &RunContext, next: &Segment, stage: &dyn Stage) -> Result<()> {
     let partitions = ctx.opts.partitions.max(1);
     let dir = work_dir(ctx.out_dir, next.index);
-    let meta = dir.join("map").join("partitions");
-    match std::fs::read_to_string(&meta) {
-        Ok(p) if p.trim() != partitions.to_string() => bail!(
-            "partition count changed between phases: {} says {}, this step was given {partitions}",
-            meta.display(),
-            p.trim()
-        ),
-        Ok(_) => {}
-        Err(_) => write_atomic(&meta, partitions.to_string().as_bytes())?,
+    if let Some(p) = partitioned::recorded_partitions(&dir) {
+        if p != partitions {
+            bail!(
+                "partition count changed between phases: the map files in {} have {p} \
+                 partitions, this step was given {partitions}",
+                dir.display()
+            );
+        }
     }
     let scans = scan_segment_input(ctx, next, stage)?;
     scans.into_par_iter().try_for_each(|(shard, scan)| {
@@ -457,12 +525,12 @@ fn load_partitioned_scans(
         bail!("stage `{}` cannot run across ranks", stage.name());
     }
     let dir = work_dir(ctx.out_dir, seg.index);
-    let meta = dir.join("map").join("partitions");
-    let partitions: usize = std::fs::read_to_string(&meta)
-        .with_context(|| format!("{} is missing: run the previous step first", meta.display()))?
-        .trim()
-        .parse()
-        .with_context(|| format!("{} is corrupt", meta.display()))?;
+    let partitions = partitioned::recorded_partitions(&dir).with_context(|| {
+        format!(
+            "no map files in {}: run the previous step first",
+            dir.join("map").display()
+        )
+    })?;
     if partitions != ctx.opts.partitions.max(1) {
         bail!(
             "partition count changed between phases: the map used {partitions}, this step was \
@@ -502,6 +570,7 @@ fn plan_segments(config: &PipelineConfig, stages: &[Box<dyn Stage>]) -> Result<V
             "options": config.input.options,
             "stages": config.stages[..end],
             "keep_rejected": config.output.keep_rejected,
+            "split_rejected_by": config.output.split_rejected_by,
         });
         let hash = xxhash_rust::xxh3::xxh3_64(hashed.to_string().as_bytes());
         segments.push(Segment {
@@ -584,6 +653,77 @@ fn scan_segment_input(
     Ok(scans)
 }
 
+/// The writers of one shard's rejected documents: `rejected/NNNNN.sK.jsonl.zst`, or with
+/// `split_rejected_by = "KEY"` one shard per value of `metadata.KEY`
+/// (`rejected/<value>/NNNNN.sK.jsonl.zst`, `none` when absent), e.g. one per language.
+struct RejectWriters<'a> {
+    out_dir: &'a Path,
+    file: String,
+    split_by: Option<&'a str>,
+    writers: BTreeMap<String, ShardWriter>,
+}
+
+impl<'a> RejectWriters<'a> {
+    fn new(ctx: &'a RunContext, name: &str, segment: usize) -> Self {
+        RejectWriters {
+            out_dir: ctx.out_dir,
+            file: format!("{name}.s{segment}.jsonl.zst"),
+            split_by: ctx.config.output.split_rejected_by.as_deref(),
+            writers: BTreeMap::new(),
+        }
+    }
+
+    fn write(&mut self, doc: &crate::doc::Document) -> Result<()> {
+        let folder = match self.split_by {
+            None => String::new(),
+            Some(key) => {
+                let value = doc.meta_str(key).unwrap_or("none");
+                // Keep the value a single, safe path component.
+                let safe: String = value
+                    .chars()
+                    .map(|c| {
+                        if c.is_alphanumeric() || c == '-' || c == '_' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .take(64)
+                    .collect();
+                if safe.is_empty() {
+                    "none".into()
+                } else {
+                    safe
+                }
+            }
+        };
+        if !self.writers.contains_key(&folder) {
+            let path = self.out_dir.join("rejected").join(&folder).join(&self.file);
+            self.writers
+                .insert(folder.clone(), ShardWriter::create_small(&path)?);
+        }
+        match self.writers.get_mut(&folder) {
+            Some(w) => w.write(doc),
+            None => bail!("rejected writer for `{folder}` vanished"),
+        }
+    }
+
+    fn finish(self) -> Result<Vec<ShardFile>> {
+        self.writers
+            .into_iter()
+            .map(|(folder, w)| {
+                let mut f = w.finish()?;
+                f.file = Path::new("rejected")
+                    .join(folder)
+                    .join(&f.file)
+                    .to_string_lossy()
+                    .into_owned();
+                Ok(f)
+            })
+            .collect()
+    }
+}
+
 /// A record the reader set aside, as written to `quarantine/NNNNN.jsonl`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct QuarantineRecord {
@@ -610,15 +750,7 @@ fn process_shard(
     let name = shard_name(f.index);
     let keep_rejected = ctx.config.output.keep_rejected;
     let mut writer = ShardWriter::create(&dir.join(format!("{name}.jsonl.zst")))?;
-    let rejected_path = ctx
-        .out_dir
-        .join("rejected")
-        .join(format!("{name}.s{}.jsonl.zst", seg.index));
-    let mut rejected = if keep_rejected {
-        Some(ShardWriter::create(&rejected_path)?)
-    } else {
-        None
-    };
+    let mut rejected = RejectWriters::new(ctx, &name, seg.index);
     let mut read_stats = StageStats::new("read");
     read_stats.bytes_in = f.bytes;
     let mut stats: Vec<StageStats> = stages.iter().map(|s| StageStats::new(s.name())).collect();
@@ -673,10 +805,10 @@ fn process_shard(
                 }
                 crate::stage::Verdict::Drop(reason) => {
                     st.add_drop(&reason);
-                    if let Some(w) = rejected.as_mut() {
+                    if keep_rejected {
                         doc.set("rejected_by", stage.name());
                         doc.set("reject_reason", reason.as_ref());
-                        w.write(&doc)?;
+                        rejected.write(&doc)?;
                     }
                     kept = false;
                     break;
@@ -696,7 +828,7 @@ fn process_shard(
     read_stats.docs_in += quarantine.len() as u64;
 
     let output = writer.finish()?;
-    let rejected = rejected.map(ShardWriter::finish).transpose()?;
+    let rejected = rejected.finish()?;
     if seg.index == 0 {
         let qpath = ctx.out_dir.join("quarantine").join(format!("{name}.jsonl"));
         if quarantine.is_empty() {

@@ -1,0 +1,90 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_datamill");
+pub const C4_SAMPLE: &str = "samples/c4/dolma/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz";
+
+pub fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// Two group stages (so three segments: read, exact dedup, line dedup).
+pub const DEDUP_STAGES: &str =
+    "[[stages]]\ntype = \"exact_dedup\"\n[[stages]]\ntype = \"line_dedup\"\n";
+
+/// A pipeline over `input` with `stages`, writing to `output`.
+pub fn write_pipeline(dir: &Path, input: &Path, output: &Path, stages: &str) -> PathBuf {
+    let path = dir.join("pipe.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"name = "test"
+source = "web"
+[input]
+paths = ["{}"]
+reader = "jsonl"
+[output]
+dir = "{}"
+keep_rejected = true
+{stages}"#,
+            input.display(),
+            output.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// `n` input files: copies of the real C4-style sample under different names, plus a variant
+/// so that dedup decisions cross files.
+pub fn make_inputs(dir: &Path, n: usize) -> PathBuf {
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    for i in 0..n {
+        std::fs::copy(repo(C4_SAMPLE), input.join(format!("part-{i:03}.jsonl.gz"))).unwrap();
+    }
+    input
+}
+
+pub fn run(args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run datamill")
+}
+
+/// Every regular file under `dir` (relative path -> bytes), ignoring the `.work` and `.slurm`
+/// folders and
+/// the timings in stats files.
+pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+            if rel.starts_with(".work") || rel.starts_with(".slurm") {
+                continue;
+            }
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else if rel.ends_with(".stats.json") {
+                // Stats carry wall-clock seconds per stage; everything else must be identical.
+                let mut v: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+                for st in v["stages"].as_array_mut().unwrap() {
+                    st["seconds"] = serde_json::Value::Null;
+                }
+                out.insert(rel, serde_json::to_vec(&v).unwrap());
+            } else {
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
