@@ -203,3 +203,14 @@ fn paper_without_main_file_or_over_the_size_cap_is_set_aside() {
         .collect();
     assert_eq!(got, vec![Err("archive_too_large".to_string())]);
 }
+
+#[test]
+fn truncated_paper_is_a_record_error_not_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(sample("scipy-1.0-paper.tar.gz")).unwrap();
+    let cut = tmp.path().join("2101.00009.tar.gz");
+    std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
+    let got = read(&cut);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].as_ref().unwrap_err(), "bad_archive");
+}

@@ -306,3 +306,18 @@ fn checkout_list_and_jsonl_exports_get_licences() {
     assert_eq!(errors.len(), 4);
     assert!(errors.iter().all(|e| e == "bad_json"));
 }
+
+#[test]
+fn truncated_archive_is_a_record_error_not_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(samples().join("clipboard.js.tar.gz")).unwrap();
+    let cut = tmp.path().join("clipboard.js.tar.gz");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let (docs, errors) = read_all("github", &cut);
+    // The licence pass cannot finish, so no file of the repository is emitted.
+    assert!(docs.is_empty());
+    assert_eq!(errors, vec!["bad_archive"]);
+    let junk = tmp.path().join("junk.zip");
+    std::fs::write(&junk, b"PK\x03\x04 not really a zip").unwrap();
+    assert_eq!(read_all("github", &junk).1, vec!["bad_archive"]);
+}
