@@ -74,16 +74,33 @@ pub fn strip_comments(text: &str) -> String {
     out
 }
 
-/// Byte index of the first `%` that is not escaped (preceded by an odd number of `\`).
+/// Byte index of the first `%` that starts a comment: not escaped (`\%`) and not inside
+/// `\verb|..|`.
 fn unescaped_percent(line: &str) -> Option<usize> {
     let b = line.as_bytes();
-    let mut from = 0;
-    while let Some(i) = memchr::memchr(b'%', &b[from..]).map(|i| i + from) {
-        let backslashes = b[..i].iter().rev().take_while(|&&c| c == b'\\').count();
-        if backslashes.is_multiple_of(2) {
-            return Some(i);
+    let mut i = 0;
+    while let Some(k) = memchr::memchr2(b'\\', b'%', &b[i..]) {
+        let at = i + k;
+        if b[at] == b'%' {
+            return Some(at);
         }
-        from = i + 1;
+        if b[at + 1..].starts_with(b"verb") && !b.get(at + 5).is_some_and(u8::is_ascii_alphabetic) {
+            let mut j = at + 5;
+            if b.get(j) == Some(&b'*') {
+                j += 1;
+            }
+            if let Some(&delim) = b.get(j) {
+                if let Some(end) = memchr::memchr(delim, &b[j + 1..]) {
+                    i = j + 1 + end + 1;
+                    continue;
+                }
+            }
+        }
+        // A backslash escapes the next character (`\%`, and `\\` is a line break).
+        i = at + 2;
+        if i >= b.len() {
+            return None;
+        }
     }
     None
 }
@@ -647,8 +664,8 @@ mod tests {
 
     #[test]
     fn comments_go_escaped_percent_stays() {
-        let t = "% full line\nA 50\\% rise % note\nB\\\\% after a line break\n\\begin{comment}\nx\n\\end{comment}\nC\n";
-        assert_eq!(strip_comments(t), "A 50\\% rise \nB\\\\\nC\n");
+        let t = "% full line\nA 50\\% rise % note\nB\\\\% after a line break\n\\begin{comment}\nx\n\\end{comment}\nC \\verb|%d| D % E\n";
+        assert_eq!(strip_comments(t), "A 50\\% rise \nB\\\\\nC \\verb|%d| D \n");
     }
 
     #[test]

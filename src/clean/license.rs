@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 
 use anyhow::Result;
 use serde::Deserialize;
+use spdx::detection::scan::Scanner;
 use spdx::detection::{Store, TextData};
 
 use crate::doc::Document;
@@ -43,14 +44,28 @@ pub fn is_manifest_file(file_name: &str) -> bool {
     )
 }
 
-/// The SPDX id the text of a licence file matches, if the match is good enough.
+/// The SPDX licence a licence file holds, if the match is good enough. When the whole text
+/// matches nothing well (a licence followed by notes, or several licences in one file), the
+/// detector narrows down to the best-matching line ranges; several licences found that way
+/// are joined with `AND`.
 pub fn detect_license_text(text: &str) -> Option<String> {
     let store = store()?;
     if text.trim().is_empty() {
         return None;
     }
-    let m = store.analyze(&TextData::new(text));
-    (m.score >= MATCH_THRESHOLD).then(|| m.name.to_string())
+    let data = TextData::new(text);
+    let m = store.analyze(&data);
+    if m.score >= MATCH_THRESHOLD {
+        return Some(m.name.to_string());
+    }
+    let scanner = Scanner::new(store)
+        .confidence_threshold(MATCH_THRESHOLD)
+        .optimize(true);
+    let found = scanner.scan(&data);
+    let mut ids: Vec<&str> = found.containing.iter().map(|c| c.license.name).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    (!ids.is_empty()).then(|| ids.join(" AND "))
 }
 
 /// Normalises a licence as written in a manifest or an export (`MIT`, `mit`, `Apache 2.0`,
@@ -338,6 +353,19 @@ mod tests {
             detect_license_text("This is my code, do not use it without asking me."),
             None
         );
+    }
+
+    #[test]
+    fn licence_followed_by_notes_is_still_found() {
+        let notes = "\n\nThird-party notices\n\nThis product bundles the icon font Foo, whose \
+                     authors ask to be credited in the about box of any application. The \
+                     build scripts under tools/ were contributed by several people over the \
+                     years and are kept here for convenience; see the changelog for names.\n"
+            .repeat(3);
+        let text = format!("{MIT}{notes}");
+        // The whole file is no good match, so this goes through the narrowing scan.
+        assert!(store().unwrap().analyze(&TextData::new(&text)).score < MATCH_THRESHOLD);
+        assert_eq!(detect_license_text(&text).as_deref(), Some("MIT"));
     }
 
     #[test]
