@@ -21,21 +21,27 @@ use crate::doc::Document;
 use crate::run::config::parse_params;
 use crate::stage::{DocPos, Stage, Verdict};
 
-/// Environments whose content is taken literally (no comments, no macros).
-const VERBATIM_ENVS: &[&str] = &["verbatim", "verbatim*", "lstlisting", "minted", "Verbatim"];
+/// Environments whose content is taken literally (no comments): their begin and end markers.
+const VERBATIM_ENVS: &[(&str, &str)] = &[
+    ("\\begin{verbatim}", "\\end{verbatim}"),
+    ("\\begin{verbatim*}", "\\end{verbatim*}"),
+    ("\\begin{Verbatim}", "\\end{Verbatim}"),
+    ("\\begin{lstlisting}", "\\end{lstlisting}"),
+    ("\\begin{minted}", "\\end{minted}"),
+];
 
 /// Removes LaTeX comments: a line that is only a comment disappears with its line end; text
 /// after an unescaped `%` is cut (the line end stays); `comment` environments are removed.
 /// Verbatim-like environments are left untouched.
 pub fn strip_comments(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut verbatim: Option<&str> = None;
+    let mut verbatim_end: Option<&str> = None;
     let mut in_comment_env = false;
     for line in text.split_inclusive('\n') {
-        if let Some(env) = verbatim {
+        if let Some(end) = verbatim_end {
             out.push_str(line);
-            if line.contains(&format!("\\end{{{env}}}")) {
-                verbatim = None;
+            if line.contains(end) {
+                verbatim_end = None;
             }
             continue;
         }
@@ -45,31 +51,26 @@ pub fn strip_comments(text: &str) -> String {
             }
             continue;
         }
-        let content = match unescaped_percent(line) {
-            Some(i) => {
-                if line[..i].trim().is_empty() {
-                    continue;
-                }
-                let mut kept = line[..i].to_string();
-                if line.ends_with('\n') {
-                    kept.push('\n');
-                }
-                kept
-            }
-            None => line.to_string(),
+        let (content, newline) = match unescaped_percent(line) {
+            Some(i) if line[..i].trim().is_empty() => continue,
+            Some(i) => (&line[..i], line.ends_with('\n')),
+            None => (line, false),
         };
         if content.trim_start().starts_with("\\begin{comment}") {
             in_comment_env = !content.contains("\\end{comment}");
             continue;
         }
-        for env in VERBATIM_ENVS {
-            if content.contains(&format!("\\begin{{{env}}}"))
-                && !content.contains(&format!("\\end{{{env}}}"))
-            {
-                verbatim = Some(env);
+        if content.contains("\\begin{") {
+            for (begin, end) in VERBATIM_ENVS {
+                if content.contains(begin) && !content.contains(end) {
+                    verbatim_end = Some(end);
+                }
             }
         }
-        out.push_str(&content);
+        out.push_str(content);
+        if newline {
+            out.push('\n');
+        }
     }
     out
 }
