@@ -62,3 +62,7 @@ clean:
 bench: bench-code
 bench-code: build
 	@bash scripts/bench-code.sh
+
+## bench-sources: books / wikipedia / stackexchange readers and MinHash dedup, one thread.
+bench-sources: build
+	@bash scripts/bench-sources.sh "$(BENCH_CORPUS)"

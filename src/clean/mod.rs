@@ -1,5 +1,8 @@
-//! Source-specific cleaning stages: licences, source files (GitHub) and LaTeX (arXiv).
+//! Source-specific cleaners: Project Gutenberg header and footer removal, wikitext to text,
+//! licences and source files (GitHub), LaTeX (arXiv).
 
 pub mod arxiv;
+pub mod books;
 pub mod github;
 pub mod license;
+pub mod wiki;

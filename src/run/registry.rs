@@ -13,6 +13,8 @@ pub const STAGES: &[&str] = &[
     "code_license_header",
     "code_quality",
     "latex_clean",
+    "minhash_dedup",
+    "gutenberg_strip",
 ];
 
 /// Builds one stage from its table (`type` plus parameters).
@@ -32,6 +34,9 @@ pub fn build_stage(table: &toml::Table) -> Result<Box<dyn Stage>> {
         "code_license_header" => Box::new(crate::clean::github::CodeLicenseHeader::from_params(p)?),
         "code_quality" => Box::new(crate::clean::github::CodeQuality::from_params(p)?),
         "latex_clean" => Box::new(crate::clean::arxiv::LatexClean::from_params(p)?),
+        "gutenberg_strip" => Box::new(crate::clean::books::GutenbergStrip::from_params(p)?),
+        "wiki_filter" => Box::new(crate::clean::wiki::WikiFilter::from_params(p)?),
+        "minhash_dedup" => Box::new(crate::dedup::minhash::MinHashDeduper::from_params(p)?),
         other => bail!(
             "unknown stage type `{other}` (known: {})",
             STAGES.join(", ")

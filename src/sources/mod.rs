@@ -5,8 +5,12 @@
 
 pub mod archive;
 pub mod arxiv;
+pub mod books;
 pub mod github;
 pub mod jsonl;
+pub mod stackexchange;
+pub mod warc;
+pub mod wiki;
 
 use std::path::Path;
 
@@ -29,12 +33,28 @@ pub fn build_reader(name: &str, options: &toml::Table) -> Result<Box<dyn Reader>
         "jsonl" => Ok(Box::new(jsonl::JsonlSource::from_options(options)?)),
         "github" => Ok(Box::new(github::GithubSource::from_options(options)?)),
         "arxiv" => Ok(Box::new(arxiv::ArxivSource::from_options(options)?)),
+        "books" => Ok(Box::new(books::BooksSource::from_options(options)?)),
+        "stackexchange" => Ok(Box::new(stackexchange::StackExchangeSource::from_options(
+            options,
+        )?)),
+        "wikipedia" => Ok(Box::new(wiki::WikiSource::from_options(options)?)),
+        "warc" => Ok(Box::new(warc::WarcSource::warc_from_options(options)?)),
+        "wet" => Ok(Box::new(warc::WarcSource::wet_from_options(options)?)),
         other => bail!("unknown reader `{other}` (known: {})", READERS.join(", ")),
     }
 }
 
 /// Names accepted by [`build_reader`].
-pub const READERS: &[&str] = &["jsonl", "github", "arxiv"];
+pub const READERS: &[&str] = &[
+    "jsonl",
+    "warc",
+    "wet",
+    "books",
+    "wikipedia",
+    "stackexchange",
+    "github",
+    "arxiv",
+];
 
 /// A stable document id from the input file's name and the record's position.
 pub fn record_id(path: &Path, position: u64) -> String {
