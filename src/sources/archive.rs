@@ -43,6 +43,9 @@ pub struct Member {
     pub path: String,
     /// Size as recorded in the archive (or on disk).
     pub size: u64,
+    /// Where it is: offset of its data in the decompressed tar stream, index in a zip, 0 in a
+    /// folder.
+    pub offset: u64,
     /// The body, if asked for.
     pub body: MemberBody,
 }
@@ -58,6 +61,8 @@ pub enum WalkEvent {
         name: String,
         /// `unsafe_path`, `link` or `special_file`.
         reason: &'static str,
+        /// Where it is, as in [`Member::offset`].
+        offset: u64,
     },
 }
 
@@ -206,6 +211,7 @@ pub fn walk_tar(
                 None => WalkEvent::Skipped {
                     name: String::from_utf8_lossy(&raw).into_owned(),
                     reason: "unsafe_path",
+                    offset,
                 },
                 Some(p) => {
                     let size = entry.size();
@@ -226,6 +232,7 @@ pub fn walk_tar(
                     WalkEvent::File(Member {
                         path: p,
                         size,
+                        offset,
                         body,
                     })
                 }
@@ -234,11 +241,13 @@ pub fn walk_tar(
             WalkEvent::Skipped {
                 name: String::from_utf8_lossy(&raw).into_owned(),
                 reason: "link",
+                offset,
             }
         } else if kind.is_character_special() || kind.is_block_special() || kind.is_fifo() {
             WalkEvent::Skipped {
                 name: String::from_utf8_lossy(&raw).into_owned(),
                 reason: "special_file",
+                offset,
             }
         } else {
             // Directories, pax and GNU long-name headers: nothing to read.
@@ -279,17 +288,20 @@ fn walk_zip(
             WalkEvent::Skipped {
                 name: String::from_utf8_lossy(&raw).into_owned(),
                 reason: "link",
+                offset: i as u64,
             }
         } else if !member.is_file() {
             WalkEvent::Skipped {
                 name: String::from_utf8_lossy(&raw).into_owned(),
                 reason: "special_file",
+                offset: i as u64,
             }
         } else {
             match safe_member_path(&raw) {
                 None => WalkEvent::Skipped {
                     name: String::from_utf8_lossy(&raw).into_owned(),
                     reason: "unsafe_path",
+                    offset: i as u64,
                 },
                 Some(p) => {
                     let size = member.size();
@@ -316,6 +328,7 @@ fn walk_zip(
                     WalkEvent::File(Member {
                         path: p,
                         size,
+                        offset: i as u64,
                         body,
                     })
                 }
@@ -367,6 +380,7 @@ fn walk_folder(
                 WalkEvent::Skipped {
                     name: rel_path,
                     reason: "link",
+                    offset: 0,
                 }
             } else if md.is_dir() {
                 subdirs.push((entry.path(), rel_path));
@@ -375,6 +389,7 @@ fn walk_folder(
                 WalkEvent::Skipped {
                     name: rel_path,
                     reason: "special_file",
+                    offset: 0,
                 }
             } else {
                 let size = md.len();
@@ -399,6 +414,7 @@ fn walk_folder(
                 WalkEvent::File(Member {
                     path: rel_path,
                     size,
+                    offset: 0,
                     body,
                 })
             };
@@ -544,7 +560,7 @@ mod tests {
             &mut |e| {
                 seen.push(match e {
                     WalkEvent::File(m) => format!("file {}", m.path),
-                    WalkEvent::Skipped { name, reason } => format!("{reason} {name}"),
+                    WalkEvent::Skipped { name, reason, .. } => format!("{reason} {name}"),
                 });
                 true
             },

@@ -173,7 +173,7 @@ fn read_bulk_tar(
             let MemberBody::Bytes(bytes) = m.body else {
                 if matches!(m.body, MemberBody::TooLarge(_)) {
                     alive = send(Err(RecordError::record(
-                        0,
+                        m.offset,
                         "paper_too_large",
                         format!("{}: {} bytes", m.path, m.size),
                     )));
@@ -186,7 +186,12 @@ fn read_bulk_tar(
             }
             let id = arxiv_id_from_name(&m.path);
             let input = flate2::read::MultiGzDecoder::new(&bytes[..]);
-            alive = send(read_paper_stream(input, &id, &m.path, opts, source));
+            // Errors point at the paper's member in the bulk file.
+            let paper = read_paper_stream(input, &id, &m.path, opts, source).map_err(|mut e| {
+                e.offset = m.offset;
+                e
+            });
+            alive = send(paper);
             alive
         },
     );

@@ -236,8 +236,12 @@ fn read_repository(
                 let rel = m.path.strip_prefix(root.as_str()).unwrap_or(&m.path);
                 Ok(file_document(&repo, rel, m.size, m.body, &license, source))
             }
-            WalkEvent::Skipped { name, reason } => Err(RecordError::record(
-                0,
+            WalkEvent::Skipped {
+                name,
+                reason,
+                offset,
+            } => Err(RecordError::record(
+                offset,
                 reason,
                 format!("{repo}: member `{name}` not read ({reason})"),
             )),
