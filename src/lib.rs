@@ -3,10 +3,13 @@
 //!
 //! The library is split by concern; `main.rs` only parses the command line and calls in here.
 
+pub mod c4;
 pub mod clean;
 pub mod dedup;
 pub mod doc;
 pub mod download;
+pub mod lm;
+pub mod quality;
 pub mod run;
 pub mod sources;
 pub mod stage;

@@ -15,6 +15,12 @@ pub const STAGES: &[&str] = &[
     "latex_clean",
     "minhash_dedup",
     "gutenberg_strip",
+    "wiki_filter",
+    "perplexity",
+    "perplexity_bucket",
+    "classifier",
+    "c4_badwords",
+    "c4_span_dedup",
 ];
 
 /// Builds one stage from its table (`type` plus parameters).
@@ -37,6 +43,15 @@ pub fn build_stage(table: &toml::Table) -> Result<Box<dyn Stage>> {
         "gutenberg_strip" => Box::new(crate::clean::books::GutenbergStrip::from_params(p)?),
         "wiki_filter" => Box::new(crate::clean::wiki::WikiFilter::from_params(p)?),
         "minhash_dedup" => Box::new(crate::dedup::minhash::MinHashDeduper::from_params(p)?),
+        "perplexity" => Box::new(crate::quality::perplexity::PerplexityScorer::from_params(
+            p,
+        )?),
+        "perplexity_bucket" => Box::new(
+            crate::quality::perplexity::PerplexityBucketer::from_params(p)?,
+        ),
+        "classifier" => Box::new(crate::quality::classifier::ClassifierStage::from_params(p)?),
+        "c4_badwords" => Box::new(crate::c4::badwords::BadWordsFilter::from_params(p)?),
+        "c4_span_dedup" => Box::new(crate::c4::span_dedup::SpanDeduper::from_params(p)?),
         other => bail!(
             "unknown stage type `{other}` (known: {})",
             STAGES.join(", ")
