@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -93,7 +93,8 @@ impl Reader for GithubSource {
             }));
         }
         if name.ends_with(".repos") {
-            let list = std::fs::read_to_string(&path)?;
+            let list = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read repository list {}", path.display()))?;
             let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
             let folders: Vec<PathBuf> = list
                 .lines()
