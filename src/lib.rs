@@ -8,6 +8,7 @@ pub mod clean;
 pub mod dedup;
 pub mod doc;
 pub mod download;
+pub mod filter;
 pub mod lm;
 pub mod quality;
 pub mod run;

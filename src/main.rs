@@ -155,6 +155,18 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         max_mb: u64,
     },
+    /// Language ID tools: `--eval FILE.tsv` prints the model's accuracy per label.
+    Langid {
+        /// A `label<TAB>text` file to evaluate on (top-1 label of each line).
+        #[arg(long)]
+        eval: PathBuf,
+        /// fastText model.
+        #[arg(long, default_value = datamill::filter::langid::DEFAULT_MODEL)]
+        model: PathBuf,
+        /// Labels to show and pool (comma-separated, e.g. `bg,ca,cs`); default: all.
+        #[arg(long, value_delimiter = ',')]
+        languages: Vec<String>,
+    },
     /// Merge the per-shard stats of an output folder into one table.
     Stats {
         /// Output folder of a run.
@@ -355,6 +367,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 b.classifier_mb_s
                     .map_or("-".to_string(), |v| format!("{v:.2}"))
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Langid {
+            eval,
+            model,
+            languages,
+        } => {
+            let model = datamill::filter::langid::LidModel::load(&model)?;
+            let result = datamill::filter::langid::evaluate_tsv(&model, &eval, &languages)?;
+            print!("{}", result.report());
             Ok(ExitCode::SUCCESS)
         }
         Command::Download {

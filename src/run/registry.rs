@@ -13,6 +13,10 @@ pub const STAGES: &[&str] = &[
     "code_license_header",
     "code_quality",
     "latex_clean",
+    "langid",
+    "gopher_repetition",
+    "gopher_quality",
+    "c4_quality",
     "minhash_dedup",
     "gutenberg_strip",
     "wiki_filter",
@@ -40,6 +44,14 @@ pub fn build_stage(table: &toml::Table) -> Result<Box<dyn Stage>> {
         "code_license_header" => Box::new(crate::clean::github::CodeLicenseHeader::from_params(p)?),
         "code_quality" => Box::new(crate::clean::github::CodeQuality::from_params(p)?),
         "latex_clean" => Box::new(crate::clean::arxiv::LatexClean::from_params(p)?),
+        "langid" => Box::new(crate::filter::langid::LangIdFilter::from_params(p)?),
+        "gopher_repetition" => {
+            Box::new(crate::filter::gopher_repetition::GopherRepetition::from_params(p)?)
+        }
+        "gopher_quality" => Box::new(crate::filter::gopher_quality::GopherQuality::from_params(
+            p,
+        )?),
+        "c4_quality" => Box::new(crate::filter::c4::C4Quality::from_params(p)?),
         "gutenberg_strip" => Box::new(crate::clean::books::GutenbergStrip::from_params(p)?),
         "wiki_filter" => Box::new(crate::clean::wiki::WikiFilter::from_params(p)?),
         "minhash_dedup" => Box::new(crate::dedup::minhash::MinHashDeduper::from_params(p)?),
