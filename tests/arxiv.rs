@@ -214,3 +214,43 @@ fn truncated_paper_is_a_record_error_not_a_panic() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].as_ref().unwrap_err(), "bad_archive");
 }
+
+#[test]
+fn arxiv_pipeline_tags_language_and_keeps_every_sample_paper() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("pipelines/arxiv.toml")).unwrap();
+    let mut config = datamill::run::config::PipelineConfig::parse(&text).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    config.input.paths = vec![root.join("samples/arxiv").display().to_string()];
+    config.output.dir = tmp.path().join("out");
+    // The pipeline names the model relative to the repository root.
+    for stage in &mut config.stages {
+        if stage.get("type").and_then(|t| t.as_str()) == Some("langid") {
+            let model = root.join("models/lid.176.ftz").display().to_string();
+            stage.insert("model".into(), toml::Value::String(model));
+        }
+    }
+    let summary = datamill::run::run_config(
+        &config,
+        &datamill::run::RunOptions {
+            world_size: 1,
+            threads: 2,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(summary.failures.is_empty(), "{:?}", summary.failures);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let shard = tmp.path().join(format!("out/{i:05}.jsonl.zst"));
+        for d in datamill::doc::read_shard(&shard).unwrap() {
+            assert_eq!(d.meta_str("language"), Some("en"), "{}", d.id);
+            ids.push(d.id);
+        }
+    }
+    ids.sort();
+    assert_eq!(
+        ids,
+        ["edo-paper", "edo-paper-arxiv-main", "scipy-1.0-paper"]
+    );
+}
