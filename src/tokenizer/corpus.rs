@@ -4,7 +4,7 @@
 
 use std::hash::BuildHasher;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 
@@ -353,13 +353,4 @@ fn trim_eol(mut line: &[u8]) -> &[u8] {
         line = rest;
     }
     line
-}
-
-/// The input files of all sources (for the report).
-pub fn source_files(sources: &[SourceConfig]) -> Result<Vec<PathBuf>> {
-    let mut all = Vec::new();
-    for s in sources {
-        all.extend(expand_inputs(&s.paths)?);
-    }
-    Ok(all)
 }
