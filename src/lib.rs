@@ -5,7 +5,11 @@
 
 pub mod dedup;
 pub mod doc;
+pub mod mixture;
+pub mod recipe;
+pub mod report;
 pub mod run;
+pub mod shards;
 pub mod sources;
 pub mod stage;
 pub mod stats;
