@@ -273,9 +273,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!(
                 "tokenizer: {}{}",
                 done.tokenizer.display(),
-                if done.trained_tokenizer { " (trained now)" } else { "" }
+                if done.trained_tokenizer {
+                    " (trained now)"
+                } else {
+                    ""
+                }
             );
-            print!("\n{}\n{}\n{}", done.pack_report, done.plan.render(), done.report_markdown);
+            print!(
+                "\n{}\n{}\n{}",
+                done.pack_report,
+                done.plan.render(),
+                done.report_markdown
+            );
             println!(
                 "\nreport: {}",
                 done.report_dir.join("report.html").display()

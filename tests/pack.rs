@@ -10,7 +10,13 @@ use common::*;
 use datamill::shards::verify::verify_dir;
 use datamill::shards::{load_encoder, pack, PackOptions, PackSettings, PackSummary};
 
-fn pack_into(runs: &Path, out: &Path, model: &Path, max_shard_bytes: u64, threads: usize) -> PackSummary {
+fn pack_into(
+    runs: &Path,
+    out: &Path,
+    model: &Path,
+    max_shard_bytes: u64,
+    threads: usize,
+) -> PackSummary {
     let encoder = load_encoder(model).unwrap();
     let opts = PackOptions {
         tokenizer: model.to_path_buf(),
@@ -81,14 +87,23 @@ fn packed_shards_match_an_independent_reader_and_the_reference_encoder() {
         assert_eq!(got["sequences"].as_u64().unwrap(), fam.docs);
         assert_eq!(got["tokens"].as_u64().unwrap(), fam.tokens);
         assert_eq!(got["first_tokens"][0], 1, "every document starts with <s>");
-        assert!(fam.shards.len() >= 2, "{}: {} shards", fam.source, fam.shards.len());
+        assert!(
+            fam.shards.len() >= 2,
+            "{}: {} shards",
+            fam.source,
+            fam.shards.len()
+        );
         for s in &fam.shards[..fam.shards.len() - 1] {
             assert!(s.bin_bytes <= 300_000 || s.docs == 1, "{s:?}");
         }
     }
     let c4 = summary.sources.iter().find(|s| s.source == "c4").unwrap();
     assert_eq!(c4.inputs.iter().map(|i| i.empty_docs).sum::<u64>(), 1);
-    let books = summary.sources.iter().find(|s| s.source == "books").unwrap();
+    let books = summary
+        .sources
+        .iter()
+        .find(|s| s.source == "books")
+        .unwrap();
     assert_eq!(books.docs, 3);
 
     let encoder = load_encoder(&model).unwrap();
@@ -118,7 +133,11 @@ fn output_does_not_depend_on_threads_and_reruns_redo_only_what_is_missing() {
 
     let again = pack_into(&runs, &two, &model, 400_000, 2);
     assert_eq!(
-        (again.parts_done, again.shards_written, again.sources_skipped),
+        (
+            again.parts_done,
+            again.shards_written,
+            again.sources_skipped
+        ),
         (0, 0, 2)
     );
 
@@ -183,8 +202,20 @@ fn pack_cli_without_bos_and_verify_cli_decode_a_sample() {
     let m = model.display().to_string();
     let r = runs.display().to_string();
     let o = out.display().to_string();
-    let printed = run(&["pack", "--tokenizer", &m, "--input", &r, "--output", &o, "--no-bos"]);
-    assert!(printed.contains("books") && printed.contains("tokens/s"), "{printed}");
+    let printed = run(&[
+        "pack",
+        "--tokenizer",
+        &m,
+        "--input",
+        &r,
+        "--output",
+        &o,
+        "--no-bos",
+    ]);
+    assert!(
+        printed.contains("books") && printed.contains("tokens/s"),
+        "{printed}"
+    );
     let index = datamill::shards::megatron::read_index(&out.join("books/books_00000.idx")).unwrap();
     let mut f = std::fs::File::open(out.join("books/books_00000.bin")).unwrap();
     let first = datamill::shards::megatron::read_sequence(&mut f, &index, 0).unwrap();

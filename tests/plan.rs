@@ -15,7 +15,11 @@ fn llama_per_source_tokens_give_table1_epochs_steps_and_disk() {
     let supplies = recipe_supplies(&recipe, nowhere.path()).unwrap();
     let p = plan(&recipe.mixture, &supplies, recipe.pack.max_shard_bytes);
 
-    let epochs: Vec<String> = p.sources.iter().map(|s| format!("{:.2}", s.epochs)).collect();
+    let epochs: Vec<String> = p
+        .sources
+        .iter()
+        .map(|s| format!("{:.2}", s.epochs))
+        .collect();
     assert_eq!(
         epochs,
         ["1.10", "1.06", "0.64", "2.45", "2.23", "1.06", "1.03"],
@@ -37,7 +41,10 @@ fn llama_per_source_tokens_give_table1_epochs_steps_and_disk() {
     let disk: f64 = p.sources.iter().map(|s| s.disk_bytes).sum();
     assert_eq!((disk / 1e10).round() / 100.0, 2.53);
     // Megatron's blend: 460.30M samples for CommonCrawl; document-index epochs per source.
-    assert_eq!((p.sources[0].megatron_samples as f64 / 1e4).round() / 100.0, 460.30);
+    assert_eq!(
+        (p.sources[0].megatron_samples as f64 / 1e4).round() / 100.0,
+        460.30
+    );
     let mg: Vec<u64> = p.sources.iter().map(|s| s.megatron_epochs).collect();
     assert_eq!(mg, [2, 2, 1, 3, 3, 2, 2]);
     // 380 tokens/s/GPU on 2048 GPUs: "approximately 21 days".
@@ -92,7 +99,10 @@ fn plan_cli_reads_tokens_from_the_shards_indexes() {
     // Tokens read back from the indexes equal what the packer recorded.
     let packed: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("tokens/c4/pack.json")).unwrap()).unwrap();
-    assert_eq!(c4["tokens_available"].as_f64().unwrap(), packed["tokens"].as_f64().unwrap());
+    assert_eq!(
+        c4["tokens_available"].as_f64().unwrap(),
+        packed["tokens"].as_f64().unwrap()
+    );
     let seen = c4["tokens_seen"].as_f64().unwrap();
     assert_eq!(seen, 6e7);
     let epochs = c4["epochs"].as_f64().unwrap();
@@ -112,7 +122,12 @@ fn plan_cli_reads_tokens_from_the_shards_indexes() {
     assert!((c4_weight - 0.6).abs() < 1e-9);
     // Books (under 1M tokens at vocab 2000) gets 2e7 tokens drawn: far more than 3 epochs: a warning.
     let warnings = p["warnings"].as_array().unwrap();
-    assert!(warnings.iter().any(|w| w.as_str().unwrap().starts_with("books:")), "{warnings:?}");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().unwrap().starts_with("books:")),
+        "{warnings:?}"
+    );
 
     let text = Command::new(env!("CARGO_BIN_EXE_datamill"))
         .arg("plan")
@@ -120,5 +135,8 @@ fn plan_cli_reads_tokens_from_the_shards_indexes() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains("--data-path") && text.contains("c4_00000"), "{text}");
+    assert!(
+        text.contains("--data-path") && text.contains("c4_00000"),
+        "{text}"
+    );
 }

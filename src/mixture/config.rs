@@ -144,7 +144,7 @@ impl RecipeConfig {
         if m.sequence_length == 0 || m.global_batch_tokens == 0 || m.data_parallel == 0 {
             bail!("[mixture]: sequence_length, global_batch_tokens and data_parallel must be > 0");
         }
-        if !(m.target_tokens > 0.0) {
+        if !(m.target_tokens.is_finite() && m.target_tokens > 0.0) {
             bail!("[mixture]: target_tokens must be > 0");
         }
         Ok(r)

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::doc::{file_name, write_atomic};
-use crate::mixture::config::{MixtureSettings, RecipeConfig, LLAMA_TABLE1_WEIGHTS};
+use crate::mixture::config::{RecipeConfig, LLAMA_TABLE1_WEIGHTS};
 use crate::mixture::plan::{human_bytes, plan, read_supply, MixturePlan, SourceSupply};
 use crate::shards::megatron::{dataset_paths, read_header};
 use crate::shards::PackedSource;
@@ -89,7 +89,8 @@ fn walk_stats(dir: &Path, out: &mut BTreeMap<String, (MergedStats, u64)>) -> Res
                 walk_stats(&p, out)?;
             }
         } else if let Some(stem) = name.strip_suffix(".stats.json") {
-            let bytes = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
+            let bytes =
+                std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
             let s: ShardStats = serde_json::from_slice(&bytes)
                 .with_context(|| format!("{} is not a shard stats file", p.display()))?;
             let shard = p.with_file_name(format!("{stem}.jsonl.zst"));
@@ -166,7 +167,9 @@ pub fn build_report(dir: &Path, recipe: Option<&RecipeConfig>) -> Result<CorpusR
                 .map(|(_, w)| *w),
         };
         let weight = weight.unwrap_or_else(|| {
-            notes.push(format!("{n}: no sampling weight (not in the recipe / Table 1); weight 0"));
+            notes.push(format!(
+                "{n}: no sampling weight (not in the recipe / Table 1); weight 0"
+            ));
             0.0
         });
         let shards = match packed.get(n) {
@@ -190,8 +193,10 @@ pub fn build_report(dir: &Path, recipe: Option<&RecipeConfig>) -> Result<CorpusR
             given: false,
         });
     }
-    let settings = recipe.map(|r| r.mixture.clone()).unwrap_or_else(MixtureSettings::default);
-    let max_shard = recipe.map(|r| r.pack.max_shard_bytes).unwrap_or(2_000_000_000);
+    let settings = recipe.map(|r| r.mixture.clone()).unwrap_or_default();
+    let max_shard = recipe
+        .map(|r| r.pack.max_shard_bytes)
+        .unwrap_or(2_000_000_000);
     let plan = plan(&settings, &supplies, max_shard);
 
     let mut rows = Vec::new();

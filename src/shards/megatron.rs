@@ -351,7 +351,8 @@ impl IndexHeader {
 
 /// Reads an index header; errors say what is wrong and name the file.
 pub fn read_header(idx_path: &Path) -> Result<IndexHeader> {
-    let mut f = File::open(idx_path).with_context(|| format!("cannot open {}", idx_path.display()))?;
+    let mut f =
+        File::open(idx_path).with_context(|| format!("cannot open {}", idx_path.display()))?;
     let mut h = [0u8; HEADER_BYTES as usize];
     f.read_exact(&mut h)
         .with_context(|| format!("{}: shorter than the 34-byte header", idx_path.display()))?;
@@ -527,7 +528,10 @@ mod tests {
         );
         let index = read_index(&idx).unwrap();
         let mut f = File::open(&bin).unwrap();
-        assert_eq!(read_sequence(&mut f, &index, 1).unwrap(), vec![1, 65535, 7, 2]);
+        assert_eq!(
+            read_sequence(&mut f, &index, 1).unwrap(),
+            vec![1, 65535, 7, 2]
+        );
         let lens: Vec<u64> = LengthStream::open(&idx, 1)
             .unwrap()
             .collect::<Result<_>>()

@@ -359,12 +359,20 @@ pub fn pack(opts: &PackOptions, encoder: &dyn TokenEncoder) -> Result<PackSummar
     let vocab_size = encoder.vocab_size();
     let dtype = TokenDtype::for_vocab(vocab_size);
     let bos = if settings.bos {
-        Some(encoder.bos_id().context("bos = true but the tokenizer has no <s>")?)
+        Some(
+            encoder
+                .bos_id()
+                .context("bos = true but the tokenizer has no <s>")?,
+        )
     } else {
         None
     };
     let eos = if settings.eos {
-        Some(encoder.eos_id().context("eos = true but the tokenizer has no </s>")?)
+        Some(
+            encoder
+                .eos_id()
+                .context("eos = true but the tokenizer has no </s>")?,
+        )
     } else {
         None
     };
@@ -402,7 +410,10 @@ pub fn pack(opts: &PackOptions, encoder: &dyn TokenEncoder) -> Result<PackSummar
         .collect();
     let mut todo = Vec::new();
     for fam in families {
-        match (!opts.force).then(|| complete_family(&fam, &setup)).flatten() {
+        match (!opts.force)
+            .then(|| complete_family(&fam, &setup))
+            .flatten()
+        {
             Some(done) => {
                 summary.sources_skipped += 1;
                 summary.sources.push(done);
@@ -501,7 +512,10 @@ pub fn pack(opts: &PackOptions, encoder: &dyn TokenEncoder) -> Result<PackSummar
 }
 
 fn hash_of(v: &serde_json::Value) -> String {
-    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(v.to_string().as_bytes()))
+    format!(
+        "{:016x}",
+        xxhash_rust::xxh3::xxh3_64(v.to_string().as_bytes())
+    )
 }
 
 fn part_prefix(dir: &Path, index: usize) -> PathBuf {
@@ -515,7 +529,8 @@ fn part_manifest_path(dir: &Path, index: usize) -> PathBuf {
 fn read_part_manifest(dir: &Path, index: usize) -> Result<PartManifest> {
     let p = part_manifest_path(dir, index);
     let bytes = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
-    serde_json::from_slice(&bytes).with_context(|| format!("{} is not a part manifest", p.display()))
+    serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not a part manifest", p.display()))
 }
 
 fn files_present(prefix: &Path, files: &DatasetFiles) -> bool {
@@ -711,8 +726,8 @@ fn write_shard(
     for &(p, first_doc, docs, first_byte) in &plan.pieces {
         let part = part_prefix(&fam.dir, p);
         let (bin_path, idx_path) = dataset_paths(&part);
-        let mut bin = File::open(&bin_path)
-            .with_context(|| format!("cannot open {}", bin_path.display()))?;
+        let mut bin =
+            File::open(&bin_path).with_context(|| format!("cannot open {}", bin_path.display()))?;
         bin.seek(SeekFrom::Start(first_byte))?;
         let mut bin = BufReader::with_capacity(1 << 20, bin);
         for len in LengthStream::open(&idx_path, first_doc)?.take(docs as usize) {

@@ -59,7 +59,11 @@ impl VerifyReport {
                 out.push_str(&format!("     doc {i}: {text:?}\n"));
             }
         }
-        let bad = self.datasets.iter().filter(|d| !d.problems.is_empty()).count();
+        let bad = self
+            .datasets
+            .iter()
+            .filter(|d| !d.problems.is_empty())
+            .count();
         out.push_str(&format!(
             "{} datasets checked, {} with problems\n",
             self.datasets.len(),
@@ -163,9 +167,9 @@ fn check_into(
     if let Some(enc) = encoder {
         let vocab = enc.vocab_size() as u64;
         if let Some((pos, id)) = first_out_of_vocab(&bin_path, h.dtype, vocab)? {
-            check
-                .problems
-                .push(format!("token {id} at token {pos} is outside the vocabulary of {vocab}"));
+            check.problems.push(format!(
+                "token {id} at token {pos} is outside the vocabulary of {vocab}"
+            ));
         }
     }
     let manifest_path = prefix.with_file_name(format!("{}.manifest.json", file_name(prefix)));
@@ -173,10 +177,14 @@ fn check_into(
         let m: ShardManifest = serde_json::from_slice(&bytes)
             .with_context(|| format!("{} is not a shard manifest", manifest_path.display()))?;
         if file_xxh3(&bin_path)? != m.files.bin_xxh3 {
-            check.problems.push(".bin checksum differs from the manifest".into());
+            check
+                .problems
+                .push(".bin checksum differs from the manifest".into());
         }
         if file_xxh3(&idx_path)? != m.files.idx_xxh3 {
-            check.problems.push(".idx checksum differs from the manifest".into());
+            check
+                .problems
+                .push(".idx checksum differs from the manifest".into());
         }
         if m.files.docs != check.docs || m.files.tokens != tokens {
             check.problems.push(format!(
@@ -217,7 +225,9 @@ fn structure_problems(index: &Index) -> Vec<String> {
             break;
         }
         if ptr != expect {
-            problems.push(format!("sequence {i} points at byte {ptr}, expected {expect}"));
+            problems.push(format!(
+                "sequence {i} points at byte {ptr}, expected {expect}"
+            ));
             break;
         }
         expect += len as i64 * size;

@@ -40,7 +40,8 @@ pub fn test_model(vocab: u32) -> PathBuf {
         "samples/books/Pride-and-Prejudice_1342/1342.txt",
         "samples/books/The-Wonderful-Wizard-of-Oz_55/55.txt",
     ] {
-        f.write_all(&std::fs::read(root().join(book)).unwrap()).unwrap();
+        f.write_all(&std::fs::read(root().join(book)).unwrap())
+            .unwrap();
     }
     drop(f);
     let prefix = work.path().join("m");
@@ -124,7 +125,10 @@ pub fn make_runs(dir: &Path) -> PathBuf {
         String::from_utf8_lossy(&bytes).into_owned()
     })
     .collect();
-    write_jsonl(&books_in, &texts.iter().map(String::as_str).collect::<Vec<_>>());
+    write_jsonl(
+        &books_in,
+        &texts.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
     run_source("books", &[books_in], &runs.join("books"));
     runs
 }
