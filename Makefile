@@ -14,7 +14,7 @@ VENV := .venv
 VENV_STAMP := $(VENV)/.sentencepiece-0.2.3-numpy
 BENCH_CORPUS ?= ../shared/data/bench/docs.jsonl.zst
 
-.PHONY: all setup setup-sys run recipe test bench build clean lint
+.PHONY: all setup setup-sys run recipe test bench bench-pack build clean lint
 
 all: build
 
@@ -65,6 +65,17 @@ lint:
 ## bench: throughput and peak memory on the shared benchmark corpus (when present).
 bench: build
 	@bash scripts/bench.sh "$(BENCH_CORPUS)"
+
+## bench-pack: packing throughput and memory on the benchmark corpus (1 and 2 input shards),
+## with a 32k tokenizer trained on its first 4,000 documents (~24 MB) when missing.
+BENCH_MODEL ?= $(CACHE)/bench-32k.model
+$(BENCH_MODEL): $(VENV_STAMP)
+	mkdir -p $(CACHE)
+	zstdcat $(BENCH_CORPUS) | head -n 4000 | $(VENV)/bin/python -c "import sys,json; [print(l) for x in sys.stdin for l in json.loads(x).get('text','').split('\n') if l.strip()]" > $(CACHE)/bench-train.txt
+	$(VENV)/bin/python scripts/train_tokenizer.py $(CACHE)/bench-train.txt $(CACHE)/bench-32k 32000
+
+bench-pack: build $(BENCH_MODEL)
+	@bash scripts/bench_pack.sh "$(BENCH_CORPUS)" "$(BENCH_MODEL)" $(BIN)
 
 clean:
 	rm -rf out target $(CACHE)
