@@ -54,9 +54,12 @@ run: build
 recipe: build
 	$(BIN) recipe pipelines/llama.toml
 
-## test: every test (unit + integration), with nextest's summary line at the end.
+## test: every test (unit + integration), with nextest's summary line at the end. A one-node
+## Slurm (scripts/slurm-local.sh) runs for the cluster tests and is stopped on exit.
 test: setup
-	$(CARGO) nextest run --no-fail-fast
+	@set -e; bash scripts/slurm-local.sh start; \
+	  trap 'bash scripts/slurm-local.sh stop' EXIT; \
+	  DATAMILL_SLURM=1 $(CARGO) nextest run --no-fail-fast
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -351,6 +351,15 @@ pub fn temp_path(path: &Path) -> PathBuf {
 impl ShardWriter {
     /// Starts a shard that will appear at `path` once finished.
     pub fn create(path: &Path) -> Result<Self> {
+        Self::with_buffer(path, 1 << 20)
+    }
+
+    /// Like [`ShardWriter::create`] with a small buffer, for the many side outputs of a shard.
+    pub fn create_small(path: &Path) -> Result<Self> {
+        Self::with_buffer(path, 64 << 10)
+    }
+
+    fn with_buffer(path: &Path, buffer: usize) -> Result<Self> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -359,7 +368,7 @@ impl ShardWriter {
         let file = File::create(&tmp_path)
             .with_context(|| format!("cannot create {}", tmp_path.display()))?;
         let sink = HashingWriter {
-            inner: BufWriter::with_capacity(1 << 20, file),
+            inner: BufWriter::with_capacity(buffer, file),
             hasher: xxhash_rust::xxh3::Xxh3::new(),
             bytes: 0,
         };

@@ -5,6 +5,7 @@
 
 pub mod dedup;
 pub mod doc;
+pub mod download;
 pub mod mixture;
 pub mod recipe;
 pub mod report;

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use datamill::run::runner::rank_and_world;
+use datamill::download::{download, DownloadOptions, RetryPolicy};
+use datamill::run::runner::{rank_and_world, Step};
 use datamill::run::{run_pipeline, RunOptions};
 use datamill::stats::MergedStats;
 
@@ -42,6 +43,48 @@ enum Command {
         /// Redo shards that are already complete.
         #[arg(long)]
         force: bool,
+        /// Part of a distributed run: `all`, `segment-K` (this rank's shards of segment K, then
+        /// the map files of the next dedup stage) or `reduce-K` (partition RANK of WORLD_SIZE).
+        #[arg(long, default_value = "all")]
+        step: Step,
+        /// Hash partitions of the dedup map files in a distributed run.
+        #[arg(long = "dedup-partitions", default_value_t = 8)]
+        partitions: usize,
+    },
+    /// Run a pipeline on a Slurm cluster as chained array jobs.
+    Slurm {
+        #[command(subcommand)]
+        command: SlurmCommand,
+    },
+    /// Fetch every path of a (gzipped) path list from BASE_URL/PATH to DEST/PATH; resumable.
+    Download {
+        /// Path list, one relative path per line, plain or gzipped (e.g. wet.paths.gz).
+        #[arg(long)]
+        list: PathBuf,
+        /// URL prefix of every path (e.g. https://data.commoncrawl.org).
+        #[arg(long)]
+        base_url: String,
+        /// Destination folder.
+        #[arg(long)]
+        dest: PathBuf,
+        /// Files fetched at the same time.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Global rate limit over all workers in MB/s (1 MB = 10^6 bytes).
+        #[arg(long)]
+        rate_limit: Option<f64>,
+        /// sha256sum-format file (`SHA256  PATH` lines) with expected digests.
+        #[arg(long)]
+        checksums: Option<PathBuf>,
+        /// Failed requests in a row that brought no new bytes before a file counts as failed.
+        #[arg(long, default_value_t = 6)]
+        max_attempts: u32,
+        /// Backoff before the first retry in milliseconds; doubles per retry (jittered).
+        #[arg(long, default_value_t = 1000)]
+        retry_delay_ms: u64,
+        /// Connect and read timeout in seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
     },
     /// Merge the per-shard stats of an output folder into one table.
     Stats {
@@ -127,6 +170,53 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum SlurmCommand {
+    /// Write sbatch scripts for every unfinished step and submit them, chained with afterok.
+    Submit {
+        /// The pipeline file.
+        pipeline: PathBuf,
+        /// Array tasks per step (each takes every N-th input file).
+        #[arg(long)]
+        tasks: usize,
+        /// Hash partitions (reduce tasks) of each dedup step.
+        #[arg(long, default_value_t = 8)]
+        dedup_partitions: usize,
+        /// Slurm partition (queue) to submit to.
+        #[arg(long)]
+        partition: Option<String>,
+        /// CPUs per task (also the worker threads of each task).
+        #[arg(long)]
+        cpus_per_task: Option<usize>,
+        /// Memory per task, as sbatch takes it (`16G`).
+        #[arg(long)]
+        mem: Option<String>,
+        /// Time limit per task, as sbatch takes it (`04:00:00`).
+        #[arg(long)]
+        time: Option<String>,
+        /// Output folder (replaces the pipeline's [output] dir).
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Write the scripts to OUTPUT/.slurm but do not submit.
+        #[arg(long)]
+        dry_run: bool,
+        /// Wait up to this many seconds for the jobs to finish, then print the status.
+        #[arg(long)]
+        wait: Option<u64>,
+    },
+    /// Show per-step and per-task progress of a run from its manifests.
+    Status {
+        /// The pipeline file.
+        pipeline: PathBuf,
+        /// Array tasks the run was submitted with.
+        #[arg(long, default_value_t = 1)]
+        tasks: usize,
+        /// Output folder (replaces the pipeline's [output] dir).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -154,6 +244,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             world_size,
             threads,
             force,
+            step,
+            partitions,
         } => {
             let (rank, world_size) = rank_and_world(rank, world_size)?;
             let opts = RunOptions {
@@ -164,6 +256,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 threads,
                 force,
                 progress: true,
+                step,
+                partitions,
             };
             let summary = run_pipeline(&pipeline, &opts)?;
             print!("{}", summary.report());
@@ -173,6 +267,38 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::Download {
+            list,
+            base_url,
+            dest,
+            concurrency,
+            rate_limit,
+            checksums,
+            max_attempts,
+            retry_delay_ms,
+            timeout,
+        } => {
+            let opts = DownloadOptions {
+                concurrency,
+                rate_limit_mb_per_sec: rate_limit,
+                checksums,
+                retry: RetryPolicy {
+                    max_attempts,
+                    base_delay: std::time::Duration::from_millis(retry_delay_ms),
+                    ..RetryPolicy::default()
+                },
+                timeout: std::time::Duration::from_secs(timeout),
+                ..DownloadOptions::new(list, &base_url, dest)
+            };
+            let summary = download(&opts)?;
+            print!("{}", summary.report());
+            Ok(if summary.failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Slurm { command } => slurm(command),
         Command::Stats { dir, json } => {
             let merged = MergedStats::from_dir(&dir)?;
             if json {
@@ -289,6 +415,66 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 "\nreport: {}",
                 done.report_dir.join("report.html").display()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn slurm(command: SlurmCommand) -> Result<ExitCode> {
+    use datamill::run::slurm;
+    match command {
+        SlurmCommand::Submit {
+            pipeline,
+            tasks,
+            dedup_partitions,
+            partition,
+            cpus_per_task,
+            mem,
+            time,
+            output,
+            dry_run,
+            wait,
+        } => {
+            let opts = slurm::SubmitOptions {
+                pipeline: pipeline.clone(),
+                output: output.clone(),
+                tasks,
+                dedup_partitions,
+                partition,
+                cpus_per_task,
+                mem,
+                time,
+                dry_run,
+                wait: wait.map(std::time::Duration::from_secs),
+            };
+            let jobs = slurm::submit(&opts)?;
+            if jobs.is_empty() {
+                println!("nothing to submit: every step is complete");
+            }
+            for j in &jobs {
+                println!(
+                    "{:<12} job {:<10} array {:?}  {}",
+                    j.step,
+                    if j.job_id.is_empty() {
+                        "(dry run)"
+                    } else {
+                        &j.job_id
+                    },
+                    j.array,
+                    j.script.display()
+                );
+            }
+            if wait.is_some() {
+                print!("{}", slurm::status(&pipeline, &output, tasks)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SlurmCommand::Status {
+            pipeline,
+            tasks,
+            output,
+        } => {
+            print!("{}", slurm::status(&pipeline, &output, tasks)?);
             Ok(ExitCode::SUCCESS)
         }
     }

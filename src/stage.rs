@@ -63,6 +63,12 @@ pub trait Stage: Send + Sync {
         None
     }
 
+    /// For group stages whose scan is a first-seen index (`dedup::FirstSeenMap`): the shards per
+    /// dedup group (0 = whole run). Such stages can run across ranks (map, reduce, apply).
+    fn dedup_group_size(&self) -> Option<u32> {
+        None
+    }
+
     /// Receives every shard's finished scan, sorted by shard, before the first `process` call.
     fn absorb(&mut self, _scans: Vec<(u32, Box<dyn Any + Send>)>) -> Result<()> {
         Ok(())

@@ -1,12 +1,12 @@
 //! `datamill pack` and `datamill verify-shards` on real run outputs, checked by an independent
 //! Python reader (numpy, from the published layout) and the reference SentencePiece encoder.
 
-mod common;
+mod pack_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use pack_support::*;
 use datamill::shards::verify::verify_dir;
 use datamill::shards::{load_encoder, pack, PackOptions, PackSettings, PackSummary};
 

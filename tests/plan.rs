@@ -1,11 +1,11 @@
 //! The mixture planner: LLaMA's own numbers give Table 1 back; real shards give the
 //! Megatron blend.
 
-mod common;
+mod pack_support;
 
 use std::process::Command;
 
-use common::*;
+use pack_support::*;
 use datamill::mixture::{plan, recipe_supplies, RecipeConfig};
 
 #[test]

@@ -1,10 +1,10 @@
 //! `datamill report` and `datamill recipe`: the Table 1 view, the funnel, the offline HTML.
 
-mod common;
+mod pack_support;
 
 use std::process::Command;
 
-use common::*;
+use pack_support::*;
 
 #[test]
 fn report_gives_table1_rows_funnels_and_an_offline_html_page() {

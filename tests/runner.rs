@@ -2,92 +2,12 @@
 //! bad input, config errors, stats.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_datamill");
-const C4_SAMPLE: &str = "samples/c4/dolma/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz";
-
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-/// Two group stages (so three segments: read, exact dedup, line dedup).
-const DEDUP_STAGES: &str =
-    "[[stages]]\ntype = \"exact_dedup\"\n[[stages]]\ntype = \"line_dedup\"\n";
-
-/// A pipeline over `input` with `stages`, writing to `output`.
-fn write_pipeline(dir: &Path, input: &Path, output: &Path, stages: &str) -> PathBuf {
-    let path = dir.join("pipe.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"name = "test"
-source = "web"
-[input]
-paths = ["{}"]
-reader = "jsonl"
-[output]
-dir = "{}"
-keep_rejected = true
-{stages}"#,
-            input.display(),
-            output.display()
-        ),
-    )
-    .unwrap();
-    path
-}
-
-/// `n` input files: copies of the real C4-style sample under different names, plus a variant
-/// so that dedup decisions cross files.
-fn make_inputs(dir: &Path, n: usize) -> PathBuf {
-    let input = dir.join("in");
-    std::fs::create_dir_all(&input).unwrap();
-    for i in 0..n {
-        std::fs::copy(repo(C4_SAMPLE), input.join(format!("part-{i:03}.jsonl.gz"))).unwrap();
-    }
-    input
-}
-
-fn run(args: &[&str]) -> std::process::Output {
-    Command::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run datamill")
-}
-
-/// Every regular file under `dir` (relative path -> bytes), ignoring the `.work` folder and
-/// the timings in stats files.
-fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
-            if rel.starts_with(".work") {
-                continue;
-            }
-            if p.is_dir() {
-                walk(base, &p, out);
-            } else if rel.ends_with(".stats.json") {
-                // Stats carry wall-clock seconds per stage; everything else must be identical.
-                let mut v: serde_json::Value =
-                    serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-                for st in v["stages"].as_array_mut().unwrap() {
-                    st["seconds"] = serde_json::Value::Null;
-                }
-                out.insert(rel, serde_json::to_vec(&v).unwrap());
-            } else {
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
-}
+mod common;
+use common::*;
 
 fn count_manifests(dir: &Path) -> usize {
     let mut n = 0;
@@ -293,7 +213,7 @@ fn slurm_array_variables_pick_the_rank() {
     let tmp = tempfile::tempdir().unwrap();
     let input = make_inputs(tmp.path(), 4);
     let out = tmp.path().join("out");
-    let pipe = write_pipeline(tmp.path(), &input, &out, DEDUP_STAGES);
+    let pipe = write_pipeline(tmp.path(), &input, &out, "");
     let r = Command::new(BIN)
         .args(["run", pipe.to_str().unwrap()])
         .env("SLURM_ARRAY_TASK_ID", "1")
@@ -392,4 +312,157 @@ fn config_errors_name_the_key_and_the_file() {
     std::fs::write(&pipe, body.replace("dir='o'", "dir='o'\ncolour='red'")).unwrap();
     let err = String::from_utf8_lossy(&run(&["run", pipe.to_str().unwrap()]).stderr).into_owned();
     assert!(err.contains("colour") && err.contains("bad.toml"), "{err}");
+}
+
+/// Runs the dedup pipeline as a distributed run would: every segment step on each of `world`
+/// ranks, then the reduce of the next dedup stage as `partitions` tasks.
+fn run_distributed(pipe: &Path, world: usize, partitions: usize) {
+    let w = world.to_string();
+    let p = partitions.to_string();
+    for k in 0..3 {
+        for rank in 0..world {
+            let step = format!("segment-{k}");
+            let r = rank.to_string();
+            let args = ["run", pipe.to_str().unwrap(), "--step", &step, "--rank", &r];
+            let out = run(&[&args[..], &["--world-size", &w, "--dedup-partitions", &p]].concat());
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        if k < 2 {
+            for part in 0..partitions {
+                let step = format!("reduce-{}", k + 1);
+                let r = part.to_string();
+                let args = ["run", pipe.to_str().unwrap(), "--step", &step, "--rank", &r];
+                let out =
+                    run(&[&args[..], &["--world-size", &p, "--dedup-partitions", &p]].concat());
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn distributed_dedup_equals_one_process_whatever_ranks_and_partitions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    // Overlapping slices of the real sample, so duplicates cross files and ranks.
+    let docs = datamill::doc::read_shard(&repo(C4_SAMPLE)).unwrap();
+    for i in 0..7 {
+        let body: String = docs[i * 80..i * 80 + 160]
+            .iter()
+            .map(|d| serde_json::to_string(d).unwrap() + "\n")
+            .collect();
+        std::fs::write(input.join(format!("f{i}.jsonl")), body).unwrap();
+    }
+    let single = tmp.path().join("single");
+    let pipe = write_pipeline(tmp.path(), &input, &single, DEDUP_STAGES);
+    assert!(run(&["run", pipe.to_str().unwrap()]).status.success());
+    let expected = snapshot(&single);
+    for (world, partitions) in [(3, 2), (2, 5), (7, 1)] {
+        let out = tmp.path().join(format!("d{world}-{partitions}"));
+        let pipe = write_pipeline(tmp.path(), &input, &out, DEDUP_STAGES);
+        run_distributed(&pipe, world, partitions);
+        let got = snapshot(&out);
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            expected.keys().collect::<Vec<_>>()
+        );
+        for (k, v) in &expected {
+            assert!(
+                got[k] == *v,
+                "{k} differs with {world} ranks, {partitions} partitions"
+            );
+        }
+    }
+}
+
+#[test]
+fn distributed_steps_refuse_missing_phases_and_changed_partitions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = make_inputs(tmp.path(), 2);
+    let out = tmp.path().join("out");
+    let pipe = write_pipeline(tmp.path(), &input, &out, DEDUP_STAGES);
+    let p = pipe.to_str().unwrap();
+    let base = ["--world-size", "2", "--dedup-partitions", "4"];
+    let r = run(&[&["run", p, "--step", "segment-1", "--rank", "0"][..], &base].concat());
+    assert!(!r.status.success());
+    assert!(String::from_utf8_lossy(&r.stderr).contains("previous step"));
+    for rank in ["0", "1"] {
+        let r = run(&[
+            &["run", p, "--step", "segment-0", "--rank", rank][..],
+            &base,
+        ]
+        .concat());
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    }
+    let changed = ["--world-size", "3", "--dedup-partitions", "3"];
+    let r = run(&[
+        &["run", p, "--step", "reduce-1", "--rank", "0"][..],
+        &changed,
+    ]
+    .concat());
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        !r.status.success() && err.contains("partition count changed"),
+        "{err}"
+    );
+    let r = run(&["run", p, "--rank", "0", "--world-size", "2"]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && err.contains("slurm submit"), "{err}");
+}
+
+#[test]
+fn rejected_documents_can_be_split_by_a_metadata_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.jsonl");
+    let lines = [
+        r#"{"text":"eins","metadata":{"language":"de"}}"#,
+        r#"{"text":"eins","metadata":{"language":"de"}}"#,
+        r#"{"text":"un","metadata":{"language":"fr"}}"#,
+        r#"{"text":"un","metadata":{"language":"fr"}}"#,
+        r#"{"text":"un","metadata":{"language":"fr"}}"#,
+        r#"{"text":"x"}"#,
+        r#"{"text":"x"}"#,
+    ];
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let out = tmp.path().join("out");
+    let stages = "[[stages]]\ntype = \"exact_dedup\"\n";
+    let pipe = write_pipeline(tmp.path(), &input, &out, stages);
+    let body = std::fs::read_to_string(&pipe).unwrap();
+    let body = body.replace(
+        "keep_rejected = true",
+        "keep_rejected = true\nsplit_rejected_by = \"language\"",
+    );
+    std::fs::write(&pipe, body).unwrap();
+    assert!(run(&["run", pipe.to_str().unwrap()]).status.success());
+    let count = |lang: &str| {
+        datamill::doc::read_shard(&out.join(format!("rejected/{lang}/00000.s1.jsonl.zst")))
+            .unwrap()
+            .len()
+    };
+    assert_eq!((count("de"), count("fr"), count("none")), (1, 2, 1));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("00000.manifest.json")).unwrap()).unwrap();
+    let files: Vec<_> = manifest["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["file"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "rejected/de/00000.s1.jsonl.zst",
+            "rejected/fr/00000.s1.jsonl.zst",
+            "rejected/none/00000.s1.jsonl.zst"
+        ]
+    );
 }

@@ -49,6 +49,10 @@ impl Stage for ExactDeduper {
         Some(Box::new(FirstSeenScanner::new(text_hash)))
     }
 
+    fn dedup_group_size(&self) -> Option<u32> {
+        Some(self.index.group_size())
+    }
+
     fn absorb(&mut self, scans: Vec<(u32, Box<dyn Any + Send>)>) -> Result<()> {
         self.index.absorb(scans)
     }

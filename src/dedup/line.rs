@@ -135,6 +135,10 @@ impl Stage for LineDeduper {
         Some(Box::new(FirstSeenScanner::new(doc_line_hashes)))
     }
 
+    fn dedup_group_size(&self) -> Option<u32> {
+        Some(self.index.group_size())
+    }
+
     fn absorb(&mut self, scans: Vec<(u32, Box<dyn Any + Send>)>) -> Result<()> {
         self.index.absorb(scans)
     }

@@ -7,6 +7,7 @@
 
 pub mod exact;
 pub mod line;
+pub mod partitioned;
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -115,12 +116,18 @@ impl FirstSeenIndex {
         Ok(())
     }
 
-    /// True when `pos` is where `hash` first occurs in its group (also true for unknown hashes).
+    /// True when `pos` is where `hash` first occurs in its group. A hash the scan did not
+    /// record here (in a distributed run: first seen in another rank's shard) is not first.
     pub fn is_first(&self, hash: u64, pos: DocPos) -> bool {
         self.groups
             .get(&self.group(pos.shard))
             .and_then(|m| m.get(&hash))
-            .is_none_or(|&at| at == pos.packed())
+            .is_some_and(|&at| at == pos.packed())
+    }
+
+    /// Shards per dedup group (0 = the whole run).
+    pub fn group_size(&self) -> u32 {
+        self.group_size
     }
 
     /// Number of distinct hashes held.

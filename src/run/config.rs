@@ -44,6 +44,10 @@ pub struct OutputConfig {
     /// Write dropped documents to `rejected/` with the stage and reason in metadata.
     #[serde(default)]
     pub keep_rejected: bool,
+    /// With `keep_rejected`: one rejected shard per value of this metadata key, e.g.
+    /// `"language"` to keep the documents the language filter dropped, per language.
+    #[serde(default)]
+    pub split_rejected_by: Option<String>,
 }
 
 impl PipelineConfig {

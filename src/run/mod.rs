@@ -4,6 +4,7 @@ pub mod config;
 pub mod progress;
 pub mod registry;
 pub mod runner;
+pub mod slurm;
 
 pub use config::PipelineConfig;
 pub use runner::{run_config, run_pipeline, RunOptions, RunSummary};

@@ -7,8 +7,8 @@
 //! `OUTPUT/.work/sK/`; before a group stage's segment runs, the stage scans all shards of the
 //! previous segment, so its decisions never depend on thread timing.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::config::PipelineConfig;
 use super::progress::Progress;
 use super::registry::build_stage;
+use crate::dedup::{partitioned, FirstSeenMap};
 use crate::doc::{file_name, write_atomic, JsonlReader, RecordError, ShardFile, ShardWriter};
 use crate::sources::{build_reader, Reader, Records};
 use crate::stage::{DocPos, Stage};
@@ -40,6 +41,38 @@ pub struct RunOptions {
     pub force: bool,
     /// Show a progress bar (when stderr is a terminal) or periodic log lines.
     pub progress: bool,
+    /// Which part of the pipeline to run (all of it, or one step of a distributed run).
+    pub step: Step,
+    /// Hash partitions of a distributed run's dedup map files.
+    pub partitions: usize,
+}
+
+/// A part of a pipeline run; `All` runs everything in this process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Step {
+    /// Every segment, group stages scanning in memory (one rank).
+    #[default]
+    All,
+    /// Segment K of this rank's files; then, if a dedup stage follows, its map files.
+    Segment(usize),
+    /// Reduce of the dedup stage starting segment K: partition `rank` of `world_size`.
+    Reduce(usize),
+}
+
+impl std::str::FromStr for Step {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Step> {
+        let num = |rest: &str| {
+            rest.parse::<usize>()
+                .with_context(|| format!("bad step `{s}`: expected all, segment-K or reduce-K"))
+        };
+        match s {
+            "all" => Ok(Step::All),
+            _ if s.starts_with("segment-") => Ok(Step::Segment(num(&s[8..])?)),
+            _ if s.starts_with("reduce-") => Ok(Step::Reduce(num(&s[7..])?)),
+            _ => bail!("bad step `{s}`: expected all, segment-K or reduce-K"),
+        }
+    }
 }
 
 /// What a run did.
@@ -76,8 +109,9 @@ pub struct Manifest {
     pub config_hash: String,
     /// The output shard.
     pub output: ShardFile,
-    /// The rejected-documents shard, if `keep_rejected`.
-    pub rejected: Option<ShardFile>,
+    /// The rejected-documents shards (one, or one per `split_rejected_by` value), with paths
+    /// relative to the output folder.
+    pub rejected: Vec<ShardFile>,
     /// Records set aside by the reader.
     pub quarantined: u64,
 }
@@ -240,66 +274,102 @@ pub fn run_config(config: &PipelineConfig, opts: &RunOptions) -> Result<RunSumma
         ..Default::default()
     };
 
-    let last = segments.last().context("pipeline has no segment")?;
-    let todo_final: Vec<&InputFile> = files
-        .iter()
-        .filter(|f| opts.force || !is_complete(&out_dir, last, f))
-        .collect();
-    summary.shards_skipped = files.len() - todo_final.len();
-
-    if !todo_final.is_empty() {
-        let progress = Arc::new(Progress::start(
-            opts.progress,
-            files.len() * segments.len(),
-            files.len() * segments.len() - todo_final.len() * segments.len(),
-        ));
-        let ctx = RunContext {
-            config,
-            reader: reader.as_ref(),
-            out_dir: &out_dir,
-            progress: &progress,
-        };
-        for seg in &segments {
-            if seg.index > 0 {
-                let stage = &mut stages[seg.stages.start];
-                if stage.scanner().is_some() {
-                    let scans =
-                        pool.install(|| scan_segment_input(&ctx, seg, &files, stage.as_ref()))?;
-                    stage.absorb(scans)?;
-                }
+    let steps = match opts.step {
+        Step::All => segments.len(),
+        Step::Segment(_) => 1,
+        Step::Reduce(_) => 0,
+    };
+    let progress = Progress::start(opts.progress, files.len() * steps, 0);
+    let ctx = RunContext {
+        config,
+        reader: reader.as_ref(),
+        out_dir: &out_dir,
+        progress: &progress,
+        files: &files,
+        opts,
+    };
+    match opts.step {
+        Step::All => {
+            if world > 1 && segments.len() > 1 {
+                bail!(
+                    "this pipeline has deduplication stages, which must see every rank's \
+                     documents: run it step by step (`--step segment-K` / `--step reduce-K`) \
+                     or with `datamill slurm submit`"
+                );
             }
-            let stage_refs: &[Box<dyn Stage>] = &stages[seg.stages.clone()];
-            let results: Vec<(u32, Result<()>)> = pool.install(|| {
-                files
-                    .par_iter()
-                    .map(|f| {
-                        if !opts.force && is_complete(&out_dir, seg, f) {
-                            progress.file_done();
-                            return (f.index, Ok(()));
+            let last = segments.last().context("pipeline has no segment")?;
+            let todo = files
+                .iter()
+                .filter(|f| opts.force || !is_complete(&out_dir, last, f))
+                .count();
+            summary.shards_skipped = files.len() - todo;
+            if todo > 0 {
+                for seg in &segments {
+                    if seg.index > 0 {
+                        let stage = &mut stages[seg.stages.start];
+                        if stage.scanner().is_some() {
+                            let scans =
+                                pool.install(|| scan_segment_input(&ctx, seg, stage.as_ref()))?;
+                            stage.absorb(scans)?;
                         }
-                        (f.index, process_shard(&ctx, seg, stage_refs, f))
-                    })
-                    .collect()
-            });
-            for (index, r) in results {
-                if let Err(e) = r {
-                    summary.failures.push(format!(
-                        "shard {} (segment {}): {e:#}",
-                        shard_name(index),
-                        seg.index
-                    ));
+                    }
+                    pool.install(|| process_segment(&ctx, seg, &stages, &mut summary));
+                    if !summary.failures.is_empty() {
+                        break;
+                    }
                 }
-            }
-            if !summary.failures.is_empty() {
-                break;
+                summary.shards_done = todo.saturating_sub(summary.failures.len());
+                if summary.failures.is_empty() && world == 1 && segments.len() > 1 {
+                    let _ = std::fs::remove_dir_all(out_dir.join(".work"));
+                }
             }
         }
-        summary.shards_done = todo_final.len().saturating_sub(summary.failures.len());
-        progress.finish();
-        if summary.failures.is_empty() && world == 1 && segments.len() > 1 {
-            let _ = std::fs::remove_dir_all(out_dir.join(".work"));
+        Step::Segment(k) => {
+            let seg = segments.get(k).with_context(|| {
+                format!(
+                    "segment {k} does not exist: the pipeline has {}",
+                    segments.len()
+                )
+            })?;
+            if k > 0 {
+                let stage = &mut stages[seg.stages.start];
+                let scans = pool.install(|| load_partitioned_scans(&ctx, seg, stage.as_ref()))?;
+                stage.absorb(scans)?;
+            }
+            let todo = files
+                .iter()
+                .filter(|f| opts.force || !is_complete(&out_dir, seg, f))
+                .count();
+            pool.install(|| process_segment(&ctx, seg, &stages, &mut summary));
+            if seg.last {
+                summary.shards_skipped = files.len() - todo;
+                summary.shards_done = todo.saturating_sub(summary.failures.len());
+            } else if summary.failures.is_empty() {
+                let next = &segments[k + 1];
+                let stage = stages[next.stages.start].as_ref();
+                pool.install(|| write_partitioned_scans(&ctx, next, stage))?;
+            }
+        }
+        Step::Reduce(k) => {
+            let seg = segments.get(k).filter(|s| s.index > 0).with_context(|| {
+                format!("segment {k} does not start with a deduplication stage")
+            })?;
+            let stage = stages[seg.stages.start].as_ref();
+            let group = stage
+                .dedup_group_size()
+                .with_context(|| format!("stage `{}` cannot run across ranks", stage.name()))?;
+            let shards: Vec<u32> = (0..all.len() as u32).collect();
+            let dir = work_dir(&out_dir, k);
+            let dropped = partitioned::reduce(&dir, &shards, opts.rank, world, |s| {
+                s.checked_div(group).unwrap_or(0)
+            })?;
+            tracing::info!(
+                "reduce {k}: partition {} of {world}: {dropped} duplicate hashes",
+                opts.rank
+            );
         }
     }
+    progress.finish();
     for f in &files {
         let path = out_dir.join(format!("{}.stats.json", shard_name(f.index)));
         if let Ok(bytes) = std::fs::read(&path) {
@@ -313,11 +383,174 @@ pub fn run_config(config: &PipelineConfig, opts: &RunOptions) -> Result<RunSumma
     Ok(summary)
 }
 
+/// How far a run has come, read from its manifests and dedup files (for `slurm status` and
+/// for resubmitting only unfinished work).
+#[derive(Debug, Clone)]
+pub struct RunState {
+    /// Every input file of the run, sorted.
+    pub inputs: Vec<PathBuf>,
+    /// One entry per segment.
+    pub segments: Vec<SegmentState>,
+}
+
+/// Progress of one segment.
+#[derive(Debug, Clone)]
+pub struct SegmentState {
+    /// Per input file: its shard of this segment is complete.
+    pub complete: Vec<bool>,
+    /// Whether this segment starts with a dedup stage (needs map and reduce steps first).
+    pub dedup: bool,
+    /// Per input file: its map file for this segment's dedup stage exists.
+    pub mapped: Vec<bool>,
+    /// Partition count recorded by the map step, if any.
+    pub partitions: Option<usize>,
+    /// Per partition: its reduce (drop file) is done.
+    pub reduced: Vec<bool>,
+}
+
+/// Reads the state of the run of `config` from its output folder.
+pub fn run_state(config: &PipelineConfig) -> Result<RunState> {
+    let stages: Vec<Box<dyn Stage>> = config
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, t)| build_stage(t).with_context(|| format!("stage #{}", i + 1)))
+        .collect::<Result<_>>()?;
+    let inputs = expand_inputs(&config.input.paths)?;
+    let files: Vec<InputFile> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, path)| InputFile {
+            index: i as u32,
+            path: path.clone(),
+            bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+        })
+        .collect();
+    let out_dir = &config.output.dir;
+    let mut segments = Vec::new();
+    for seg in plan_segments(config, &stages)? {
+        let dir = work_dir(out_dir, seg.index);
+        let partitions = partitioned::recorded_partitions(&dir);
+        segments.push(SegmentState {
+            complete: files
+                .iter()
+                .map(|f| is_complete(out_dir, &seg, f))
+                .collect(),
+            dedup: seg.index > 0,
+            mapped: files
+                .iter()
+                .map(|f| seg.index > 0 && partitioned::map_path(&dir, f.index).exists())
+                .collect(),
+            partitions,
+            reduced: (0..partitions.unwrap_or(0))
+                .map(|p| partitioned::drop_path(&dir, p).exists())
+                .collect(),
+        });
+    }
+    Ok(RunState { inputs, segments })
+}
+
 struct RunContext<'a> {
     config: &'a PipelineConfig,
     reader: &'a dyn Reader,
     out_dir: &'a Path,
     progress: &'a Progress,
+    /// This rank's input files.
+    files: &'a [InputFile],
+    opts: &'a RunOptions,
+}
+
+/// Runs one segment's stages over this rank's files, skipping complete shards.
+fn process_segment(
+    ctx: &RunContext,
+    seg: &Segment,
+    stages: &[Box<dyn Stage>],
+    summary: &mut RunSummary,
+) {
+    let stage_refs = &stages[seg.stages.clone()];
+    let results: Vec<(u32, Result<()>)> = ctx
+        .files
+        .par_iter()
+        .map(|f| {
+            if !ctx.opts.force && is_complete(ctx.out_dir, seg, f) {
+                return (f.index, Ok(()));
+            }
+            (f.index, process_shard(ctx, seg, stage_refs, f))
+        })
+        .collect();
+    for (index, r) in results {
+        if let Err(e) = r {
+            summary.failures.push(format!(
+                "shard {} (segment {}): {e:#}",
+                shard_name(index),
+                seg.index
+            ));
+        }
+    }
+}
+
+/// Map step: scans this rank's shards of the segment before `next` with the group stage that
+/// starts `next`
+/// and writes each shard's hashes, partitioned, for the reduce step.
+fn write_partitioned_scans(ctx: &RunContext, next: &Segment, stage: &dyn Stage) -> Result<()> {
+    let partitions = ctx.opts.partitions.max(1);
+    let dir = work_dir(ctx.out_dir, next.index);
+    if let Some(p) = partitioned::recorded_partitions(&dir) {
+        if p != partitions {
+            bail!(
+                "partition count changed between phases: the map files in {} have {p} \
+                 partitions, this step was given {partitions}",
+                dir.display()
+            );
+        }
+    }
+    let scans = scan_segment_input(ctx, next, stage)?;
+    scans.into_par_iter().try_for_each(|(shard, scan)| {
+        let map = scan
+            .downcast::<FirstSeenMap>()
+            .ok()
+            .with_context(|| format!("stage `{}` cannot run across ranks", stage.name()))?;
+        partitioned::write_map(&partitioned::map_path(&dir, shard), &map, partitions)
+    })
+}
+
+/// Apply step: each of this rank's shards' own first-seen hashes minus those the reduce step
+/// found first in an earlier shard.
+fn load_partitioned_scans(
+    ctx: &RunContext,
+    seg: &Segment,
+    stage: &dyn Stage,
+) -> Result<Vec<(u32, Box<dyn std::any::Any + Send>)>> {
+    if stage.dedup_group_size().is_none() {
+        bail!("stage `{}` cannot run across ranks", stage.name());
+    }
+    let dir = work_dir(ctx.out_dir, seg.index);
+    let partitions = partitioned::recorded_partitions(&dir).with_context(|| {
+        format!(
+            "no map files in {}: run the previous step first",
+            dir.join("map").display()
+        )
+    })?;
+    if partitions != ctx.opts.partitions.max(1) {
+        bail!(
+            "partition count changed between phases: the map used {partitions}, this step was \
+             given {}",
+            ctx.opts.partitions
+        );
+    }
+    let mut scans: Vec<(u32, Box<dyn std::any::Any + Send>)> = ctx
+        .files
+        .par_iter()
+        .map(|f| {
+            let mut map =
+                partitioned::MapFile::read(&partitioned::map_path(&dir, f.index))?.to_map();
+            let drops = partitioned::read_drops(&dir, f.index, partitions)?;
+            map.retain(|h, _| !drops.contains(h));
+            Ok((f.index, Box::new(map) as Box<dyn std::any::Any + Send>))
+        })
+        .collect::<Result<_>>()?;
+    scans.sort_by_key(|(i, _)| *i);
+    Ok(scans)
 }
 
 fn plan_segments(config: &PipelineConfig, stages: &[Box<dyn Stage>]) -> Result<Vec<Segment>> {
@@ -337,6 +570,7 @@ fn plan_segments(config: &PipelineConfig, stages: &[Box<dyn Stage>]) -> Result<V
             "options": config.input.options,
             "stages": config.stages[..end],
             "keep_rejected": config.output.keep_rejected,
+            "split_rejected_by": config.output.split_rejected_by,
         });
         let hash = xxhash_rust::xxh3::xxh3_64(hashed.to_string().as_bytes());
         segments.push(Segment {
@@ -396,10 +630,10 @@ fn segment_input(ctx: &RunContext, seg: &Segment, f: &InputFile) -> Result<Recor
 fn scan_segment_input(
     ctx: &RunContext,
     seg: &Segment,
-    files: &[InputFile],
     stage: &dyn Stage,
 ) -> Result<Vec<(u32, Box<dyn std::any::Any + Send>)>> {
-    let mut scans: Vec<(u32, Box<dyn std::any::Any + Send>)> = files
+    let mut scans: Vec<(u32, Box<dyn std::any::Any + Send>)> = ctx
+        .files
         .par_iter()
         .map(|f| {
             let mut scanner = stage.scanner().context("group stage lost its scanner")?;
@@ -417,6 +651,77 @@ fn scan_segment_input(
         .with_context(|| format!("scanning for stage `{}`", stage.name()))?;
     scans.sort_by_key(|(i, _)| *i);
     Ok(scans)
+}
+
+/// The writers of one shard's rejected documents: `rejected/NNNNN.sK.jsonl.zst`, or with
+/// `split_rejected_by = "KEY"` one shard per value of `metadata.KEY`
+/// (`rejected/<value>/NNNNN.sK.jsonl.zst`, `none` when absent), e.g. one per language.
+struct RejectWriters<'a> {
+    out_dir: &'a Path,
+    file: String,
+    split_by: Option<&'a str>,
+    writers: BTreeMap<String, ShardWriter>,
+}
+
+impl<'a> RejectWriters<'a> {
+    fn new(ctx: &'a RunContext, name: &str, segment: usize) -> Self {
+        RejectWriters {
+            out_dir: ctx.out_dir,
+            file: format!("{name}.s{segment}.jsonl.zst"),
+            split_by: ctx.config.output.split_rejected_by.as_deref(),
+            writers: BTreeMap::new(),
+        }
+    }
+
+    fn write(&mut self, doc: &crate::doc::Document) -> Result<()> {
+        let folder = match self.split_by {
+            None => String::new(),
+            Some(key) => {
+                let value = doc.meta_str(key).unwrap_or("none");
+                // Keep the value a single, safe path component.
+                let safe: String = value
+                    .chars()
+                    .map(|c| {
+                        if c.is_alphanumeric() || c == '-' || c == '_' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .take(64)
+                    .collect();
+                if safe.is_empty() {
+                    "none".into()
+                } else {
+                    safe
+                }
+            }
+        };
+        if !self.writers.contains_key(&folder) {
+            let path = self.out_dir.join("rejected").join(&folder).join(&self.file);
+            self.writers
+                .insert(folder.clone(), ShardWriter::create_small(&path)?);
+        }
+        match self.writers.get_mut(&folder) {
+            Some(w) => w.write(doc),
+            None => bail!("rejected writer for `{folder}` vanished"),
+        }
+    }
+
+    fn finish(self) -> Result<Vec<ShardFile>> {
+        self.writers
+            .into_iter()
+            .map(|(folder, w)| {
+                let mut f = w.finish()?;
+                f.file = Path::new("rejected")
+                    .join(folder)
+                    .join(&f.file)
+                    .to_string_lossy()
+                    .into_owned();
+                Ok(f)
+            })
+            .collect()
+    }
 }
 
 /// A record the reader set aside, as written to `quarantine/NNNNN.jsonl`.
@@ -445,15 +750,7 @@ fn process_shard(
     let name = shard_name(f.index);
     let keep_rejected = ctx.config.output.keep_rejected;
     let mut writer = ShardWriter::create(&dir.join(format!("{name}.jsonl.zst")))?;
-    let rejected_path = ctx
-        .out_dir
-        .join("rejected")
-        .join(format!("{name}.s{}.jsonl.zst", seg.index));
-    let mut rejected = if keep_rejected {
-        Some(ShardWriter::create(&rejected_path)?)
-    } else {
-        None
-    };
+    let mut rejected = RejectWriters::new(ctx, &name, seg.index);
     let mut read_stats = StageStats::new("read");
     read_stats.bytes_in = f.bytes;
     let mut stats: Vec<StageStats> = stages.iter().map(|s| StageStats::new(s.name())).collect();
@@ -508,10 +805,10 @@ fn process_shard(
                 }
                 crate::stage::Verdict::Drop(reason) => {
                     st.add_drop(&reason);
-                    if let Some(w) = rejected.as_mut() {
+                    if keep_rejected {
                         doc.set("rejected_by", stage.name());
                         doc.set("reject_reason", reason.as_ref());
-                        w.write(&doc)?;
+                        rejected.write(&doc)?;
                     }
                     kept = false;
                     break;
@@ -531,7 +828,7 @@ fn process_shard(
     read_stats.docs_in += quarantine.len() as u64;
 
     let output = writer.finish()?;
-    let rejected = rejected.map(ShardWriter::finish).transpose()?;
+    let rejected = rejected.finish()?;
     if seg.index == 0 {
         let qpath = ctx.out_dir.join("quarantine").join(format!("{name}.jsonl"));
         if quarantine.is_empty() {

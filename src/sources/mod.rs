@@ -4,6 +4,7 @@
 //! [`RecordError`] with the byte offset, and reading goes on with the next one.
 
 pub mod jsonl;
+pub mod warc;
 
 use std::path::Path;
 
@@ -24,12 +25,14 @@ pub trait Reader: Send + Sync {
 pub fn build_reader(name: &str, options: &toml::Table) -> Result<Box<dyn Reader>> {
     match name {
         "jsonl" => Ok(Box::new(jsonl::JsonlSource::from_options(options)?)),
+        "warc" => Ok(Box::new(warc::WarcSource::warc_from_options(options)?)),
+        "wet" => Ok(Box::new(warc::WarcSource::wet_from_options(options)?)),
         other => bail!("unknown reader `{other}` (known: {})", READERS.join(", ")),
     }
 }
 
 /// Names accepted by [`build_reader`].
-pub const READERS: &[&str] = &["jsonl"];
+pub const READERS: &[&str] = &["jsonl", "warc", "wet"];
 
 /// A stable document id from the input file's name and the record's position.
 pub fn record_id(path: &Path, position: u64) -> String {

@@ -1,0 +1,322 @@
+//! Runs a pipeline on a Slurm cluster: one array job per segment step, the dedup reduce steps
+//! between them, chained with `--dependency=afterok`. Resubmitting sends only unfinished work.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use super::config::PipelineConfig;
+use super::runner::{run_state, RunState};
+use crate::doc::write_atomic;
+
+/// What `datamill slurm submit` needs.
+#[derive(Debug, Clone)]
+pub struct SubmitOptions {
+    /// Pipeline file.
+    pub pipeline: PathBuf,
+    /// Output folder override.
+    pub output: Option<PathBuf>,
+    /// Array tasks per segment step (the world size).
+    pub tasks: usize,
+    /// Hash partitions of the dedup steps (reduce tasks).
+    pub dedup_partitions: usize,
+    /// Slurm partition (queue).
+    pub partition: Option<String>,
+    /// CPUs per task.
+    pub cpus_per_task: Option<usize>,
+    /// Memory per task (`16G`).
+    pub mem: Option<String>,
+    /// Time limit per task (`04:00:00`).
+    pub time: Option<String>,
+    /// Write the scripts but do not call sbatch.
+    pub dry_run: bool,
+    /// Wait until the submitted jobs have left the queue.
+    pub wait: Option<Duration>,
+}
+
+/// One submitted (or planned) job.
+#[derive(Debug, Clone)]
+pub struct SubmittedJob {
+    /// Step name (`segment-0`, `reduce-1`).
+    pub step: String,
+    /// Array indices.
+    pub array: Vec<usize>,
+    /// Slurm job id (empty on a dry run).
+    pub job_id: String,
+    /// The sbatch script.
+    pub script: PathBuf,
+}
+
+fn load(pipeline: &Path, output: &Option<PathBuf>) -> Result<PipelineConfig> {
+    let mut config = PipelineConfig::load(pipeline)?;
+    if let Some(out) = output {
+        config.output.dir = out.clone();
+    }
+    let cwd = std::env::current_dir()?;
+    if config.output.dir.is_relative() {
+        config.output.dir = cwd.join(&config.output.dir);
+    }
+    Ok(config)
+}
+
+/// Ranks of `world` whose shards of segment `k` are incomplete or whose map files for the
+/// next dedup step are missing.
+fn unfinished_ranks(state: &RunState, k: usize, world: usize) -> Vec<usize> {
+    let seg = &state.segments[k];
+    let next = state.segments.get(k + 1);
+    (0..world)
+        .filter(|&r| {
+            (r..state.inputs.len())
+                .step_by(world)
+                .any(|i| !seg.complete[i] || next.is_some_and(|n| n.dedup && !n.mapped[i]))
+        })
+        .collect()
+}
+
+/// Writes the sbatch scripts for every unfinished step and submits them as a chain.
+pub fn submit(opts: &SubmitOptions) -> Result<Vec<SubmittedJob>> {
+    if opts.tasks == 0 || opts.dedup_partitions == 0 {
+        bail!("--tasks and --dedup-partitions must be at least 1");
+    }
+    let config = load(&opts.pipeline, &opts.output)?;
+    let state = run_state(&config)?;
+    if state.inputs.is_empty() {
+        bail!("no input file matches {:?}", config.input.paths);
+    }
+    for seg in &state.segments {
+        if let Some(p) = seg.partitions {
+            if p != opts.dedup_partitions {
+                bail!(
+                    "partition count changed between phases: earlier steps of this run used {p} \
+                     dedup partitions, this submission asks for {}",
+                    opts.dedup_partitions
+                );
+            }
+        }
+    }
+    let exe = std::env::current_exe().context("cannot find the datamill binary")?;
+    let pipeline = std::fs::canonicalize(&opts.pipeline)
+        .with_context(|| format!("cannot resolve {}", opts.pipeline.display()))?;
+    let cwd = std::env::current_dir()?;
+    let slurm_dir = config.output.dir.join(".slurm");
+    std::fs::create_dir_all(slurm_dir.join("logs"))
+        .with_context(|| format!("cannot create {}", slurm_dir.display()))?;
+
+    let mut jobs: Vec<SubmittedJob> = Vec::new();
+    let mut previous: Option<String> = None;
+    let mut resubmitting = false;
+    for k in 0..state.segments.len() {
+        if k > 0 {
+            let reduced = &state.segments[k].reduced;
+            let parts: Vec<usize> = (0..opts.dedup_partitions)
+                .filter(|&p| resubmitting || !reduced.get(p).copied().unwrap_or(false))
+                .collect();
+            if !parts.is_empty() {
+                let step = format!("reduce-{k}");
+                let job = submit_step(
+                    opts,
+                    &exe,
+                    &pipeline,
+                    &cwd,
+                    &config,
+                    &slurm_dir,
+                    &step,
+                    &parts,
+                    opts.dedup_partitions,
+                    previous.as_deref(),
+                )?;
+                previous = Some(job.job_id.clone());
+                jobs.push(job);
+                resubmitting = true;
+            }
+        }
+        let ranks = if resubmitting {
+            (0..opts.tasks).collect()
+        } else {
+            unfinished_ranks(&state, k, opts.tasks)
+        };
+        if !ranks.is_empty() {
+            let step = format!("segment-{k}");
+            let job = submit_step(
+                opts,
+                &exe,
+                &pipeline,
+                &cwd,
+                &config,
+                &slurm_dir,
+                &step,
+                &ranks,
+                opts.tasks,
+                previous.as_deref(),
+            )?;
+            previous = Some(job.job_id.clone());
+            jobs.push(job);
+            resubmitting = true;
+        }
+    }
+    if let (Some(limit), false) = (opts.wait, opts.dry_run) {
+        let ids: Vec<&str> = jobs.iter().map(|j| j.job_id.as_str()).collect();
+        wait_for(&ids, limit)?;
+    }
+    Ok(jobs)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn submit_step(
+    opts: &SubmitOptions,
+    exe: &Path,
+    pipeline: &Path,
+    cwd: &Path,
+    config: &PipelineConfig,
+    slurm_dir: &Path,
+    step: &str,
+    array: &[usize],
+    world: usize,
+    after: Option<&str>,
+) -> Result<SubmittedJob> {
+    let name = format!("datamill-{}-{step}", config.name);
+    let list = array
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut script = String::from("#!/usr/bin/env bash\n");
+    script.push_str(&format!(
+        "#SBATCH --job-name={name}\n#SBATCH --array={list}\n"
+    ));
+    script.push_str(&format!("#SBATCH --chdir={}\n", cwd.display()));
+    script.push_str(&format!(
+        "#SBATCH --output={}/logs/%x-%A_%a.out\n",
+        slurm_dir.display()
+    ));
+    if let Some(p) = &opts.partition {
+        script.push_str(&format!("#SBATCH --partition={p}\n"));
+    }
+    if let Some(c) = opts.cpus_per_task {
+        script.push_str(&format!("#SBATCH --cpus-per-task={c}\n"));
+    }
+    if let Some(m) = &opts.mem {
+        script.push_str(&format!("#SBATCH --mem={m}\n"));
+    }
+    if let Some(t) = &opts.time {
+        script.push_str(&format!("#SBATCH --time={t}\n"));
+    }
+    let threads = opts
+        .cpus_per_task
+        .map(|c| format!(" --threads {c}"))
+        .unwrap_or_default();
+    script.push_str(&format!(
+        "set -euo pipefail\nexec {} run {} --output {} --step {step} --rank \"$SLURM_ARRAY_TASK_ID\" \
+         --world-size {world} --dedup-partitions {}{threads}\n",
+        exe.display(),
+        pipeline.display(),
+        config.output.dir.display(),
+        opts.dedup_partitions,
+    ));
+    let path = slurm_dir.join(format!("{step}.sbatch"));
+    write_atomic(&path, script.as_bytes())?;
+    let mut job_id = String::new();
+    if !opts.dry_run {
+        let mut cmd = Command::new("sbatch");
+        cmd.arg("--parsable");
+        if let Some(a) = after {
+            cmd.arg(format!("--dependency=afterok:{a}"));
+        }
+        let out = cmd
+            .arg(&path)
+            .output()
+            .context("cannot run sbatch: is Slurm installed and running?")?;
+        if !out.status.success() {
+            bail!(
+                "sbatch {} failed: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        job_id = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+    }
+    Ok(SubmittedJob {
+        step: step.to_string(),
+        array: array.to_vec(),
+        job_id,
+        script: path,
+    })
+}
+
+/// Waits until none of `job_ids` is in the queue any more.
+pub fn wait_for(job_ids: &[&str], limit: Duration) -> Result<()> {
+    let start = Instant::now();
+    let ids: Vec<&str> = job_ids.iter().copied().filter(|j| !j.is_empty()).collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    loop {
+        let out = Command::new("squeue")
+            .args(["-h", "-o", "%i %r", "-j", &ids.join(",")])
+            .output()
+            .context("cannot run squeue")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.trim().is_empty() {
+            return Ok(());
+        }
+        if text.contains("DependencyNeverSatisfied") {
+            // An earlier step failed: what waits on it can never run.
+            let _ = Command::new("scancel").args(&ids).output();
+            bail!(
+                "a step failed, so the steps after it were cancelled; see the task logs in \
+                 OUTPUT/.slurm/logs, then submit again to redo only the unfinished work"
+            );
+        }
+        if start.elapsed() > limit {
+            bail!("jobs {} still queued after {:?}", ids.join(","), limit);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Per-step progress of a run, from its manifests and dedup files.
+pub fn status(pipeline: &Path, output: &Option<PathBuf>, tasks: usize) -> Result<String> {
+    let config = load(pipeline, output)?;
+    let state = run_state(&config)?;
+    let mut out = format!(
+        "{}: {} input files, output {}\n",
+        config.name,
+        state.inputs.len(),
+        config.output.dir.display()
+    );
+    for (k, seg) in state.segments.iter().enumerate() {
+        if seg.dedup {
+            let done = seg.reduced.iter().filter(|d| **d).count();
+            let mapped = seg.mapped.iter().filter(|d| **d).count();
+            out.push_str(&format!(
+                "reduce-{k}: map files {mapped}/{}, partitions reduced {done}/{}\n",
+                seg.mapped.len(),
+                seg.partitions
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| "?".into())
+            ));
+        }
+        let done = seg.complete.iter().filter(|d| **d).count();
+        out.push_str(&format!(
+            "segment-{k}: shards {done}/{}",
+            seg.complete.len()
+        ));
+        let pending = unfinished_ranks(&state, k, tasks.max(1));
+        if pending.is_empty() {
+            out.push_str(" (done)\n");
+        } else {
+            out.push_str(&format!(
+                "; tasks with work left (of {tasks}): {:?}\n",
+                pending
+            ));
+        }
+    }
+    Ok(out)
+}

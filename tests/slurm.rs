@@ -1,0 +1,146 @@
+//! `datamill slurm submit` against a real one-node Slurm (started by `make test` through
+//! scripts/slurm-local.sh): the cluster run must give byte-identical output to a local run,
+//! also after `scancel` and a resubmission.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+mod common;
+use common::*;
+
+/// True when a Slurm controller answers. `make test` sets DATAMILL_SLURM=1 after starting one,
+/// and then a missing Slurm is a failure, not a skip.
+fn slurm_available() -> bool {
+    let up = Command::new("sinfo")
+        .args(["-h", "-o", "%a"])
+        .output()
+        .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("up"))
+        .unwrap_or(false);
+    if !up && std::env::var("DATAMILL_SLURM").as_deref() == Ok("1") {
+        panic!("DATAMILL_SLURM=1 but no Slurm answers: run `bash scripts/slurm-local.sh start`");
+    }
+    if !up {
+        eprintln!("Slurm is not running: this test needs `make test` (which starts it)");
+    }
+    up
+}
+
+fn inputs(dir: &Path) -> std::path::PathBuf {
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let docs = datamill::doc::read_shard(&repo(C4_SAMPLE)).unwrap();
+    for i in 0..6 {
+        let body: String = docs[i * 90..i * 90 + 200]
+            .iter()
+            .map(|d| serde_json::to_string(d).unwrap() + "\n")
+            .collect();
+        std::fs::write(input.join(format!("f{i}.jsonl")), body).unwrap();
+    }
+    input
+}
+
+fn submit(pipe: &Path, wait: bool) -> std::process::Output {
+    let mut args = vec![
+        "slurm",
+        "submit",
+        pipe.to_str().unwrap(),
+        "--tasks",
+        "4",
+        "--dedup-partitions",
+        "3",
+        "--cpus-per-task",
+        "1",
+    ];
+    if wait {
+        args.extend(["--wait", "300"]);
+    }
+    let out = run(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn slurm_array_run_equals_local_run() {
+    if !slurm_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let input = inputs(tmp.path());
+    let local = tmp.path().join("local");
+    let pipe = write_pipeline(tmp.path(), &input, &local, DEDUP_STAGES);
+    assert!(run(&["run", pipe.to_str().unwrap()]).status.success());
+    let cluster = tmp.path().join("cluster");
+    let pipe = write_pipeline(tmp.path(), &input, &cluster, DEDUP_STAGES);
+    let out = submit(&pipe, true);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for step in [
+        "segment-0",
+        "reduce-1",
+        "segment-1",
+        "reduce-2",
+        "segment-2",
+    ] {
+        assert!(text.contains(step), "{text}");
+    }
+    assert!(text.contains("segment-2: shards 6/6 (done)"), "{text}");
+    assert_eq!(snapshot(&local), snapshot(&cluster));
+    // Everything is complete: a second submission sends nothing.
+    let again = submit(&pipe, false);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to submit"));
+}
+
+#[test]
+fn scancel_then_resubmit_gives_the_same_output() {
+    if !slurm_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let input = inputs(tmp.path());
+    let local = tmp.path().join("local");
+    let pipe = write_pipeline(tmp.path(), &input, &local, DEDUP_STAGES);
+    assert!(run(&["run", pipe.to_str().unwrap()]).status.success());
+    let cluster = tmp.path().join("cluster");
+    let pipe = write_pipeline(tmp.path(), &input, &cluster, DEDUP_STAGES);
+    let out = submit(&pipe, false);
+    let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2).map(str::to_string))
+        .collect();
+    assert!(ids.len() >= 3, "{ids:?}");
+    // Cancel the chain once the first step has written something.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline
+        && !cluster.join(".work/s0").exists()
+        && !cluster.join(".work/s1/map").exists()
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let cancel = Command::new("scancel").args(&ids).output().unwrap();
+    assert!(cancel.status.success());
+    let mut waited = Command::new("squeue")
+        .args(["-h", "-j", &ids.join(",")])
+        .output();
+    while waited
+        .as_ref()
+        .map(|o| !String::from_utf8_lossy(&o.stdout).trim().is_empty())
+        .unwrap_or(false)
+    {
+        std::thread::sleep(Duration::from_millis(200));
+        waited = Command::new("squeue")
+            .args(["-h", "-j", &ids.join(",")])
+            .output();
+    }
+    assert!(
+        !cluster.join("00005.manifest.json").exists(),
+        "the chain finished before scancel"
+    );
+    let out = submit(&pipe, true);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("segment-2: shards 6/6 (done)"), "{text}");
+    assert_eq!(snapshot(&local), snapshot(&cluster));
+}
