@@ -116,7 +116,12 @@ pub fn run_recipe(path: &Path, opts: &RecipeOptions) -> Result<RecipeOutcome> {
         }
     }
     if ran.is_empty() {
-        bail!("no source of {} could run", path.display());
+        let why: Vec<String> = skipped.iter().map(|(n, r)| format!("{n}: {r}")).collect();
+        bail!(
+            "no source of {} could run ({})",
+            path.display(),
+            why.join("; ")
+        );
     }
 
     let runs_dir = recipe.output.join("runs");

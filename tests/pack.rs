@@ -6,9 +6,9 @@ mod pack_support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pack_support::*;
 use datamill::shards::verify::verify_dir;
 use datamill::shards::{load_encoder, pack, PackOptions, PackSettings, PackSummary};
+use pack_support::*;
 
 fn pack_into(
     runs: &Path,

@@ -5,8 +5,8 @@ mod pack_support;
 
 use std::process::Command;
 
-use pack_support::*;
 use datamill::mixture::{plan, recipe_supplies, RecipeConfig};
+use pack_support::*;
 
 #[test]
 fn llama_per_source_tokens_give_table1_epochs_steps_and_disk() {

@@ -143,7 +143,7 @@ pub fn recipe_supplies(recipe: &RecipeConfig, tokens_dir: &Path) -> Result<Vec<S
                 None => SourceSupply {
                     name: s.name.clone(),
                     weight: s.weight,
-                    tokens: shards.iter().map(|x| x.tokens as f64).sum(),
+                    tokens: shards.iter().map(|x| x.tokens).sum::<u64>() as f64,
                     token_bytes,
                     shards,
                     given: false,
@@ -387,5 +387,23 @@ mod tests {
         let p = plan(&MixtureSettings::default(), &[supply], 1 << 30);
         assert!(p.warnings[0].contains("no tokens"), "{:?}", p.warnings);
         assert!(p.sources[0].epochs.is_infinite());
+        let shown = p.render();
+        assert!(
+            shown.contains("tokens/books/books_NNNNN (no shards yet)"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn tokens_read_from_an_empty_folder_are_zero_not_minus_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let recipe = RecipeConfig::parse(
+            "name = \"x\"\noutput = \"o\"\n[[sources]]\nname = \"c4\"\nweight = 1\n",
+        )
+        .unwrap();
+        let s = recipe_supplies(&recipe, dir.path()).unwrap();
+        assert!(s[0].tokens == 0.0 && s[0].tokens.is_sign_positive());
+        let shown = plan(&recipe.mixture, &s, 1 << 30).render();
+        assert!(!shown.contains("-0"), "{shown}");
     }
 }

@@ -187,7 +187,7 @@ pub fn build_report(dir: &Path, recipe: Option<&RecipeConfig>) -> Result<CorpusR
         supplies.push(SourceSupply {
             name: n.clone(),
             weight,
-            tokens: shards.iter().map(|s| s.tokens as f64).sum(),
+            tokens: shards.iter().map(|s| s.tokens).sum::<u64>() as f64,
             token_bytes,
             shards,
             given: false,
