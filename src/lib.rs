@@ -3,10 +3,15 @@
 //!
 //! The library is split by concern; `main.rs` only parses the command line and calls in here.
 
+pub mod c4;
+pub mod clean;
 pub mod dedup;
 pub mod doc;
 pub mod download;
+pub mod filter;
+pub mod lm;
 pub mod mixture;
+pub mod quality;
 pub mod recipe;
 pub mod report;
 pub mod run;

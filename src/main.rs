@@ -86,6 +86,87 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
+    /// Train a Kneser-Ney n-gram model on reference text (writes MODEL and MODEL.json).
+    TrainLm {
+        /// Text, JSONL or MediaWiki XML files, folders or globs.
+        #[arg(long, num_args = 1.., required = true)]
+        input: Vec<PathBuf>,
+        /// Read every input with this pipeline reader instead (e.g. `wikipedia`).
+        #[arg(long)]
+        reader: Option<String>,
+        /// Model order (1..=5).
+        #[arg(long, default_value_t = 5)]
+        order: usize,
+        /// Model file to write.
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// Compute a language's perplexity cutoffs from a sample into the model's sidecar.
+    LmCutoffs {
+        /// Model trained by `train-lm`.
+        #[arg(long)]
+        model: PathBuf,
+        /// Language code the cutoffs are for.
+        #[arg(long, default_value = "en")]
+        lang: String,
+        /// Sample documents (same formats as `train-lm`).
+        #[arg(long, num_args = 1.., required = true)]
+        input: Vec<PathBuf>,
+        /// Read every input with this pipeline reader instead.
+        #[arg(long)]
+        reader: Option<String>,
+        /// Skip JSONL documents whose metadata field (e.g. `language`) names another language.
+        #[arg(long)]
+        language_field: Option<String>,
+        /// Percentiles for the head and middle cutoffs.
+        #[arg(long, num_args = 2, default_values_t = [30.0, 60.0])]
+        percentiles: Vec<f64>,
+    },
+    /// Train the Wikipedia-reference fastText classifier; prints held-out precision and recall.
+    TrainClassifier {
+        /// Reference-like documents (Wikipedia, books).
+        #[arg(long, num_args = 1.., required = true)]
+        positive: Vec<PathBuf>,
+        /// Random web documents.
+        #[arg(long, num_args = 1.., required = true)]
+        negative: Vec<PathBuf>,
+        /// Read every input with this pipeline reader instead.
+        #[arg(long)]
+        reader: Option<String>,
+        /// Model file to write.
+        #[arg(long)]
+        output: PathBuf,
+        /// Training epochs.
+        #[arg(long, default_value_t = 20)]
+        epoch: i32,
+    },
+    /// Single-thread MB/s of perplexity scoring and reference classification on a JSONL corpus.
+    BenchQuality {
+        /// JSONL(.gz/.zst) corpus.
+        #[arg(long)]
+        corpus: PathBuf,
+        /// n-gram model.
+        #[arg(long)]
+        lm: PathBuf,
+        /// Classifier model.
+        #[arg(long)]
+        classifier: Option<PathBuf>,
+        /// Stop reading the corpus after this many MB of text.
+        #[arg(long, default_value_t = 30)]
+        max_mb: u64,
+    },
+    /// Language ID tools: `--eval FILE.tsv` prints the model's accuracy per label.
+    Langid {
+        /// A `label<TAB>text` file to evaluate on (top-1 label of each line).
+        #[arg(long)]
+        eval: PathBuf,
+        /// fastText model.
+        #[arg(long, default_value = datamill::filter::langid::DEFAULT_MODEL)]
+        model: PathBuf,
+        /// Labels to show and pool (comma-separated, e.g. `bg,ca,cs`); default: all.
+        #[arg(long, value_delimiter = ',')]
+        languages: Vec<String>,
+    },
     /// Merge the per-shard stats of an output folder into one table.
     Stats {
         /// Output folder of a run.
@@ -266,6 +347,111 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::TrainLm {
+            input,
+            reader,
+            order,
+            output,
+        } => {
+            let s = datamill::lm::train_lm(&input, reader.as_deref(), order, &output)?;
+            println!(
+                "{}: order {}, {} sentences, {} tokens, vocabulary {}, n-grams {:?}",
+                output.display(),
+                s.order,
+                s.sentences,
+                s.tokens,
+                s.vocabulary,
+                s.ngrams
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::LmCutoffs {
+            model,
+            lang,
+            input,
+            reader,
+            language_field,
+            percentiles,
+        } => {
+            let p = [percentiles[0], percentiles[1]];
+            let c = datamill::lm::compute_cutoffs(
+                &model,
+                &lang,
+                &input,
+                reader.as_deref(),
+                language_field.as_deref(),
+                p,
+            )?;
+            println!(
+                "{lang}: head < {:.1} (p{}), middle < {:.1} (p{}) from {} documents",
+                c.head, p[0], c.middle, p[1], c.docs
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::TrainClassifier {
+            positive,
+            negative,
+            reader,
+            output,
+            epoch,
+        } => {
+            let settings = datamill::quality::classifier::TrainSettings {
+                epoch,
+                ..Default::default()
+            };
+            let r = datamill::quality::classifier::train_classifier(
+                &positive,
+                &negative,
+                reader.as_deref(),
+                &output,
+                &settings,
+            )?;
+            println!(
+                "{}: {} positive, {} negative documents; trained on {}, held out {}: \
+                 precision {:.3} recall {:.3} accuracy {:.3}",
+                output.display(),
+                r.positives,
+                r.negatives,
+                r.trained,
+                r.held_out,
+                r.precision,
+                r.recall,
+                r.accuracy
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchQuality {
+            corpus,
+            lm,
+            classifier,
+            max_mb,
+        } => {
+            let b = datamill::quality::bench::bench_quality(
+                &corpus,
+                &lm,
+                classifier.as_deref(),
+                max_mb << 20,
+            )?;
+            println!(
+                "quality bench: {} docs, {:.1} MB: perplexity {:.2} MB/s per core, classifier {} MB/s per core",
+                b.docs,
+                b.bytes as f64 / 1e6,
+                b.perplexity_mb_s,
+                b.classifier_mb_s
+                    .map_or("-".to_string(), |v| format!("{v:.2}"))
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Langid {
+            eval,
+            model,
+            languages,
+        } => {
+            let model = datamill::filter::langid::LidModel::load(&model)?;
+            let result = datamill::filter::langid::evaluate_tsv(&model, &eval, &languages)?;
+            print!("{}", result.report());
+            Ok(ExitCode::SUCCESS)
         }
         Command::Download {
             list,

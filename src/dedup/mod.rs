@@ -7,6 +7,7 @@
 
 pub mod exact;
 pub mod line;
+pub mod minhash;
 pub mod partitioned;
 
 use std::any::Any;

@@ -5,7 +5,22 @@ use anyhow::{bail, Context, Result};
 use crate::stage::Stage;
 
 /// Every stage type a pipeline may name.
-pub const STAGES: &[&str] = &["line_dedup", "exact_dedup"];
+pub const STAGES: &[&str] = &[
+    "line_dedup",
+    "exact_dedup",
+    "langid",
+    "gopher_repetition",
+    "gopher_quality",
+    "c4_quality",
+    "minhash_dedup",
+    "gutenberg_strip",
+    "wiki_filter",
+    "perplexity",
+    "perplexity_bucket",
+    "classifier",
+    "c4_badwords",
+    "c4_span_dedup",
+];
 
 /// Builds one stage from its table (`type` plus parameters).
 pub fn build_stage(table: &toml::Table) -> Result<Box<dyn Stage>> {
@@ -19,6 +34,26 @@ pub fn build_stage(table: &toml::Table) -> Result<Box<dyn Stage>> {
     Ok(match kind {
         "line_dedup" => Box::new(crate::dedup::line::LineDeduper::from_params(p)?),
         "exact_dedup" => Box::new(crate::dedup::exact::ExactDeduper::from_params(p)?),
+        "langid" => Box::new(crate::filter::langid::LangIdFilter::from_params(p)?),
+        "gopher_repetition" => {
+            Box::new(crate::filter::gopher_repetition::GopherRepetition::from_params(p)?)
+        }
+        "gopher_quality" => Box::new(crate::filter::gopher_quality::GopherQuality::from_params(
+            p,
+        )?),
+        "c4_quality" => Box::new(crate::filter::c4::C4Quality::from_params(p)?),
+        "gutenberg_strip" => Box::new(crate::clean::books::GutenbergStrip::from_params(p)?),
+        "wiki_filter" => Box::new(crate::clean::wiki::WikiFilter::from_params(p)?),
+        "minhash_dedup" => Box::new(crate::dedup::minhash::MinHashDeduper::from_params(p)?),
+        "perplexity" => Box::new(crate::quality::perplexity::PerplexityScorer::from_params(
+            p,
+        )?),
+        "perplexity_bucket" => Box::new(
+            crate::quality::perplexity::PerplexityBucketer::from_params(p)?,
+        ),
+        "classifier" => Box::new(crate::quality::classifier::ClassifierStage::from_params(p)?),
+        "c4_badwords" => Box::new(crate::c4::badwords::BadWordsFilter::from_params(p)?),
+        "c4_span_dedup" => Box::new(crate::c4::span_dedup::SpanDeduper::from_params(p)?),
         other => bail!(
             "unknown stage type `{other}` (known: {})",
             STAGES.join(", ")

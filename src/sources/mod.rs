@@ -3,8 +3,11 @@
 //! A reader opens one input file and streams its records; a bad record becomes a
 //! [`RecordError`] with the byte offset, and reading goes on with the next one.
 
+pub mod books;
 pub mod jsonl;
+pub mod stackexchange;
 pub mod warc;
+pub mod wiki;
 
 use std::path::Path;
 
@@ -25,6 +28,11 @@ pub trait Reader: Send + Sync {
 pub fn build_reader(name: &str, options: &toml::Table) -> Result<Box<dyn Reader>> {
     match name {
         "jsonl" => Ok(Box::new(jsonl::JsonlSource::from_options(options)?)),
+        "books" => Ok(Box::new(books::BooksSource::from_options(options)?)),
+        "stackexchange" => Ok(Box::new(stackexchange::StackExchangeSource::from_options(
+            options,
+        )?)),
+        "wikipedia" => Ok(Box::new(wiki::WikiSource::from_options(options)?)),
         "warc" => Ok(Box::new(warc::WarcSource::warc_from_options(options)?)),
         "wet" => Ok(Box::new(warc::WarcSource::wet_from_options(options)?)),
         other => bail!("unknown reader `{other}` (known: {})", READERS.join(", ")),
@@ -32,7 +40,14 @@ pub fn build_reader(name: &str, options: &toml::Table) -> Result<Box<dyn Reader>
 }
 
 /// Names accepted by [`build_reader`].
-pub const READERS: &[&str] = &["jsonl", "warc", "wet"];
+pub const READERS: &[&str] = &[
+    "jsonl",
+    "warc",
+    "wet",
+    "books",
+    "wikipedia",
+    "stackexchange",
+];
 
 /// A stable document id from the input file's name and the record's position.
 pub fn record_id(path: &Path, position: u64) -> String {

@@ -1,0 +1,243 @@
+//! Stage `c4_span_dedup`: C4's deduplication, "discarded all but one of any three-sentence span
+//! occurring more than once in the data set". Every window of three consecutive sentences of a
+//! document is hashed (sentences lowercased, whitespace collapsed); a span whose first
+//! occurrence in the group (shard order, then stream order, so independent of threads) is
+//! elsewhere, or earlier in the same document, has its three sentences removed. A document left
+//! without sentences is dropped (`c4_duplicate_spans`). Documents of fewer than three
+//! sentences have no span and pass unchanged.
+//!
+//! Sentences: each line is cut after `.`, `!` or `?` (with closing quotes/brackets) followed
+//! by whitespace; a line end always ends a sentence.
+
+use std::any::Any;
+
+use anyhow::Result;
+use serde::Deserialize;
+
+use crate::dedup::{FirstSeenIndex, FirstSeenScanner};
+use crate::doc::Document;
+use crate::run::config::parse_params;
+use crate::stage::{DocPos, Scanner, Stage, Verdict};
+
+/// Sentences per span (C4: three).
+pub const SPAN: usize = 3;
+
+/// Parameters of `type = "c4_span_dedup"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpanDedupConfig {
+    /// Shards per dedup group; 0 = all shards of the run in one group.
+    #[serde(default)]
+    pub group_size: u32,
+}
+
+/// Removes three-sentence spans seen earlier in the group.
+pub struct SpanDeduper {
+    index: FirstSeenIndex,
+}
+
+/// One sentence: its byte range in the text and its line number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sentence {
+    /// Start byte.
+    pub start: usize,
+    /// End byte (exclusive, trailing whitespace excluded).
+    pub end: usize,
+    /// Index of the line it is on.
+    pub line: usize,
+}
+
+/// Cuts `text` into sentences (see the module doc).
+pub fn split_sentences(text: &str, out: &mut Vec<Sentence>) {
+    out.clear();
+    let mut line_start = 0;
+    for (line_no, line) in text.split('\n').enumerate() {
+        let base = line_start;
+        line_start += line.len() + 1;
+        let b = line.as_bytes();
+        let mut start = None;
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            if start.is_none() {
+                if !c.is_ascii_whitespace() {
+                    start = Some(i);
+                }
+                i += 1;
+                continue;
+            }
+            if matches!(c, b'.' | b'!' | b'?') {
+                let mut j = i + 1;
+                while j < b.len() && matches!(b[j], b'.' | b'!' | b'?' | b'"' | b'\'' | b')' | b']')
+                {
+                    j += 1;
+                }
+                if j == b.len() || b[j].is_ascii_whitespace() {
+                    if let Some(s) = start.take() {
+                        out.push(Sentence {
+                            start: base + s,
+                            end: base + j,
+                            line: line_no,
+                        });
+                    }
+                    i = j;
+                    continue;
+                }
+                i = j;
+                continue;
+            }
+            i += 1;
+        }
+        if let Some(s) = start {
+            let end = line.trim_end().len();
+            if end > s {
+                out.push(Sentence {
+                    start: base + s,
+                    end: base + end,
+                    line: line_no,
+                });
+            }
+        }
+    }
+}
+
+/// Hash of one sentence: lowercased, runs of whitespace as one space.
+fn sentence_hash(s: &str) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let mut space = false;
+    let mut buf = [0u8; 4];
+    for c in s.chars() {
+        if c.is_whitespace() {
+            space = true;
+            continue;
+        }
+        if space {
+            h.update(b" ");
+            space = false;
+        }
+        for l in c.to_lowercase() {
+            h.update(l.encode_utf8(&mut buf).as_bytes());
+        }
+    }
+    h.digest()
+}
+
+fn span_hash(hs: &[u64]) -> u64 {
+    let mut bytes = [0u8; 8 * SPAN];
+    for (i, h) in hs.iter().enumerate() {
+        bytes[i * 8..i * 8 + 8].copy_from_slice(&h.to_le_bytes());
+    }
+    xxhash_rust::xxh3::xxh3_64(&bytes)
+}
+
+/// Hashes of every three-sentence window of a text, in order.
+pub fn span_hashes(text: &str, sentences: &mut Vec<Sentence>, out: &mut Vec<u64>) {
+    split_sentences(text, sentences);
+    if sentences.len() < SPAN {
+        return;
+    }
+    let hs: Vec<u64> = sentences
+        .iter()
+        .map(|s| sentence_hash(&text[s.start..s.end]))
+        .collect();
+    out.extend(hs.windows(SPAN).map(span_hash));
+}
+
+fn doc_span_hashes(doc: &Document, out: &mut Vec<u64>) {
+    let mut sentences = Vec::new();
+    span_hashes(&doc.text, &mut sentences, out);
+}
+
+impl SpanDeduper {
+    /// Builds the stage from its TOML parameters.
+    pub fn from_params(params: &toml::Table) -> Result<Self> {
+        let c: SpanDedupConfig = parse_params("c4_span_dedup", params)?;
+        Ok(SpanDeduper {
+            index: FirstSeenIndex::new(c.group_size),
+        })
+    }
+}
+
+impl Stage for SpanDeduper {
+    fn name(&self) -> &str {
+        "c4_span_dedup"
+    }
+
+    fn scanner(&self) -> Option<Box<dyn Scanner>> {
+        Some(Box::new(FirstSeenScanner::new(doc_span_hashes)))
+    }
+
+    fn dedup_group_size(&self) -> Option<u32> {
+        Some(self.index.group_size())
+    }
+
+    fn absorb(&mut self, scans: Vec<(u32, Box<dyn Any + Send>)>) -> Result<()> {
+        self.index.absorb(scans)
+    }
+
+    fn process(&self, doc: &mut Document, pos: DocPos) -> Verdict {
+        let mut sentences = Vec::new();
+        let mut spans = Vec::new();
+        span_hashes(&doc.text, &mut sentences, &mut spans);
+        if spans.is_empty() {
+            return Verdict::Keep;
+        }
+        let mut removed = vec![false; sentences.len()];
+        let mut seen_here: Vec<u64> = Vec::with_capacity(spans.len());
+        for (i, &h) in spans.iter().enumerate() {
+            let first = self.index.is_first(h, pos) && !seen_here.contains(&h);
+            seen_here.push(h);
+            if !first {
+                removed[i..i + SPAN].iter_mut().for_each(|r| *r = true);
+            }
+        }
+        let n_removed = removed.iter().filter(|&&r| r).count();
+        if n_removed == 0 {
+            return Verdict::Keep;
+        }
+        if n_removed == sentences.len() {
+            return Verdict::drop("c4_duplicate_spans");
+        }
+        // Rebuild: kept sentences, space-joined within a line, lines joined by '\n'.
+        let mut out = String::with_capacity(doc.text.len());
+        let mut last_line = None;
+        for (s, r) in sentences.iter().zip(&removed) {
+            if *r {
+                continue;
+            }
+            match last_line {
+                Some(l) if l == s.line => out.push(' '),
+                Some(_) => out.push('\n'),
+                None => {}
+            }
+            out.push_str(&doc.text[s.start..s.end]);
+            last_line = Some(s.line);
+        }
+        doc.text = out;
+        doc.set("c4_sentences_removed", n_removed as u64);
+        Verdict::Keep
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentences_split_on_terminal_punctuation_and_lines() {
+        let text = "Hello there. It is \"fine!\" Version 1.5 works\nSecond line? Yes";
+        let mut v = Vec::new();
+        split_sentences(text, &mut v);
+        let got: Vec<&str> = v.iter().map(|s| &text[s.start..s.end]).collect();
+        assert_eq!(
+            got,
+            [
+                "Hello there.",
+                "It is \"fine!\"",
+                "Version 1.5 works",
+                "Second line?",
+                "Yes"
+            ]
+        );
+    }
+}

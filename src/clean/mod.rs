@@ -1,0 +1,4 @@
+//! Source-specific cleaners: Project Gutenberg header and footer removal, wikitext to text.
+
+pub mod books;
+pub mod wiki;
