@@ -64,6 +64,10 @@ fn report_gives_table1_rows_funnels_and_an_offline_html_page() {
         c4["docs"].as_u64().unwrap(),
         packed_docs(&dir.path().join("tokens/c4/pack.json")) + 1
     );
+    assert!(
+        md.contains("c4: 1 kept documents have empty text and are not in the token shards"),
+        "{md}"
+    );
 
     let html = std::fs::read_to_string(dir.path().join("report/report.html")).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>"));

@@ -229,6 +229,12 @@ pub fn build_report(dir: &Path, recipe: Option<&RecipeConfig>) -> Result<CorpusR
                 row.docs = pk.docs;
                 row.text_bytes = pk.text_bytes;
             }
+            let empty: u64 = pk.inputs.iter().map(|i| i.empty_docs).sum();
+            if empty > 0 {
+                notes.push(format!(
+                    "{n}: {empty} kept documents have empty text and are not in the token shards"
+                ));
+            }
         }
         rows.push(row);
     }
