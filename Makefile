@@ -21,7 +21,7 @@ NAUGHTY_SHA256 := c34b05e10a97ec7b9e0c3dd91d09888187c0f08d0812eaea79679795585b21
 REF_TEXT := samples/wikipedia/gensim samples/books/Pride-and-Prejudice_1342/1342.txt samples/books/The-Wonderful-Wizard-of-Oz_55/55.txt
 CC_SAMPLE := samples/c4/dolma/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz
 
-.PHONY: all setup setup-sys run recipe test bench bench-pack build clean lint quality-models bench-quality
+.PHONY: all setup setup-sys run recipe test bench bench-pack build clean lint quality-models bench-quality bench-sources
 
 all: build
 
@@ -81,7 +81,7 @@ build: setup
 	$(CARGO) build --release
 
 ## run: the CommonCrawl pipeline over samples/commoncrawl, output in out/.
-run: build
+run: build quality-models
 	$(BIN) run pipelines/commoncrawl.toml
 
 ## recipe: the whole LLaMA recipe on samples/ (every source that is built): filter, train the
@@ -91,7 +91,7 @@ recipe: build
 
 ## test: every test (unit + integration), with nextest's summary line at the end. A one-node
 ## Slurm (scripts/slurm-local.sh) runs for the cluster tests and is stopped on exit.
-test: setup
+test: setup quality-models
 	@set -e; bash scripts/slurm-local.sh start; \
 	  trap 'bash scripts/slurm-local.sh stop' EXIT; \
 	  DATAMILL_SLURM=1 $(CARGO) nextest run --no-fail-fast
@@ -101,7 +101,7 @@ lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 
 ## bench: throughput and peak memory on the shared benchmark corpus (when present).
-bench: build
+bench: build bench-quality bench-sources
 	@bash scripts/bench.sh "$(BENCH_CORPUS)"
 
 ## bench-pack: packing throughput and memory on the benchmark corpus (1 and 2 input shards),
