@@ -86,7 +86,7 @@ run: build quality-models
 
 ## recipe: the whole LLaMA recipe on samples/ (every source that is built): filter, train the
 ## tokenizer, pack, plan, report; prints where the report is.
-recipe: build
+recipe: build quality-models
 	$(BIN) recipe pipelines/llama.toml
 
 ## test: every test (unit + integration), with nextest's summary line at the end. A one-node

@@ -64,7 +64,7 @@ fn cannot_run(pipeline: Option<&Path>) -> Option<String> {
     }
     for (i, t) in config.stages.iter().enumerate() {
         if let Err(e) = crate::run::registry::build_stage(t) {
-            return Some(format!("stage #{} not built: {e:#}", i + 1));
+            return Some(format!("stage #{} cannot be built: {e:#}", i + 1));
         }
     }
     None
