@@ -21,7 +21,7 @@ NAUGHTY_SHA256 := c34b05e10a97ec7b9e0c3dd91d09888187c0f08d0812eaea79679795585b21
 REF_TEXT := samples/wikipedia/gensim samples/books/Pride-and-Prejudice_1342/1342.txt samples/books/The-Wonderful-Wizard-of-Oz_55/55.txt
 CC_SAMPLE := samples/c4/dolma/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz
 
-.PHONY: all setup setup-sys run recipe test bench bench-pack build clean lint quality-models bench-quality bench-sources
+.PHONY: all setup setup-sys run recipe test bench bench-pack build clean lint quality-models bench-quality bench-sources bench-code
 
 all: build
 
@@ -117,6 +117,11 @@ bench-pack: build $(BENCH_MODEL)
 
 clean:
 	rm -rf out target $(CACHE)
+
+## bench-code: GitHub chain and arXiv cleaning throughput on one core (inputs built on the fly).
+bench: bench-code
+bench-code: build
+	@bash scripts/bench-code.sh
 
 ## bench-sources: books / wikipedia / stackexchange readers and MinHash dedup, one thread.
 bench-sources: build

@@ -8,6 +8,11 @@ use crate::stage::Stage;
 pub const STAGES: &[&str] = &[
     "line_dedup",
     "exact_dedup",
+    "license_filter",
+    "code_file_filter",
+    "code_license_header",
+    "code_quality",
+    "latex_clean",
     "langid",
     "gopher_repetition",
     "gopher_quality",
@@ -34,6 +39,11 @@ pub fn build_stage(table: &toml::Table) -> Result<Box<dyn Stage>> {
     Ok(match kind {
         "line_dedup" => Box::new(crate::dedup::line::LineDeduper::from_params(p)?),
         "exact_dedup" => Box::new(crate::dedup::exact::ExactDeduper::from_params(p)?),
+        "license_filter" => Box::new(crate::clean::license::LicenseFilter::from_params(p)?),
+        "code_file_filter" => Box::new(crate::clean::github::CodeFileFilter::from_params(p)?),
+        "code_license_header" => Box::new(crate::clean::github::CodeLicenseHeader::from_params(p)?),
+        "code_quality" => Box::new(crate::clean::github::CodeQuality::from_params(p)?),
+        "latex_clean" => Box::new(crate::clean::arxiv::LatexClean::from_params(p)?),
         "langid" => Box::new(crate::filter::langid::LangIdFilter::from_params(p)?),
         "gopher_repetition" => {
             Box::new(crate::filter::gopher_repetition::GopherRepetition::from_params(p)?)

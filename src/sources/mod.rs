@@ -3,7 +3,10 @@
 //! A reader opens one input file and streams its records; a bad record becomes a
 //! [`RecordError`] with the byte offset, and reading goes on with the next one.
 
+pub mod archive;
+pub mod arxiv;
 pub mod books;
+pub mod github;
 pub mod jsonl;
 pub mod stackexchange;
 pub mod warc;
@@ -28,6 +31,8 @@ pub trait Reader: Send + Sync {
 pub fn build_reader(name: &str, options: &toml::Table) -> Result<Box<dyn Reader>> {
     match name {
         "jsonl" => Ok(Box::new(jsonl::JsonlSource::from_options(options)?)),
+        "github" => Ok(Box::new(github::GithubSource::from_options(options)?)),
+        "arxiv" => Ok(Box::new(arxiv::ArxivSource::from_options(options)?)),
         "books" => Ok(Box::new(books::BooksSource::from_options(options)?)),
         "stackexchange" => Ok(Box::new(stackexchange::StackExchangeSource::from_options(
             options,
@@ -47,6 +52,8 @@ pub const READERS: &[&str] = &[
     "books",
     "wikipedia",
     "stackexchange",
+    "github",
+    "arxiv",
 ];
 
 /// A stable document id from the input file's name and the record's position.
