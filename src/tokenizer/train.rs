@@ -8,12 +8,14 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use hashbrown::HashTable;
 use prost::Message;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 use serde::Deserialize;
 use unicode_script::{Script, UnicodeScript};
 
@@ -238,6 +240,59 @@ fn char_info(c: char) -> SymInfo {
     }
 }
 
+/// True when no symbol ending in character `x` can ever merge with one starting with
+/// character `y`: a frozen character, two different scripts, or `▁` after another character.
+fn permanent_break(x: &SymInfo, y: &SymInfo) -> bool {
+    x.frozen
+        || y.frozen
+        || (x.script != 0 && y.script != 0 && x.script != y.script)
+        || (y.ws != 0 && x.ws == 0)
+}
+
+/// The distinct runs of symbols the merges work on: runs in one arena, with their counts.
+struct Runs {
+    arena: Vec<u32>,
+    starts: Vec<u32>,
+    lens: Vec<u32>,
+    counts: Vec<u64>,
+    /// Run index by content, to add the count of a repeated run to its first copy.
+    seen: HashTable<u32>,
+    hasher: FxBuildHasher,
+}
+
+impl Runs {
+    /// Ends the run `arena[start..]` of a word seen `count` times: dropped if it has no pair,
+    /// added to an equal earlier run, or kept as a new run.
+    fn close(&mut self, start: usize, count: u64) {
+        if self.arena.len() - start < 2 {
+            self.arena.truncate(start);
+            return;
+        }
+        let Runs {
+            arena,
+            starts,
+            lens,
+            counts,
+            seen,
+            hasher,
+        } = self;
+        let run_of = |w: u32| &arena[starts[w as usize] as usize..][..lens[w as usize] as usize];
+        let run = &arena[start..];
+        let h = hasher.hash_one(run);
+        if let Some(&w) = seen.find(h, |&w| run_of(w) == run) {
+            counts[w as usize] += count;
+            arena.truncate(start);
+            return;
+        }
+        let w = starts.len() as u32;
+        starts.push(start as u32);
+        lens.push((arena.len() - start) as u32);
+        counts.push(count);
+        let run_of = |w: u32| &arena[starts[w as usize] as usize..][..lens[w as usize] as usize];
+        seen.insert_unique(h, w, |&w| hasher.hash_one(run_of(w)));
+    }
+}
+
 /// The merged symbol of `a` + `b` if LLaMA's rules allow it (sentencepiece's
 /// `IsValidSentencePiece` with split_digits, split_by_unicode_script, split_by_whitespace
 /// and allow_whitespace_only_pieces).
@@ -331,24 +386,42 @@ fn train_from_counts(
 
     // Words as symbol runs in one arena.
     let n_words = counts.distinct();
-    let mut arena: Vec<u32> = Vec::new();
-    let mut starts: Vec<u32> = Vec::with_capacity(n_words);
-    let mut lens: Vec<u32> = Vec::with_capacity(n_words);
-    let mut wcount: Vec<u64> = Vec::with_capacity(n_words);
+    let mut runs = Runs {
+        arena: Vec::new(),
+        starts: Vec::with_capacity(n_words),
+        lens: Vec::with_capacity(n_words),
+        counts: Vec::with_capacity(n_words),
+        seen: HashTable::with_capacity(n_words),
+        hasher: FxBuildHasher,
+    };
+    // A word is stored as its runs between permanent breaks (no merge can ever join across
+    // one), so a merge rescans only the run it touched; runs of one symbol are dropped and
+    // equal runs are stored once with their counts added.
     for (w, c) in counts.words.into_iter().flatten() {
-        let start = arena.len();
-        arena.extend(w.chars().map(|ch| {
+        let mut start = runs.arena.len();
+        let mut prev: Option<u32> = None;
+        for ch in w.chars() {
             let ch = if ch == ' ' { WS } else { ch };
-            *sym_of_char.get(&ch).unwrap_or(&BARRIER)
-        }));
-        if arena.len() - start < 2 {
-            arena.truncate(start);
-            continue;
+            let sym = *sym_of_char.get(&ch).unwrap_or(&BARRIER);
+            if let Some(p) = prev {
+                if permanent_break(&syms[p as usize], &syms[sym as usize]) {
+                    runs.close(start, c);
+                    start = runs.arena.len();
+                }
+            }
+            runs.arena.push(sym);
+            prev = Some(sym);
         }
-        starts.push(start as u32);
-        lens.push((arena.len() - start) as u32);
-        wcount.push(c);
+        runs.close(start, c);
     }
+    let Runs {
+        mut arena,
+        starts,
+        mut lens,
+        counts: wcount,
+        ..
+    } = runs;
+    arena.shrink_to_fit();
     if arena.len() > u32::MAX as usize {
         bail!("the sample has too many distinct words; lower max_bytes");
     }
@@ -546,6 +619,7 @@ fn train_from_counts(
             }
         }
         if pushed > list_entries.max(1 << 20) {
+            drop(std::mem::take(&mut pair_words));
             pair_words = index_pairs(&arena, &starts, &lens, &pair_count);
             list_entries = pair_words.values().map(|l| l.len()).sum();
             pushed = 0;
