@@ -326,7 +326,7 @@ fn train_from_counts(
 ) -> Result<ModelProto> {
     // Alphabet by coverage: most frequent characters first; tab and NUL never.
     let mut char_freq: FxHashMap<char, u64> = FxHashMap::default();
-    for (w, &c) in counts.words.iter().flatten() {
+    for (w, c) in counts.words.iter().flatten().map(|(w, c)| (w, *c)) {
         for ch in w.chars() {
             let ch = if ch == ' ' { WS } else { ch };
             *char_freq.entry(ch).or_insert(0) += c;
