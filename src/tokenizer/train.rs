@@ -837,6 +837,30 @@ mod tests {
     }
 
     #[test]
+    fn permanent_breaks_never_merge() {
+        let brk = |x: char, y: char| permanent_break(&char_info(x), &char_info(y));
+        assert!(brk('a', '1') && brk('7', 'b') && brk('a', 'Ж') && brk('x', '▁'));
+        assert!(brk('日', ',') && brk('５', '▁'));
+        assert!(!brk('▁', 'a') && !brk('▁', '▁') && !brk('a', 'b') && !brk('カ', '漢'));
+        assert!(
+            !brk('e', '\u{301}') && !brk('\u{301}', 'Ж'),
+            "marks join both sides"
+        );
+        // Across a break, no symbol ending in the left character merges with one starting
+        // with the right one.
+        let lefts = ["a", "▁a", "▁ab", "e\u{301}", "Ж", "▁", ",", "日本"];
+        let rights = ["1", "b", "bc", "Жд", "▁", "▁x", "\u{301}x", ",", "語"];
+        for l in lefts {
+            for r in rights {
+                let (x, y) = (l.chars().last().unwrap(), r.chars().next().unwrap());
+                if brk(x, y) {
+                    assert!(!ok(l, r), "{l} + {r} merges across a break");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn reserved_texts_are_never_pieces() {
         assert!(is_reserved("<s>") && is_reserved("<0x0A>") && is_reserved("<unk>"));
         assert!(!is_reserved("<0x0") && !is_reserved("<s"));
