@@ -1,6 +1,7 @@
 //! The BPE trainer with LLaMA's rules, and the `.model` writer.
 //!
-//! Like sentencepiece's `bpe_model_trainer.cc` it works on unique words with counts, picks
+//! Like sentencepiece's `bpe_model_trainer.cc` it works on unique words with counts (stored as
+//! the distinct runs between places no merge can join), picks
 //! the most frequent valid pair each step (ties: fewer characters, then the smaller string),
 //! and scores merge `k` with `-k`, then appends the alphabet. Unlike it, the pick is an exact
 //! arg-max from a lazy heap (sentencepiece scans a refreshed 5% "active" set), counts are
