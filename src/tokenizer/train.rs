@@ -429,8 +429,8 @@ fn train_from_counts(
 
     // Pair counts and where they occur.
     let key = |a: u32, b: u32| ((a as u64) << 32) | b as u64;
-    let mut pair_count: FxHashMap<u64, i64> = FxHashMap::default();
-    let mut pair_words: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
+    // Live pair -> (count, the runs holding it); one table for both.
+    let mut pairs: FxHashMap<u64, (i64, Vec<u32>)> = FxHashMap::default();
     for w in 0..starts.len() {
         let s = starts[w] as usize;
         let word = &arena[s..s + lens[w] as usize];
@@ -440,8 +440,8 @@ fn train_from_counts(
                 continue;
             }
             let k = key(a, b);
-            *pair_count.entry(k).or_insert(0) += wcount[w] as i64;
-            let list = pair_words.entry(k).or_default();
+            let (count, list) = pairs.entry(k).or_default();
+            *count += wcount[w] as i64;
             if list.last() != Some(&(w as u32)) {
                 list.push(w as u32);
             }
@@ -449,18 +449,18 @@ fn train_from_counts(
     }
     // Word lists gather stale and repeated entries; they are rebuilt from the words when
     // the entries pushed since the last build outgrow the build.
-    let mut list_entries: usize = pair_words.values().map(|l| l.len()).sum();
+    let mut list_entries: usize = pairs.values().map(|p| p.1.len()).sum();
     let mut pushed = 0usize;
 
     tracing::info!(
         "{} words, {} symbols, {} pairs counted; peak RSS {} MB",
         starts.len(),
         arena.len(),
-        pair_count.len(),
+        pairs.len(),
         peak_rss_mb()
     );
-    let mut heap: BinaryHeap<HeapEntry> = BinaryHeap::with_capacity(pair_count.len());
-    for (&k, &c) in &pair_count {
+    let mut heap: BinaryHeap<HeapEntry> = BinaryHeap::with_capacity(pairs.len());
+    for (&k, &(c, _)) in &pairs {
         heap.push(entry(&syms, k, c));
     }
 
@@ -473,15 +473,15 @@ fn train_from_counts(
             tracing::debug!(
                 "{} merges, {} live pairs, {} heap entries, {} lists; peak RSS {} MB",
                 pieces.len(),
-                pair_count.len(),
+                pairs.len(),
                 heap.len(),
-                pair_words.len(),
+                pairs.len(),
                 peak_rss_mb()
             );
         }
         // Best pair: highest count, then fewer characters, then the smaller string.
         let Some(top) = heap.pop() else { break };
-        let current = pair_count.get(&top.pair).copied().unwrap_or(0);
+        let current = pairs.get(&top.pair).map_or(0, |p| p.0);
         if current != top.count as i64 || banned.contains(&top.pair) {
             if current > 0 && (current as u64) < top.count && !banned.contains(&top.pair) {
                 heap.push(entry(&syms, top.pair, current));
@@ -496,7 +496,7 @@ fn train_from_counts(
                 break;
             }
             let next = heap.pop().expect("peeked");
-            let cur = pair_count.get(&next.pair).copied().unwrap_or(0);
+            let cur = pairs.get(&next.pair).map_or(0, |p| p.0);
             if cur != next.count as i64 || banned.contains(&next.pair) {
                 if cur > 0 && (cur as u64) < next.count && !banned.contains(&next.pair) {
                     heap.push(entry(&syms, next.pair, cur));
@@ -542,7 +542,10 @@ fn train_from_counts(
         };
 
         // Replace a b by c in every word that has the pair.
-        let mut words = pair_words.remove(&best.pair).unwrap_or_default();
+        let mut words = pairs
+            .get_mut(&best.pair)
+            .map(|p| std::mem::take(&mut p.1))
+            .unwrap_or_default();
         words.dedup();
         delta.clear();
         let mut touched: Vec<(u64, u32)> = Vec::new();
@@ -585,44 +588,44 @@ fn train_from_counts(
                 lens[w as usize] = len as u32;
             }
         }
-        pair_count.remove(&best.pair);
+        pairs.remove(&best.pair);
         for (&k, &d) in &delta {
             if k == best.pair || d == 0 {
                 continue;
             }
-            let v = pair_count.entry(k).or_insert(0);
+            let v = &mut pairs.entry(k).or_default().0;
             *v += d;
             let now = *v;
             if now <= 0 {
                 // The pair occurs nowhere any more: forget it and where it was.
-                pair_count.remove(&k);
-                pair_words.remove(&k);
+                pairs.remove(&k);
             } else if d > 0 {
                 heap.push(entry(&syms, k, now));
             }
         }
         // Stale heap entries pile up; rebuild from the live counts when they dominate.
-        if heap.len() > 3 * pair_count.len() + (1 << 16) {
-            heap = pair_count
+        if heap.len() > 3 * pairs.len() + (1 << 16) {
+            heap = pairs
                 .iter()
                 .filter(|(k, _)| !banned.contains(*k))
-                .map(|(&k, &c)| entry(&syms, k, c))
+                .map(|(&k, &(c, _))| entry(&syms, k, c))
                 .collect();
         }
         for (k, w) in touched {
-            if k == best.pair || !pair_count.contains_key(&k) {
+            if k == best.pair {
                 continue;
             }
-            let list = pair_words.entry(k).or_default();
+            let Some((_, list)) = pairs.get_mut(&k) else {
+                continue;
+            };
             if list.last() != Some(&w) {
                 list.push(w);
                 pushed += 1;
             }
         }
         if pushed > list_entries.max(1 << 20) {
-            drop(std::mem::take(&mut pair_words));
-            pair_words = index_pairs(&arena, &starts, &lens, &pair_count);
-            list_entries = pair_words.values().map(|l| l.len()).sum();
+            index_pairs(&arena, &starts, &lens, &mut pairs);
+            list_entries = pairs.values().map(|p| p.1.len()).sum();
             pushed = 0;
         }
     }
@@ -630,9 +633,9 @@ fn train_from_counts(
     tracing::info!(
         "{} merges, {} live pairs, {} heap entries, {} list entries; peak RSS {} MB",
         pieces.len(),
-        pair_count.len(),
+        pairs.len(),
         heap.len(),
-        pair_words.values().map(|l| l.len()).sum::<usize>(),
+        pairs.values().map(|p| p.1.len()).sum::<usize>(),
         peak_rss_mb()
     );
     if pieces.len() < merges_wanted {
@@ -646,29 +649,28 @@ fn train_from_counts(
     Ok(build_proto(&pieces, &alphabet, config))
 }
 
-/// For every live pair, the words holding it (each once, in order).
+/// Rebuilds, for every live pair, the list of the runs holding it (each once, in order).
 fn index_pairs(
     arena: &[u32],
     starts: &[u32],
     lens: &[u32],
-    live: &FxHashMap<u64, i64>,
-) -> FxHashMap<u64, Vec<u32>> {
-    let mut lists: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
-    lists.reserve(live.len());
+    pairs: &mut FxHashMap<u64, (i64, Vec<u32>)>,
+) {
+    for (_, list) in pairs.values_mut() {
+        *list = Vec::new();
+    }
     for w in 0..starts.len() {
         let s = starts[w] as usize;
         let word = &arena[s..s + lens[w] as usize];
         for i in 1..word.len() {
             let k = ((word[i - 1] as u64) << 32) | word[i] as u64;
-            if live.contains_key(&k) {
-                let list = lists.entry(k).or_default();
+            if let Some((_, list)) = pairs.get_mut(&k) {
                 if list.last() != Some(&(w as u32)) {
                     list.push(w as u32);
                 }
             }
         }
     }
-    lists
 }
 
 /// Heap entry of a pair: ordered by count, then fewer characters, then smaller text
