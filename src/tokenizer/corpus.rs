@@ -9,7 +9,8 @@ use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use rustc_hash::FxHashMap;
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
 use serde::Deserialize;
 
 use super::encode::Chunker;
@@ -45,7 +46,7 @@ fn one() -> u64 {
 pub struct WordCounts {
     /// Word (with ' ' standing for `▁`, the dummy prefix included) -> weighted count, in
     /// disjoint shards.
-    pub words: Vec<FxHashMap<Box<str>, u64>>,
+    pub words: Vec<HashTable<(Box<str>, u64)>>,
     /// Lines counted.
     pub lines: u64,
     /// Bytes of the lines counted.
@@ -89,7 +90,7 @@ pub fn count_words(
                     let mut counter = ShardCounter {
                         shard: shard as u64,
                         shards: workers as u64,
-                        words: FxHashMap::default(),
+                        words: HashTable::new(),
                         lines: 0,
                         bytes: 0,
                         long_lines: 0,
@@ -132,7 +133,7 @@ pub fn count_words(
 struct ShardCounter {
     shard: u64,
     shards: u64,
-    words: FxHashMap<Box<str>, u64>,
+    words: HashTable<(Box<str>, u64)>,
     lines: u64,
     bytes: u64,
     long_lines: u64,
@@ -141,15 +142,19 @@ struct ShardCounter {
 impl ShardCounter {
     #[inline]
     fn add_word(&mut self, word: &str, weight: u64) {
-        let h = self.words.hasher().hash_one(word);
-        // The map indexes with the low bits; shard on the middle ones.
+        // One hash per word: it picks the shard (middle bits; the table indexes with the low
+        // ones) and then finds the word in the table.
+        let h = FxBuildHasher.hash_one(word);
         if (h >> 32) % self.shards != self.shard {
             return;
         }
-        match self.words.get_mut(word) {
-            Some(c) => *c += weight,
+        match self.words.find_mut(h, |(k, _)| **k == *word) {
+            Some((_, c)) => *c += weight,
             None => {
-                self.words.insert(word.into(), weight);
+                self.words
+                    .insert_unique(h, (word.into(), weight), |(k, _)| {
+                        FxBuildHasher.hash_one(&**k)
+                    });
             }
         }
     }

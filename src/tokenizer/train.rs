@@ -1,6 +1,7 @@
 //! The BPE trainer with LLaMA's rules, and the `.model` writer.
 //!
-//! Like sentencepiece's `bpe_model_trainer.cc` it works on unique words with counts, picks
+//! Like sentencepiece's `bpe_model_trainer.cc` it works on unique words with counts (stored as
+//! the distinct runs between places no merge can join), picks
 //! the most frequent valid pair each step (ties: fewer characters, then the smaller string),
 //! and scores merge `k` with `-k`, then appends the alphabet. Unlike it, the pick is an exact
 //! arg-max from a lazy heap (sentencepiece scans a refreshed 5% "active" set), counts are
@@ -8,12 +9,14 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use hashbrown::HashTable;
 use prost::Message;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 use serde::Deserialize;
 use unicode_script::{Script, UnicodeScript};
 
@@ -238,6 +241,59 @@ fn char_info(c: char) -> SymInfo {
     }
 }
 
+/// True when no symbol ending in character `x` can ever merge with one starting with
+/// character `y`: a frozen character, two different scripts, or `▁` after another character.
+fn permanent_break(x: &SymInfo, y: &SymInfo) -> bool {
+    x.frozen
+        || y.frozen
+        || (x.script != 0 && y.script != 0 && x.script != y.script)
+        || (y.ws != 0 && x.ws == 0)
+}
+
+/// The distinct runs of symbols the merges work on: runs in one arena, with their counts.
+struct Runs {
+    arena: Vec<u32>,
+    starts: Vec<u32>,
+    lens: Vec<u32>,
+    counts: Vec<u64>,
+    /// Run index by content, to add the count of a repeated run to its first copy.
+    seen: HashTable<u32>,
+    hasher: FxBuildHasher,
+}
+
+impl Runs {
+    /// Ends the run `arena[start..]` of a word seen `count` times: dropped if it has no pair,
+    /// added to an equal earlier run, or kept as a new run.
+    fn close(&mut self, start: usize, count: u64) {
+        if self.arena.len() - start < 2 {
+            self.arena.truncate(start);
+            return;
+        }
+        let Runs {
+            arena,
+            starts,
+            lens,
+            counts,
+            seen,
+            hasher,
+        } = self;
+        let run_of = |w: u32| &arena[starts[w as usize] as usize..][..lens[w as usize] as usize];
+        let run = &arena[start..];
+        let h = hasher.hash_one(run);
+        if let Some(&w) = seen.find(h, |&w| run_of(w) == run) {
+            counts[w as usize] += count;
+            arena.truncate(start);
+            return;
+        }
+        let w = starts.len() as u32;
+        starts.push(start as u32);
+        lens.push((arena.len() - start) as u32);
+        counts.push(count);
+        let run_of = |w: u32| &arena[starts[w as usize] as usize..][..lens[w as usize] as usize];
+        seen.insert_unique(h, w, |&w| hasher.hash_one(run_of(w)));
+    }
+}
+
 /// The merged symbol of `a` + `b` if LLaMA's rules allow it (sentencepiece's
 /// `IsValidSentencePiece` with split_digits, split_by_unicode_script, split_by_whitespace
 /// and allow_whitespace_only_pieces).
@@ -271,7 +327,7 @@ fn train_from_counts(
 ) -> Result<ModelProto> {
     // Alphabet by coverage: most frequent characters first; tab and NUL never.
     let mut char_freq: FxHashMap<char, u64> = FxHashMap::default();
-    for (w, &c) in counts.words.iter().flatten() {
+    for (w, c) in counts.words.iter().flatten().map(|(w, c)| (w, *c)) {
         for ch in w.chars() {
             let ch = if ch == ' ' { WS } else { ch };
             *char_freq.entry(ch).or_insert(0) += c;
@@ -331,32 +387,50 @@ fn train_from_counts(
 
     // Words as symbol runs in one arena.
     let n_words = counts.distinct();
-    let mut arena: Vec<u32> = Vec::new();
-    let mut starts: Vec<u32> = Vec::with_capacity(n_words);
-    let mut lens: Vec<u32> = Vec::with_capacity(n_words);
-    let mut wcount: Vec<u64> = Vec::with_capacity(n_words);
+    let mut runs = Runs {
+        arena: Vec::new(),
+        starts: Vec::with_capacity(n_words),
+        lens: Vec::with_capacity(n_words),
+        counts: Vec::with_capacity(n_words),
+        seen: HashTable::with_capacity(n_words),
+        hasher: FxBuildHasher,
+    };
+    // A word is stored as its runs between permanent breaks (no merge can ever join across
+    // one), so a merge rescans only the run it touched; runs of one symbol are dropped and
+    // equal runs are stored once with their counts added.
     for (w, c) in counts.words.into_iter().flatten() {
-        let start = arena.len();
-        arena.extend(w.chars().map(|ch| {
+        let mut start = runs.arena.len();
+        let mut prev: Option<u32> = None;
+        for ch in w.chars() {
             let ch = if ch == ' ' { WS } else { ch };
-            *sym_of_char.get(&ch).unwrap_or(&BARRIER)
-        }));
-        if arena.len() - start < 2 {
-            arena.truncate(start);
-            continue;
+            let sym = *sym_of_char.get(&ch).unwrap_or(&BARRIER);
+            if let Some(p) = prev {
+                if permanent_break(&syms[p as usize], &syms[sym as usize]) {
+                    runs.close(start, c);
+                    start = runs.arena.len();
+                }
+            }
+            runs.arena.push(sym);
+            prev = Some(sym);
         }
-        starts.push(start as u32);
-        lens.push((arena.len() - start) as u32);
-        wcount.push(c);
+        runs.close(start, c);
     }
+    let Runs {
+        mut arena,
+        starts,
+        mut lens,
+        counts: wcount,
+        ..
+    } = runs;
+    arena.shrink_to_fit();
     if arena.len() > u32::MAX as usize {
         bail!("the sample has too many distinct words; lower max_bytes");
     }
 
     // Pair counts and where they occur.
     let key = |a: u32, b: u32| ((a as u64) << 32) | b as u64;
-    let mut pair_count: FxHashMap<u64, i64> = FxHashMap::default();
-    let mut pair_words: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
+    // Live pair -> (count, the runs holding it); one table for both.
+    let mut pairs: FxHashMap<u64, (i64, Vec<u32>)> = FxHashMap::default();
     for w in 0..starts.len() {
         let s = starts[w] as usize;
         let word = &arena[s..s + lens[w] as usize];
@@ -366,8 +440,8 @@ fn train_from_counts(
                 continue;
             }
             let k = key(a, b);
-            *pair_count.entry(k).or_insert(0) += wcount[w] as i64;
-            let list = pair_words.entry(k).or_default();
+            let (count, list) = pairs.entry(k).or_default();
+            *count += wcount[w] as i64;
             if list.last() != Some(&(w as u32)) {
                 list.push(w as u32);
             }
@@ -375,18 +449,18 @@ fn train_from_counts(
     }
     // Word lists gather stale and repeated entries; they are rebuilt from the words when
     // the entries pushed since the last build outgrow the build.
-    let mut list_entries: usize = pair_words.values().map(|l| l.len()).sum();
+    let mut list_entries: usize = pairs.values().map(|p| p.1.len()).sum();
     let mut pushed = 0usize;
 
     tracing::info!(
         "{} words, {} symbols, {} pairs counted; peak RSS {} MB",
         starts.len(),
         arena.len(),
-        pair_count.len(),
+        pairs.len(),
         peak_rss_mb()
     );
-    let mut heap: BinaryHeap<HeapEntry> = BinaryHeap::with_capacity(pair_count.len());
-    for (&k, &c) in &pair_count {
+    let mut heap: BinaryHeap<HeapEntry> = BinaryHeap::with_capacity(pairs.len());
+    for (&k, &(c, _)) in &pairs {
         heap.push(entry(&syms, k, c));
     }
 
@@ -399,15 +473,15 @@ fn train_from_counts(
             tracing::debug!(
                 "{} merges, {} live pairs, {} heap entries, {} lists; peak RSS {} MB",
                 pieces.len(),
-                pair_count.len(),
+                pairs.len(),
                 heap.len(),
-                pair_words.len(),
+                pairs.len(),
                 peak_rss_mb()
             );
         }
         // Best pair: highest count, then fewer characters, then the smaller string.
         let Some(top) = heap.pop() else { break };
-        let current = pair_count.get(&top.pair).copied().unwrap_or(0);
+        let current = pairs.get(&top.pair).map_or(0, |p| p.0);
         if current != top.count as i64 || banned.contains(&top.pair) {
             if current > 0 && (current as u64) < top.count && !banned.contains(&top.pair) {
                 heap.push(entry(&syms, top.pair, current));
@@ -422,7 +496,7 @@ fn train_from_counts(
                 break;
             }
             let next = heap.pop().expect("peeked");
-            let cur = pair_count.get(&next.pair).copied().unwrap_or(0);
+            let cur = pairs.get(&next.pair).map_or(0, |p| p.0);
             if cur != next.count as i64 || banned.contains(&next.pair) {
                 if cur > 0 && (cur as u64) < next.count && !banned.contains(&next.pair) {
                     heap.push(entry(&syms, next.pair, cur));
@@ -468,7 +542,10 @@ fn train_from_counts(
         };
 
         // Replace a b by c in every word that has the pair.
-        let mut words = pair_words.remove(&best.pair).unwrap_or_default();
+        let mut words = pairs
+            .get_mut(&best.pair)
+            .map(|p| std::mem::take(&mut p.1))
+            .unwrap_or_default();
         words.dedup();
         delta.clear();
         let mut touched: Vec<(u64, u32)> = Vec::new();
@@ -511,43 +588,44 @@ fn train_from_counts(
                 lens[w as usize] = len as u32;
             }
         }
-        pair_count.remove(&best.pair);
+        pairs.remove(&best.pair);
         for (&k, &d) in &delta {
             if k == best.pair || d == 0 {
                 continue;
             }
-            let v = pair_count.entry(k).or_insert(0);
+            let v = &mut pairs.entry(k).or_default().0;
             *v += d;
             let now = *v;
             if now <= 0 {
                 // The pair occurs nowhere any more: forget it and where it was.
-                pair_count.remove(&k);
-                pair_words.remove(&k);
+                pairs.remove(&k);
             } else if d > 0 {
                 heap.push(entry(&syms, k, now));
             }
         }
         // Stale heap entries pile up; rebuild from the live counts when they dominate.
-        if heap.len() > 3 * pair_count.len() + (1 << 16) {
-            heap = pair_count
+        if heap.len() > 3 * pairs.len() + (1 << 16) {
+            heap = pairs
                 .iter()
                 .filter(|(k, _)| !banned.contains(*k))
-                .map(|(&k, &c)| entry(&syms, k, c))
+                .map(|(&k, &(c, _))| entry(&syms, k, c))
                 .collect();
         }
         for (k, w) in touched {
-            if k == best.pair || !pair_count.contains_key(&k) {
+            if k == best.pair {
                 continue;
             }
-            let list = pair_words.entry(k).or_default();
+            let Some((_, list)) = pairs.get_mut(&k) else {
+                continue;
+            };
             if list.last() != Some(&w) {
                 list.push(w);
                 pushed += 1;
             }
         }
         if pushed > list_entries.max(1 << 20) {
-            pair_words = index_pairs(&arena, &starts, &lens, &pair_count);
-            list_entries = pair_words.values().map(|l| l.len()).sum();
+            index_pairs(&arena, &starts, &lens, &mut pairs);
+            list_entries = pairs.values().map(|p| p.1.len()).sum();
             pushed = 0;
         }
     }
@@ -555,9 +633,9 @@ fn train_from_counts(
     tracing::info!(
         "{} merges, {} live pairs, {} heap entries, {} list entries; peak RSS {} MB",
         pieces.len(),
-        pair_count.len(),
+        pairs.len(),
         heap.len(),
-        pair_words.values().map(|l| l.len()).sum::<usize>(),
+        pairs.values().map(|p| p.1.len()).sum::<usize>(),
         peak_rss_mb()
     );
     if pieces.len() < merges_wanted {
@@ -571,29 +649,28 @@ fn train_from_counts(
     Ok(build_proto(&pieces, &alphabet, config))
 }
 
-/// For every live pair, the words holding it (each once, in order).
+/// Rebuilds, for every live pair, the list of the runs holding it (each once, in order).
 fn index_pairs(
     arena: &[u32],
     starts: &[u32],
     lens: &[u32],
-    live: &FxHashMap<u64, i64>,
-) -> FxHashMap<u64, Vec<u32>> {
-    let mut lists: FxHashMap<u64, Vec<u32>> = FxHashMap::default();
-    lists.reserve(live.len());
+    pairs: &mut FxHashMap<u64, (i64, Vec<u32>)>,
+) {
+    for (_, list) in pairs.values_mut() {
+        *list = Vec::new();
+    }
     for w in 0..starts.len() {
         let s = starts[w] as usize;
         let word = &arena[s..s + lens[w] as usize];
         for i in 1..word.len() {
             let k = ((word[i - 1] as u64) << 32) | word[i] as u64;
-            if live.contains_key(&k) {
-                let list = lists.entry(k).or_default();
+            if let Some((_, list)) = pairs.get_mut(&k) {
                 if list.last() != Some(&(w as u32)) {
                     list.push(w as u32);
                 }
             }
         }
     }
-    lists
 }
 
 /// Heap entry of a pair: ordered by count, then fewer characters, then smaller text
@@ -760,6 +837,30 @@ mod tests {
             ok(",", ".") && !ok("a", ","),
             "punctuation is its own (Common) script"
         );
+    }
+
+    #[test]
+    fn permanent_breaks_never_merge() {
+        let brk = |x: char, y: char| permanent_break(&char_info(x), &char_info(y));
+        assert!(brk('a', '1') && brk('7', 'b') && brk('a', 'Ж') && brk('x', '▁'));
+        assert!(brk('日', ',') && brk('５', '▁'));
+        assert!(!brk('▁', 'a') && !brk('▁', '▁') && !brk('a', 'b') && !brk('カ', '漢'));
+        assert!(
+            !brk('e', '\u{301}') && !brk('\u{301}', 'Ж'),
+            "marks join both sides"
+        );
+        // Across a break, no symbol ending in the left character merges with one starting
+        // with the right one.
+        let lefts = ["a", "▁a", "▁ab", "e\u{301}", "Ж", "▁", ",", "日本"];
+        let rights = ["1", "b", "bc", "Жд", "▁", "▁x", "\u{301}x", ",", "語"];
+        for l in lefts {
+            for r in rights {
+                let (x, y) = (l.chars().last().unwrap(), r.chars().next().unwrap());
+                if brk(x, y) {
+                    assert!(!ok(l, r), "{l} + {r} merges across a break");
+                }
+            }
+        }
     }
 
     #[test]
