@@ -114,7 +114,7 @@ fn recipe_runs_what_is_built_trains_a_tokenizer_and_skips_the_rest_with_a_note()
     std::fs::write(
         &recipe,
         format!(
-            "name = \"mini\"\noutput = {:?}\n[tokenizer]\nvocab_size = 600\nsample_bytes = 1000000\n\
+            "name = \"mini\"\noutput = {:?}\n[tokenizer]\nvocab_size = 300\nsample_bytes = 1000000\n\
              [[sources]]\nname = \"commoncrawl\"\npipeline = {:?}\nweight = 67\n\
              [[sources]]\nname = \"wikipedia\"\npipeline = {:?}\nweight = 4.5\n\
              [[sources]]\nname = \"books\"\npipeline = {:?}\nweight = 4.5\n",
