@@ -31,6 +31,8 @@ all: build
 setup: setup-sys $(LID_MODEL) $(BADWORDS) setup-python
 
 setup-sys:
+	@command -v cargo-nextest >/dev/null 2>&1 || cargo nextest --version >/dev/null 2>&1 || { \
+	  echo "installing cargo-nextest (crates.io)"; $(CARGO) install --locked cargo-nextest; }
 	@command -v cmake >/dev/null 2>&1 || { \
 	  echo "installing cmake (apt)"; \
 	  (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cmake >/dev/null; }
@@ -83,9 +85,10 @@ bench-quality: quality-models
 build: setup
 	$(CARGO) build --release
 
-## run: the CommonCrawl pipeline over samples/commoncrawl, output in out/.
+## run: the whole LLaMA recipe over samples/ (every source pipeline, tokenizer, packing, plan,
+## report) into out/llama/; per-source stage tables and the Table-1 view are printed.
 run: build quality-models
-	$(BIN) run pipelines/commoncrawl.toml
+	$(BIN) recipe pipelines/llama.toml
 
 ## recipe: the whole LLaMA recipe on samples/ (every source that is built): filter, train the
 ## tokenizer, pack, plan, report; prints where the report is.
@@ -97,7 +100,7 @@ recipe: build quality-models
 test: setup quality-models
 	@set -e; bash scripts/slurm-local.sh start; \
 	  trap 'bash scripts/slurm-local.sh stop' EXIT; \
-	  DATAMILL_SLURM=1 $(CARGO) nextest run --no-fail-fast
+	  $(CARGO) nextest run --no-fail-fast
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -424,6 +424,7 @@ impl ShardWriter {
                 self.final_path.display()
             )
         })?;
+        sync_parent(&self.final_path)?;
         Ok(ShardFile {
             file: file_name(&self.final_path),
             bytes: sink.bytes,
@@ -461,7 +462,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot fsync {}", tmp.display()))?;
     drop(f);
     std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
+    sync_parent(path)
+}
+
+/// Fsyncs the folder holding `path`, so that a rename into it survives a crash.
+pub fn sync_parent(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot fsync folder {}", dir.display()))
 }
 
 /// xxh3-64 of a file's bytes, as 16 hex digits.

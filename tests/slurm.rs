@@ -9,21 +9,18 @@ use std::time::{Duration, Instant};
 mod common;
 use common::*;
 
-/// True when a Slurm controller answers. `make test` sets DATAMILL_SLURM=1 after starting one,
-/// and then a missing Slurm is a failure, not a skip.
-fn slurm_available() -> bool {
+/// Fails unless a Slurm controller answers: `make test` starts one (scripts/slurm-local.sh);
+/// a plain `cargo nextest run` needs `bash scripts/slurm-local.sh start` first.
+fn require_slurm() {
     let up = Command::new("sinfo")
         .args(["-h", "-o", "%a"])
         .output()
         .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("up"))
         .unwrap_or(false);
-    if !up && std::env::var("DATAMILL_SLURM").as_deref() == Ok("1") {
-        panic!("DATAMILL_SLURM=1 but no Slurm answers: run `bash scripts/slurm-local.sh start`");
-    }
-    if !up {
-        eprintln!("Slurm is not running: this test needs `make test` (which starts it)");
-    }
-    up
+    assert!(
+        up,
+        "no Slurm answers: run `make test`, or `bash scripts/slurm-local.sh start` first"
+    );
 }
 
 fn inputs(dir: &Path) -> std::path::PathBuf {
@@ -66,9 +63,7 @@ fn submit(pipe: &Path, wait: bool) -> std::process::Output {
 
 #[test]
 fn commoncrawl_pipeline_on_slurm_equals_local_run() {
-    if !slurm_available() {
-        return;
-    }
+    require_slurm();
     for model in [
         "models/lid.176.ftz",
         "models/cc_lm.bin",
@@ -133,9 +128,7 @@ fn commoncrawl_pipeline_on_slurm_equals_local_run() {
 
 #[test]
 fn scancel_then_resubmit_gives_the_same_output() {
-    if !slurm_available() {
-        return;
-    }
+    require_slurm();
     let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let input = inputs(tmp.path());
     let local = tmp.path().join("local");

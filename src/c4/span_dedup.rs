@@ -183,10 +183,11 @@ impl Stage for SpanDeduper {
             return Verdict::Keep;
         }
         let mut removed = vec![false; sentences.len()];
-        let mut seen_here: Vec<u64> = Vec::with_capacity(spans.len());
+        let mut seen_here: std::collections::HashSet<u64> =
+            std::collections::HashSet::with_capacity(spans.len());
         for (i, &h) in spans.iter().enumerate() {
-            let first = self.index.is_first(h, pos) && !seen_here.contains(&h);
-            seen_here.push(h);
+            let new_here = seen_here.insert(h);
+            let first = self.index.is_first(h, pos) && new_here;
             if !first {
                 removed[i..i + SPAN].iter_mut().for_each(|r| *r = true);
             }

@@ -9,8 +9,10 @@ use serde::Deserialize;
 use unicode_normalization::char::is_combining_mark;
 use unicode_normalization::UnicodeNormalization;
 
-use super::FirstSeenIndex;
+use std::hash::BuildHasherDefault;
+
 use super::FirstSeenScanner;
+use super::{FirstSeenIndex, PassThroughHasher};
 use crate::doc::Document;
 use crate::run::config::parse_params;
 use crate::stage::{DocPos, Scanner, Stage, Verdict};
@@ -145,7 +147,10 @@ impl Stage for LineDeduper {
 
     fn process(&self, doc: &mut Document, pos: DocPos) -> Verdict {
         let mut norm = String::new();
-        let mut seen_here = Vec::new();
+        let mut seen_here = std::collections::HashSet::with_capacity_and_hasher(
+            64,
+            BuildHasherDefault::<PassThroughHasher>::default(),
+        );
         let mut out = String::with_capacity(doc.text.len());
         let mut removed = 0u64;
         let mut kept_content = false;
@@ -161,8 +166,7 @@ impl Stage for LineDeduper {
             }
             any_content = true;
             let h = line_hash(&norm);
-            if self.index.is_first(h, pos) && !seen_here.contains(&h) {
-                seen_here.push(h);
+            if self.index.is_first(h, pos) && seen_here.insert(h) {
                 out.push_str(line);
                 out.push('\n');
                 kept_content = true;

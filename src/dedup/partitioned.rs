@@ -111,6 +111,11 @@ impl MapFile {
             path.display()
         );
         let partitions = u64_at(&bytes, 8) as usize;
+        ensure!(
+            partitions <= bytes.len() / 8,
+            "{} is not a datamill map file",
+            path.display()
+        );
         let header = 16 + 8 * (partitions + 1);
         ensure!(
             partitions > 0 && bytes.len() >= header,
@@ -123,6 +128,12 @@ impl MapFile {
             "{} is truncated",
             path.display()
         );
+        let mut prev = 0;
+        for p in 0..=partitions {
+            let at = u64_at(&bytes, 16 + 8 * p) as usize;
+            ensure!(at >= prev && at <= total, "{} is corrupt", path.display());
+            prev = at;
+        }
         Ok(MapFile { bytes, partitions })
     }
 
@@ -161,8 +172,9 @@ pub fn reduce(
     partitions: usize,
     group_of: impl Fn(u32) -> u32,
 ) -> Result<u64> {
-    let mut first: HashMap<(u32, u64), u64> = HashMap::new();
-    let mut maps = Vec::with_capacity(shards.len());
+    // Only partition `partition` of each map file is kept in memory, so a reduce task holds
+    // about 1/P of the run's distinct hashes.
+    let mut records: Vec<(u32, u64, u64)> = Vec::new();
     for &shard in shards {
         let m = MapFile::read(&map_path(dir, shard))?;
         if m.partitions() != partitions {
@@ -174,23 +186,22 @@ pub fn reduce(
                 partitions
             );
         }
-        for (h, at) in m.partition(partition) {
-            first
-                .entry((group_of(shard), h))
-                .and_modify(|f| *f = (*f).min(at))
-                .or_insert(at);
-        }
-        maps.push((shard, m));
+        records.extend(m.partition(partition).map(|(h, at)| (shard, h, at)));
+    }
+    let mut first: HashMap<(u32, u64), u64> = HashMap::with_capacity(records.len());
+    for &(shard, h, at) in &records {
+        first
+            .entry((group_of(shard), h))
+            .and_modify(|f| *f = (*f).min(at))
+            .or_insert(at);
     }
     let n = shards.iter().map(|&s| s as usize + 1).max().unwrap_or(0);
     let mut per_shard: Vec<Vec<u64>> = vec![Vec::new(); n];
     let mut dropped = 0;
-    for (shard, m) in &maps {
-        for (h, at) in m.partition(partition) {
-            if first.get(&(group_of(*shard), h)) != Some(&at) {
-                per_shard[*shard as usize].push(h);
-                dropped += 1;
-            }
+    for &(shard, h, at) in &records {
+        if first.get(&(group_of(shard), h)) != Some(&at) {
+            per_shard[shard as usize].push(h);
+            dropped += 1;
         }
     }
     let mut out = Vec::new();
