@@ -449,6 +449,18 @@ pub fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// The entries of a folder, sorted by path, without hidden (dot) names: the deterministic
+/// listing every folder walk uses.
+pub fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| !file_name(p).starts_with('.'))
+        .collect();
+    entries.sort();
+    Ok(entries)
+}
+
 /// Writes `bytes` to `path` atomically: temp name, fsync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(dir) = path.parent() {

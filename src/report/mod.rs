@@ -74,16 +74,8 @@ pub fn collect_run_stats(dir: &Path) -> Result<BTreeMap<String, (MergedStats, u6
 }
 
 fn walk_stats(dir: &Path, out: &mut BTreeMap<String, (MergedStats, u64)>) -> Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot list {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for p in entries {
+    for p in crate::doc::sorted_entries(dir)? {
         let name = file_name(&p);
-        if name.starts_with('.') {
-            continue;
-        }
         if p.is_dir() {
             if name != "rejected" && name != "quarantine" {
                 walk_stats(&p, out)?;

@@ -171,16 +171,8 @@ pub fn expand_inputs(patterns: &[String]) -> Result<Vec<PathBuf>> {
 
 fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<usize> {
     let mut n = 0;
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot list {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for p in entries {
+    for p in crate::doc::sorted_entries(dir)? {
         let name = file_name(&p);
-        if name.starts_with('.') {
-            continue;
-        }
         if p.is_dir() {
             n += collect_dir(&p, out)?;
         } else if p.is_file() && !name.ends_with(".md") {

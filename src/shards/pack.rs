@@ -120,16 +120,8 @@ fn walk(dir: &Path, exclude: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<
     if same_path(dir, exclude) {
         return Ok(());
     }
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot list {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for p in entries {
+    for p in crate::doc::sorted_entries(dir)? {
         let name = file_name(&p);
-        if name.starts_with('.') {
-            continue;
-        }
         if p.is_dir() {
             if name != "rejected" && name != "quarantine" {
                 walk(&p, exclude, out)?;
