@@ -16,10 +16,7 @@ use datamill::sources::warc::WarcSource;
 
 /// Peak resident set size of this process in MB (Linux `VmHWM`), if known.
 fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+    datamill::stats::peak_rss_bytes().map(|b| b as f64 / 1048576.0)
 }
 
 fn main() -> Result<()> {

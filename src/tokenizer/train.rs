@@ -186,14 +186,7 @@ pub fn write_model(proto: &ModelProto, path: &Path) -> Result<()> {
 
 /// Peak resident memory of this process in MB (Linux; 0 elsewhere), for progress logs.
 pub fn peak_rss_mb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb / 1024)
+    crate::stats::peak_rss_bytes().map_or(0, |b| b >> 20)
 }
 
 /// Per-symbol facts the validity rules need.
