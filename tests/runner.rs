@@ -466,3 +466,62 @@ fn rejected_documents_can_be_split_by_a_metadata_key() {
         ]
     );
 }
+
+#[test]
+fn many_bad_records_stream_to_one_quarantine_file_identical_on_rerun() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    // 20 000 bad lines between good ones; remember each bad line's byte offset.
+    let n = 20_000;
+    let mut body = Vec::new();
+    let mut bad_offsets = Vec::new();
+    for i in 0..n {
+        body.extend_from_slice(format!("{{\"text\":\"good document number {i}\"}}\n").as_bytes());
+        bad_offsets.push(body.len() as u64);
+        body.extend_from_slice(format!("{{broken {i}\n").as_bytes());
+    }
+    let file = input.join("many_bad.jsonl");
+    std::fs::write(&file, &body).unwrap();
+    let out = tmp.path().join("out");
+    // Three segments: the quarantine is written by the first only.
+    let pipe = write_pipeline(tmp.path(), &input, &out, DEDUP_STAGES);
+    let r = run(&["run", pipe.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let qpath = out.join("quarantine/00000.jsonl");
+    let first = std::fs::read(&qpath).unwrap();
+    let lines: Vec<serde_json::Value> = String::from_utf8(first.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), n);
+    for (line, offset) in lines.iter().zip(&bad_offsets) {
+        assert_eq!(line["offset"], *offset);
+        assert_eq!(line["reason"], "bad_json");
+        assert_eq!(line["file"], file.to_string_lossy().as_ref());
+        assert!(!line["message"].as_str().unwrap().is_empty());
+    }
+    let names: Vec<String> = std::fs::read_dir(out.join("quarantine"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["00000.jsonl"], "no temporary file is left behind");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("00000.manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["quarantined"], n as u64);
+    let stats: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("00000.stats.json")).unwrap()).unwrap();
+    assert_eq!(stats["stages"][0]["name"], "read");
+    assert_eq!(stats["stages"][0]["drops"]["bad_json"], n as u64);
+    assert_eq!(stats["stages"][0]["docs_in"], 2 * n as u64);
+    assert_eq!(stats["stages"][0]["docs_out"], n as u64);
+
+    let r = run(&["run", pipe.to_str().unwrap(), "--force"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(
+        std::fs::read(&qpath).unwrap(),
+        first,
+        "a rerun writes the same bytes"
+    );
+}

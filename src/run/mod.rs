@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod progress;
+pub mod quarantine;
 pub mod registry;
 pub mod runner;
 pub mod slurm;

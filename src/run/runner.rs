@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use super::config::PipelineConfig;
 use super::progress::Progress;
+pub use super::quarantine::QuarantineRecord;
+use super::quarantine::QuarantineWriter;
 use super::registry::build_stage;
 use crate::dedup::{partitioned, FirstSeenMap};
 use crate::doc::{file_name, write_atomic, JsonlReader, RecordError, ShardFile, ShardWriter};
@@ -716,21 +718,8 @@ impl<'a> RejectWriters<'a> {
     }
 }
 
-/// A record the reader set aside, as written to `quarantine/NNNNN.jsonl`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct QuarantineRecord {
-    /// Input file.
-    pub file: String,
-    /// Byte offset in the (decompressed) input.
-    pub offset: u64,
-    /// Counter key.
-    pub reason: String,
-    /// Detail.
-    pub message: String,
-}
-
 /// Most reader errors logged per file; the rest are only counted and quarantined.
-const LOGGED_ERRORS_PER_FILE: usize = 5;
+const LOGGED_ERRORS_PER_FILE: u64 = 5;
 
 fn process_shard(
     ctx: &RunContext,
@@ -746,7 +735,9 @@ fn process_shard(
     let mut read_stats = StageStats::new("read");
     read_stats.bytes_in = f.bytes;
     let mut stats: Vec<StageStats> = stages.iter().map(|s| StageStats::new(s.name())).collect();
-    let mut quarantine: Vec<QuarantineRecord> = Vec::new();
+    // Only the first segment reads the inputs; later ones count their (fatal) errors only.
+    let qpath = ctx.out_dir.join("quarantine").join(format!("{name}.jsonl"));
+    let mut quarantine = QuarantineWriter::create((seg.index == 0).then_some(qpath.as_path()));
     let shown = f.path.display().to_string();
 
     let records = match segment_input(ctx, seg, f) {
@@ -761,16 +752,16 @@ fn process_shard(
         let mut doc = match rec {
             Ok(d) => d,
             Err(e) => {
-                if quarantine.len() < LOGGED_ERRORS_PER_FILE {
+                if quarantine.records() < LOGGED_ERRORS_PER_FILE {
                     tracing::warn!("{shown}: {e}");
                 }
                 read_stats.add_drop(&e.reason);
-                quarantine.push(QuarantineRecord {
+                quarantine.write(&QuarantineRecord {
                     file: shown.clone(),
                     offset: e.offset,
                     reason: e.reason,
                     message: e.message,
-                });
+                })?;
                 continue;
             }
         };
@@ -811,29 +802,17 @@ fn process_shard(
             writer.write(&doc)?;
         }
     }
-    if quarantine.len() > LOGGED_ERRORS_PER_FILE {
+    if quarantine.records() > LOGGED_ERRORS_PER_FILE {
         tracing::warn!(
             "{shown}: {} more records set aside (see quarantine/{name}.jsonl)",
-            quarantine.len() - LOGGED_ERRORS_PER_FILE
+            quarantine.records() - LOGGED_ERRORS_PER_FILE
         );
     }
-    read_stats.docs_in += quarantine.len() as u64;
+    read_stats.docs_in += quarantine.records();
 
     let output = writer.finish()?;
     let rejected = rejected.finish()?;
-    if seg.index == 0 {
-        let qpath = ctx.out_dir.join("quarantine").join(format!("{name}.jsonl"));
-        if quarantine.is_empty() {
-            let _ = std::fs::remove_file(&qpath);
-        } else {
-            let mut body = Vec::new();
-            for q in &quarantine {
-                serde_json::to_writer(&mut body, q)?;
-                body.push(b'\n');
-            }
-            write_atomic(&qpath, &body)?;
-        }
-    }
+    let mut quarantined = quarantine.finish()?;
 
     let mut all_stats = Vec::new();
     if seg.index == 0 {
@@ -844,6 +823,11 @@ fn process_shard(
         let bytes = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
         let prev_stats: ShardStats = serde_json::from_slice(&bytes)
             .with_context(|| format!("{} is not a shard stats file", p.display()))?;
+        // The first segment's `read` drops are the records it quarantined.
+        quarantined += prev_stats
+            .stages
+            .first()
+            .map_or(0, |r| r.drops.values().sum());
         all_stats.extend(prev_stats.stages);
     }
     all_stats.extend(stats);
@@ -863,7 +847,7 @@ fn process_shard(
         config_hash: seg.config_hash.clone(),
         output,
         rejected,
-        quarantined: quarantine.len() as u64,
+        quarantined,
     };
     write_atomic(
         &manifest_path(ctx.out_dir, seg, f.index),
