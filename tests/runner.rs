@@ -525,3 +525,62 @@ fn many_bad_records_stream_to_one_quarantine_file_identical_on_rerun() {
         "a rerun writes the same bytes"
     );
 }
+
+/// Runs a `warc` pipeline over the folder `input` into `out`; returns the kept documents' ids.
+fn warc_ids(dir: &Path, input: &Path, out: &Path) -> Vec<String> {
+    let pipe = dir.join("warc.toml");
+    std::fs::write(
+        &pipe,
+        format!(
+            "name='t'\nsource='web'\n[input]\npaths=['{}']\nreader='warc'\n[output]\ndir='{}'\n",
+            input.display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    let r = run(&["run", pipe.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let mut ids = Vec::new();
+    for shard in ["00000.jsonl.zst", "00001.jsonl.zst"] {
+        for d in datamill::doc::read_shard(&out.join(shard)).unwrap() {
+            ids.push(d.id);
+        }
+    }
+    ids
+}
+
+#[test]
+fn same_named_inputs_in_different_folders_get_distinct_ids_stable_across_locations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sample = repo("samples/commoncrawl/warcio/example.warc.gz");
+    let first = tmp.path().join("first/in");
+    for sub in ["a", "b"] {
+        std::fs::create_dir_all(first.join(sub)).unwrap();
+        std::fs::copy(&sample, first.join(sub).join("x.warc.gz")).unwrap();
+    }
+    let ids = warc_ids(tmp.path(), &first, &tmp.path().join("out1"));
+    assert!(ids.len() >= 2, "{ids:?}");
+    let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "ids collide: {ids:?}");
+    assert!(
+        ids.iter().any(|id| id.starts_with("a/x.warc.gz:")),
+        "{ids:?}"
+    );
+    assert!(
+        ids.iter().any(|id| id.starts_with("b/x.warc.gz:")),
+        "{ids:?}"
+    );
+
+    // The same tree at another absolute path gives the same ids and the same shard bytes.
+    let moved = tmp.path().join("elsewhere/deeper/in");
+    for sub in ["a", "b"] {
+        std::fs::create_dir_all(moved.join(sub)).unwrap();
+        std::fs::copy(&sample, moved.join(sub).join("x.warc.gz")).unwrap();
+    }
+    let out2 = tmp.path().join("out2");
+    assert_eq!(warc_ids(tmp.path(), &moved, &out2), ids);
+    assert_eq!(
+        std::fs::read(tmp.path().join("out1/00001.jsonl.zst")).unwrap(),
+        std::fs::read(out2.join("00001.jsonl.zst")).unwrap()
+    );
+}

@@ -1,6 +1,7 @@
 //! The pipeline runner: config to stages, rank/world sharding, resume, progress.
 
 pub mod config;
+pub mod input_names;
 pub mod progress;
 pub mod quarantine;
 pub mod registry;

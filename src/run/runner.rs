@@ -16,6 +16,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::config::PipelineConfig;
+use super::input_names::input_names;
 use super::progress::Progress;
 pub use super::quarantine::QuarantineRecord;
 use super::quarantine::QuarantineWriter;
@@ -123,6 +124,8 @@ pub struct Manifest {
 struct InputFile {
     index: u32,
     path: PathBuf,
+    /// Path relative to the input root, used in document ids.
+    name: String,
     bytes: u64,
 }
 
@@ -243,11 +246,18 @@ pub fn run_config(config: &PipelineConfig, opts: &RunOptions) -> Result<RunSumma
         bail!("no input file matches {:?}", config.input.paths);
     }
     let world = opts.world_size.max(1);
+    let names = input_names(&config.input.paths, &all);
     let files: Vec<InputFile> = files_for_rank(&all, opts.rank, world)
         .into_iter()
         .map(|(index, path)| {
             let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            InputFile { index, path, bytes }
+            let name = names[index as usize].clone();
+            InputFile {
+                index,
+                path,
+                name,
+                bytes,
+            }
         })
         .collect();
     let segments = plan_segments(config, &stages)?;
@@ -414,9 +424,11 @@ pub fn run_state(config: &PipelineConfig) -> Result<RunState> {
     let files: Vec<InputFile> = inputs
         .iter()
         .enumerate()
-        .map(|(i, path)| InputFile {
+        .zip(input_names(&config.input.paths, &inputs))
+        .map(|((i, path), name)| InputFile {
             index: i as u32,
             path: path.clone(),
+            name,
             bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
         })
         .collect();
@@ -613,7 +625,7 @@ fn is_complete(out_dir: &Path, seg: &Segment, f: &InputFile) -> bool {
 /// the previous segment's shard otherwise.
 fn segment_input(ctx: &RunContext, seg: &Segment, f: &InputFile) -> Result<Records> {
     if seg.index == 0 {
-        return ctx.reader.read(&f.path, &ctx.config.source);
+        return ctx.reader.read_named(&f.path, &f.name, &ctx.config.source);
     }
     let path =
         work_dir(ctx.out_dir, seg.index - 1).join(format!("{}.jsonl.zst", shard_name(f.index)));

@@ -61,8 +61,8 @@ pub fn is_jsonl_name(name: &str) -> bool {
     .any(|ext| name.ends_with(ext))
 }
 
-/// A book's id: its folder and file name (`Pride-and-Prejudice_1342/1342.txt`), so two
-/// editions in different folders never share an id.
+/// A book's id when read on its own: its folder and file name
+/// (`Pride-and-Prejudice_1342/1342.txt`); a run uses the path relative to its input root.
 pub fn book_id(path: &Path) -> String {
     let file = crate::doc::file_name(path);
     match path
@@ -77,11 +77,16 @@ pub fn book_id(path: &Path) -> String {
 
 impl Reader for BooksSource {
     fn read(&self, path: &Path, source: &str) -> Result<Records> {
+        self.read_named(path, &book_id(path), source)
+    }
+
+    /// The book's id is `id`: its path relative to the input root in a run.
+    fn read_named(&self, path: &Path, id: &str, source: &str) -> Result<Records> {
         let name = crate::doc::file_name(path);
         let source = source.to_string();
         if is_jsonl_name(&name) {
             let reader = JsonlReader::open(path)?;
-            let id = book_id(path);
+            let id = id.to_string();
             return Ok(stop_after_fatal(reader.map(move |(line, r)| {
                 r.map(|d| books3_document(d, &id, line, &source))
             })));
@@ -104,7 +109,7 @@ impl Reader for BooksSource {
                 ),
             )),
             Ok(_) => decode_book(&bytes).map(|(text, encoding, how)| {
-                Document::new(book_id(path), text, source)
+                Document::new(id, text, source)
                     .with("file", path.to_string_lossy().as_ref())
                     .with("encoding", encoding)
                     .with("encoding_source", how)

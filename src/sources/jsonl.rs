@@ -44,14 +44,18 @@ impl JsonlSource {
 
 impl Reader for JsonlSource {
     fn read(&self, path: &Path, source: &str) -> Result<Records> {
+        self.read_named(path, &crate::doc::file_name(path), source)
+    }
+
+    fn read_named(&self, path: &Path, name: &str, source: &str) -> Result<Records> {
         let reader = JsonlReader::open(path)?;
-        let path = path.to_path_buf();
+        let name = name.to_string();
         let source = source.to_string();
         let opts = self.options.clone();
         Ok(stop_after_fatal(reader.map(move |(line, r)| {
             r.map(|mut d| {
                 if !opts.keep_id || d.id.is_empty() {
-                    d.id = record_id(&path, line);
+                    d.id = record_id(&name, line);
                 }
                 if !opts.keep_source || d.source.is_empty() {
                     d.source = source.clone();

@@ -24,7 +24,17 @@ pub type Records = Box<dyn Iterator<Item = RecordResult> + Send>;
 /// Reads one input format.
 pub trait Reader: Send + Sync {
     /// Opens `path` and streams its records; `source` goes into every document's `source`.
+    /// Ids made from the file use its file name (see [`Reader::read_named`]).
     fn read(&self, path: &Path, source: &str) -> Result<Records>;
+
+    /// Like [`Reader::read`], with `name`, the file's path relative to the run's input root
+    /// (`a/x.warc.gz`), in place of the file name in document ids, so that same-named files
+    /// in different folders give distinct ids and a moved tree gives the same ones. Readers
+    /// whose ids come from the content (arXiv ids, repository paths, post ids) ignore it.
+    fn read_named(&self, path: &Path, name: &str, source: &str) -> Result<Records> {
+        let _ = name;
+        self.read(path, source)
+    }
 }
 
 /// Builds the reader named in a pipeline's `[input] reader = "..."`, with its options table.
@@ -56,9 +66,10 @@ pub const READERS: &[&str] = &[
     "arxiv",
 ];
 
-/// A stable document id from the input file's name and the record's position.
-pub fn record_id(path: &Path, position: u64) -> String {
-    format!("{}:{}", crate::doc::file_name(path), position)
+/// A stable document id from the input file's name (its path relative to the input root, see
+/// [`Reader::read_named`]) and the record's position.
+pub fn record_id(name: &str, position: u64) -> String {
+    format!("{name}:{position}")
 }
 
 /// Wraps a fallible iterator so that the first fatal error is the last item.

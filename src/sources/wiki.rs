@@ -63,6 +63,10 @@ impl WikiSource {
 
 impl Reader for WikiSource {
     fn read(&self, path: &Path, source: &str) -> Result<Records> {
+        self.read_named(path, &crate::doc::file_name(path), source)
+    }
+
+    fn read_named(&self, path: &Path, name: &str, source: &str) -> Result<Records> {
         let input = crate::doc::open_decompressed(path)?;
         let mut xml = quick_xml::Reader::from_reader(BufReader::with_capacity(1 << 16, input));
         xml.config_mut().trim_text(false);
@@ -84,7 +88,7 @@ impl Reader for WikiSource {
             xml,
             buf: Vec::new(),
             source: source.to_string(),
-            file: crate::doc::file_name(path),
+            file: name.to_string(),
             options: self.options.clone(),
             forced_language: forced,
             site: SiteInfo::default(),

@@ -13,7 +13,7 @@ pub mod record;
 
 use std::borrow::Cow;
 use std::io::BufReader;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
@@ -112,10 +112,20 @@ impl WarcSource {
         &self.options
     }
 
-    /// Streams the documents (and record errors) of one file.
+    /// Streams the documents (and record errors) of one file; ids use its file name.
     pub fn documents(
         &self,
         path: &Path,
+        source: &str,
+    ) -> Result<impl Iterator<Item = Result<Document, RecordError>> + Send + 'static> {
+        self.documents_named(path, &crate::doc::file_name(path), source)
+    }
+
+    /// Like [`WarcSource::documents`], with `name` (the path relative to the input root) in ids.
+    pub fn documents_named(
+        &self,
+        path: &Path,
+        name: &str,
         source: &str,
     ) -> Result<impl Iterator<Item = Result<Document, RecordError>> + Send + 'static> {
         let size = std::fs::metadata(path)
@@ -127,10 +137,10 @@ impl WarcSource {
         } else {
             open_decompressed(path)?
         };
-        let name = crate::doc::file_name(path);
-        let kind = if name.ends_with(".gz") {
+        let file = crate::doc::file_name(path);
+        let kind = if file.ends_with(".gz") {
             StreamKind::Gzip
-        } else if name.ends_with(".zst") || name.ends_with(".bz2") {
+        } else if file.ends_with(".zst") || file.ends_with(".bz2") {
             StreamKind::OtherCompression
         } else {
             StreamKind::Plain
@@ -142,7 +152,7 @@ impl WarcSource {
             &self.record_types,
         );
         let builder = DocumentBuilder {
-            path: path.to_path_buf(),
+            name: name.to_string(),
             source: source.to_string(),
             options: self.options.clone(),
         };
@@ -157,11 +167,16 @@ impl Reader for WarcSource {
     fn read(&self, path: &Path, source: &str) -> Result<Records> {
         Ok(stop_after_fatal(self.documents(path, source)?))
     }
+
+    fn read_named(&self, path: &Path, name: &str, source: &str) -> Result<Records> {
+        Ok(stop_after_fatal(self.documents_named(path, name, source)?))
+    }
 }
 
 /// Turns held WARC records into documents.
 struct DocumentBuilder {
-    path: PathBuf,
+    /// The input's name in ids.
+    name: String,
     source: String,
     options: WarcOptions,
 }
@@ -350,7 +365,7 @@ impl DocumentBuilder {
         if text.len() < self.options.min_text_bytes.max(1) {
             return Ok(None);
         }
-        let mut doc = Document::new(record_id(&self.path, rec.offset), text, self.source.clone());
+        let mut doc = Document::new(record_id(&self.name, rec.offset), text, self.source.clone());
         doc.set("url", url);
         if let Some(date) = rec.headers.get("WARC-Date") {
             doc.set("date", date);
