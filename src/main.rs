@@ -140,6 +140,9 @@ enum Command {
         /// Training epochs.
         #[arg(long, default_value_t = 20)]
         epoch: i32,
+        /// At most this many documents per class (a deterministic uniform sample): bounds memory.
+        #[arg(long, default_value_t = datamill::quality::classifier::DEFAULT_MAX_PER_CLASS)]
+        max_per_class: usize,
     },
     /// Single-thread MB/s of perplexity scoring and reference classification on a JSONL corpus.
     BenchQuality {
@@ -433,9 +436,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             reader,
             output,
             epoch,
+            max_per_class,
         } => {
             let settings = datamill::quality::classifier::TrainSettings {
                 epoch,
+                max_per_class,
                 ..Default::default()
             };
             let r = datamill::quality::classifier::train_classifier(
@@ -446,11 +451,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 &settings,
             )?;
             println!(
-                "{}: {} positive, {} negative documents; trained on {}, held out {}: \
+                "{}: {} of {} positive, {} of {} negative documents; trained on {}, held out {}: \
                  precision {:.3} recall {:.3} accuracy {:.3}",
                 output.display(),
                 r.positives,
+                r.positives_read,
                 r.negatives,
+                r.negatives_read,
                 r.trained,
                 r.held_out,
                 r.precision,

@@ -294,3 +294,32 @@ fn warc_and_wet_inputs_are_read_as_page_text() {
     let wet = docs(&["samples/commoncrawl/whirlwind-python/whirlwind.warc.wet.gz"]);
     assert_eq!(wet.len(), 1);
 }
+
+#[test]
+fn train_classifier_keeps_at_most_max_per_class_and_is_deterministic() {
+    let dir = tempfile::tempdir().unwrap();
+    let pos: Vec<PathBuf> = std::iter::once(WIKI)
+        .chain(BOOKS)
+        .map(PathBuf::from)
+        .collect();
+    let neg = [PathBuf::from(CC)];
+    let settings = TrainSettings {
+        epoch: 2,
+        dim: 8,
+        max_per_class: 40,
+        ..Default::default()
+    };
+    let train = |name: &str| {
+        let model = dir.path().join(name);
+        let report = train_classifier(&pos, &neg, None, &model, &settings).unwrap();
+        (report, std::fs::read(&model).unwrap())
+    };
+    let (report, model) = train("a.bin");
+    assert_eq!((report.positives, report.negatives), (40, 40));
+    assert!(report.positives_read > 40 && report.negatives_read > 40);
+    assert_eq!(report.trained + report.held_out, 80);
+    assert_eq!(report.held_out, 8);
+    let (again, model_again) = train("b.bin");
+    assert_eq!(model, model_again, "same inputs, same sample, same model");
+    assert_eq!(again.precision, report.precision);
+}

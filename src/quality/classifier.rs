@@ -14,6 +14,7 @@ use fasttext::{Args, FastText, LossName, ModelName};
 use serde::{Deserialize, Serialize};
 
 use super::corpus::for_each_input_document;
+use super::reservoir::Reservoir;
 use crate::doc::{write_atomic, Document};
 use crate::lm::tokenize::WordTokenizer;
 use crate::run::config::parse_params;
@@ -43,6 +44,21 @@ pub struct TrainSettings {
     pub holdout: f64,
     /// Threshold on p(ref) at which the report counts a prediction as positive (default 0.5).
     pub threshold: f32,
+    /// At most this many documents per class are kept for training and held-out testing: a
+    /// deterministic uniform sample (reservoir, seed [`SAMPLE_SEED`]) of each class's stream,
+    /// so memory stays bounded however large the inputs (default 20,000).
+    #[serde(default = "default_max_per_class")]
+    pub max_per_class: usize,
+}
+
+/// Default of [`TrainSettings::max_per_class`].
+pub const DEFAULT_MAX_PER_CLASS: usize = 20_000;
+
+/// Seed of the per-class reservoir sample (fixed: the same inputs give the same model).
+pub const SAMPLE_SEED: u64 = 0x5eed_c1a5_51f1_e700;
+
+fn default_max_per_class() -> usize {
+    DEFAULT_MAX_PER_CLASS
 }
 
 impl Default for TrainSettings {
@@ -55,6 +71,7 @@ impl Default for TrainSettings {
             bucket: 200_000,
             holdout: 0.1,
             threshold: 0.5,
+            max_per_class: DEFAULT_MAX_PER_CLASS,
         }
     }
 }
@@ -62,10 +79,16 @@ impl Default for TrainSettings {
 /// Held-out figures of a trained classifier.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClassifierReport {
-    /// Positive and negative documents read.
+    /// Positive documents used (at most `max_per_class`).
     pub positives: usize,
-    /// Negative documents read.
+    /// Negative documents used (at most `max_per_class`).
     pub negatives: usize,
+    /// Positive documents read (non-empty after normalisation).
+    #[serde(default)]
+    pub positives_read: u64,
+    /// Negative documents read.
+    #[serde(default)]
+    pub negatives_read: u64,
     /// Documents trained on.
     pub trained: usize,
     /// Documents held out.
@@ -131,16 +154,25 @@ pub fn train_classifier(
         (0.0..1.0).contains(&settings.holdout),
         "holdout must be in [0, 1)"
     );
+    ensure!(
+        settings.max_per_class > 0,
+        "max_per_class must be at least 1"
+    );
     let mut tok = WordTokenizer::new();
     let mut docs: Vec<(bool, String)> = Vec::new();
+    let mut read = [0u64; 2];
     let mut line = String::new();
     for (label, inputs) in [(true, positives), (false, negatives)] {
+        // Streams the inputs, keeping a bounded, deterministic sample of the class.
+        let mut sample = Reservoir::new(settings.max_per_class, SAMPLE_SEED);
         for_each_input_document(inputs, reader, None, &mut |text| {
             normalise_doc(&mut tok, text, &mut line);
             if !line.is_empty() {
-                docs.push((label, line.clone()));
+                sample.offer_with(|| line.clone());
             }
         })?;
+        read[usize::from(!label)] = sample.seen();
+        docs.extend(sample.into_stream_order().into_iter().map(|l| (label, l)));
     }
     let n_pos = docs.iter().filter(|d| d.0).count();
     let n_neg = docs.len() - n_pos;
@@ -205,6 +237,8 @@ pub fn train_classifier(
     let report = ClassifierReport {
         positives: n_pos,
         negatives: n_neg,
+        positives_read: read[0],
+        negatives_read: read[1],
         trained: train.len(),
         held_out: held.len(),
         precision: ratio(tp, tp + fp),

@@ -6,4 +6,5 @@ pub mod bench;
 pub mod classifier;
 pub mod corpus;
 pub mod perplexity;
+pub mod reservoir;
 pub mod wikitext;
