@@ -6,8 +6,10 @@
 //! without sentences is dropped (`c4_duplicate_spans`). Documents of fewer than three
 //! sentences have no span and pass unchanged.
 //!
-//! Sentences: each line is cut after `.`, `!` or `?` (with closing quotes/brackets) followed
-//! by whitespace; a line end always ends a sentence.
+//! Sentences come from the splitter shared with the C4 sentence count
+//! ([`crate::filter::sentences`]): a line end always ends one, and within a line a sentence ends
+//! at `.`, `!`, `?` or `…` (with closing quotes/brackets) followed by whitespace and no lowercase
+//! letter, except after an abbreviation or an initial.
 
 use std::any::Any;
 
@@ -16,6 +18,7 @@ use serde::Deserialize;
 
 use crate::dedup::{FirstSeenIndex, FirstSeenScanner};
 use crate::doc::Document;
+pub use crate::filter::sentences::{split_sentences, Sentence};
 use crate::run::config::parse_params;
 use crate::stage::{DocPos, Scanner, Stage, Verdict};
 
@@ -34,71 +37,6 @@ pub struct SpanDedupConfig {
 /// Removes three-sentence spans seen earlier in the group.
 pub struct SpanDeduper {
     index: FirstSeenIndex,
-}
-
-/// One sentence: its byte range in the text and its line number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Sentence {
-    /// Start byte.
-    pub start: usize,
-    /// End byte (exclusive, trailing whitespace excluded).
-    pub end: usize,
-    /// Index of the line it is on.
-    pub line: usize,
-}
-
-/// Cuts `text` into sentences (see the module doc).
-pub fn split_sentences(text: &str, out: &mut Vec<Sentence>) {
-    out.clear();
-    let mut line_start = 0;
-    for (line_no, line) in text.split('\n').enumerate() {
-        let base = line_start;
-        line_start += line.len() + 1;
-        let b = line.as_bytes();
-        let mut start = None;
-        let mut i = 0;
-        while i < b.len() {
-            let c = b[i];
-            if start.is_none() {
-                if !c.is_ascii_whitespace() {
-                    start = Some(i);
-                }
-                i += 1;
-                continue;
-            }
-            if matches!(c, b'.' | b'!' | b'?') {
-                let mut j = i + 1;
-                while j < b.len() && matches!(b[j], b'.' | b'!' | b'?' | b'"' | b'\'' | b')' | b']')
-                {
-                    j += 1;
-                }
-                if j == b.len() || b[j].is_ascii_whitespace() {
-                    if let Some(s) = start.take() {
-                        out.push(Sentence {
-                            start: base + s,
-                            end: base + j,
-                            line: line_no,
-                        });
-                    }
-                    i = j;
-                    continue;
-                }
-                i = j;
-                continue;
-            }
-            i += 1;
-        }
-        if let Some(s) = start {
-            let end = line.trim_end().len();
-            if end > s {
-                out.push(Sentence {
-                    start: base + s,
-                    end: base + end,
-                    line: line_no,
-                });
-            }
-        }
-    }
 }
 
 /// Hash of one sentence: lowercased, runs of whitespace as one space.
@@ -223,22 +161,24 @@ impl Stage for SpanDeduper {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::filter::sentences::count_sentences;
 
     #[test]
-    fn sentences_split_on_terminal_punctuation_and_lines() {
-        let text = "Hello there. It is \"fine!\" Version 1.5 works\nSecond line? Yes";
-        let mut v = Vec::new();
-        split_sentences(text, &mut v);
-        let got: Vec<&str> = v.iter().map(|s| &text[s.start..s.end]).collect();
-        assert_eq!(
-            got,
-            [
-                "Hello there.",
-                "It is \"fine!\"",
-                "Version 1.5 works",
-                "Second line?",
-                "Yes"
-            ]
+    fn spans_use_the_sentences_the_c4_count_sees() {
+        // The abbreviation and the initial do not end sentences: three sentences, one span.
+        let text = "Mr. Smith came home. J. Watson sat down. They both left.";
+        let (mut sentences, mut spans) = (Vec::new(), Vec::new());
+        span_hashes(text, &mut sentences, &mut spans);
+        assert_eq!(sentences.len(), 3);
+        assert_eq!(count_sentences(text), 3);
+        assert_eq!(spans.len(), 1);
+        // Case and spacing do not change a span's hash.
+        let mut again = Vec::new();
+        span_hashes(
+            "MR. SMITH came   home. J. Watson sat down. They both left.",
+            &mut sentences,
+            &mut again,
         );
+        assert_eq!(again, spans);
     }
 }
