@@ -86,6 +86,8 @@ impl QuarantineWriter {
         match self.out.take() {
             None => {
                 let _ = std::fs::remove_file(&path);
+                // A crashed earlier run may have left its temporary file.
+                let _ = std::fs::remove_file(&tmp);
             }
             Some(out) => {
                 let file = out
@@ -157,9 +159,10 @@ mod tests {
         assert!(!path.exists() && !temp_path(&path).exists());
 
         std::fs::write(&path, "stale\n").unwrap();
+        std::fs::write(temp_path(&path), "crashed\n").unwrap();
         let w = QuarantineWriter::create(Some(&path));
         assert_eq!(w.finish().unwrap(), 0);
-        assert!(!path.exists());
+        assert!(!path.exists() && !temp_path(&path).exists());
     }
 
     #[test]
