@@ -365,8 +365,7 @@ impl ShardWriter {
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
         let tmp_path = temp_path(path);
-        let file =
-            File::create(&tmp_path).map_err(|e| io_error(&tmp_path, e, "creating the shard"))?;
+        let file = File::create(&tmp_path).map_err(|e| io_error(path, e, "creating the shard"))?;
         let sink = HashingWriter {
             inner: BufWriter::with_capacity(buffer, file),
             hasher: xxhash_rust::xxh3::Xxh3::new(),
@@ -391,7 +390,7 @@ impl ShardWriter {
             .map_err(std::io::Error::from)
             .and_then(|()| enc.write_all(b"\n"));
         if let Err(e) = written {
-            return Err(io_error(&self.tmp_path, e, "writing the shard"));
+            return Err(io_error(&self.final_path, e, "writing the shard"));
         }
         self.docs += 1;
         Ok(())
@@ -424,7 +423,7 @@ impl ShardWriter {
             Err(e) => {
                 // Never leave a half-written shard behind, even under its temporary name.
                 let _ = std::fs::remove_file(&self.tmp_path);
-                return Err(io_error(&self.tmp_path, e, "finishing the shard"));
+                return Err(io_error(&self.final_path, e, "finishing the shard"));
             }
         };
         std::fs::rename(&self.tmp_path, &self.final_path).with_context(|| {

@@ -95,8 +95,13 @@ pub trait ClusterDedup: Send + Sync {
     ) -> Result<()>;
     /// Reduce: verifies the candidate pairs of one partition and writes its edge file; returns
     /// the number of edges.
-    fn reduce(&self, dir: &Path, shards: &[u32], partition: usize, partitions: usize)
-        -> Result<u64>;
+    fn reduce(
+        &self,
+        dir: &Path,
+        shards: &[u32],
+        partition: usize,
+        partitions: usize,
+    ) -> Result<u64>;
     /// Cluster: joins every partition's edges, chooses each cluster's kept document and writes
     /// one decision file per shard; returns the number of clusters.
     fn cluster(&self, dir: &Path, shards: &[u32], partitions: usize) -> Result<u64>;

@@ -50,7 +50,13 @@ fn ok(out: std::process::Output) {
     );
 }
 
-fn step(pipe: &Path, step: &str, rank: usize, world: usize, partitions: usize) -> std::process::Output {
+fn step(
+    pipe: &Path,
+    step: &str,
+    rank: usize,
+    world: usize,
+    partitions: usize,
+) -> std::process::Output {
     let (r, w, p) = (rank.to_string(), world.to_string(), partitions.to_string());
     run(&[
         "run",
@@ -72,7 +78,13 @@ fn run_distributed(pipe: &Path, world: usize, partitions: usize) {
     for k in 0..3 {
         if k > 0 {
             for part in 0..partitions {
-                ok(step(pipe, &format!("reduce-{k}"), part, partitions, partitions));
+                ok(step(
+                    pipe,
+                    &format!("reduce-{k}"),
+                    part,
+                    partitions,
+                    partitions,
+                ));
             }
         }
         if k == 2 {
@@ -89,8 +101,7 @@ fn near_duplicates(out: &Path) -> u64 {
     for e in std::fs::read_dir(out).unwrap() {
         let p = e.unwrap().path();
         if p.to_string_lossy().ends_with(".stats.json") {
-            let v: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
             for st in v["stages"].as_array().unwrap() {
                 n += st["drops"]["near_duplicate"].as_u64().unwrap_or(0);
             }
@@ -125,7 +136,12 @@ fn minhash_across_ranks_equals_one_process_whatever_ranks_and_partitions() {
             );
         }
         // The phases' files are where the README says.
-        for f in ["map/00000.map", "sig/00005.sig", "edges/p00000.edges", "cluster/00003.json"] {
+        for f in [
+            "map/00000.map",
+            "sig/00005.sig",
+            "edges/p00000.edges",
+            "cluster/00003.json",
+        ] {
             assert!(out.join(".work/s2").join(f).exists(), "{f}");
         }
     }
@@ -146,14 +162,20 @@ fn minhash_phases_refuse_a_changed_partition_count_and_missing_phases() {
         assert!(!o.status.success() && err.contains(needle), "{err}");
     };
     // The cluster step before the reduce has finished.
-    expect_err(step(&pipe, "cluster-1", 0, 1, 4), "reduce step has not finished");
+    expect_err(
+        step(&pipe, "cluster-1", 0, 1, 4),
+        "reduce step has not finished",
+    );
     // A reduce with another partition count.
     expect_err(step(&pipe, "reduce-1", 0, 3, 3), "partition count changed");
     for part in 0..4 {
         ok(step(&pipe, "reduce-1", part, 4, 4));
     }
     // The apply before the cluster step.
-    expect_err(step(&pipe, "segment-1", 0, 2, 4), "cluster step has not finished");
+    expect_err(
+        step(&pipe, "segment-1", 0, 2, 4),
+        "cluster step has not finished",
+    );
     // The cluster step with another partition count.
     expect_err(step(&pipe, "cluster-1", 0, 1, 2), "partition count changed");
     ok(step(&pipe, "cluster-1", 0, 1, 4));

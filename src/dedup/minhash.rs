@@ -44,7 +44,7 @@ use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::partitioned;
-use crate::doc::{sync_parent, temp_path, write_atomic, Document};
+use crate::doc::{io_error, sync_parent, temp_path, write_atomic, Document};
 use crate::run::config::parse_params;
 use crate::stage::{ClusterDedup, DocPos, Scanner, Stage, Verdict};
 
@@ -396,12 +396,13 @@ impl MinHashScanner {
         self.records.sort_unstable();
         let (path, f) = self.spill.new_file("run")?;
         let mut w = BufWriter::with_capacity(1 << 16, f);
-        for (k, p) in &self.records {
+        let written = self.records.iter().try_for_each(|(k, p)| {
             w.write_all(&k.to_le_bytes())?;
-            w.write_all(&p.to_le_bytes())?;
+            w.write_all(&p.to_le_bytes())
+        });
+        if let Err(e) = written.and_then(|()| w.flush()) {
+            return Err(io_error(&path, e, "writing a MinHash spill run"));
         }
-        w.flush()
-            .with_context(|| format!("cannot write {}", path.display()))?;
         self.records.clear();
         self.scan.runs.push(path);
         Ok(())
@@ -432,15 +433,26 @@ impl MinHashScanner {
             }
         }
         let (sigw, idw) = self.sig_out.as_mut().context("signature file not open")?;
-        sigw.write_all(&packed.to_le_bytes())?;
-        sigw.write_all(&(doc.text.len() as u64).to_le_bytes())?;
-        sigw.write_all(&sig.shingles.to_le_bytes())?;
-        sigw.write_all(&self.id_offset.to_le_bytes())?;
-        sigw.write_all(&(doc.id.len() as u64).to_le_bytes())?;
-        for m in &sig.mins {
-            sigw.write_all(&m.to_le_bytes())?;
+        let header = [
+            packed,
+            doc.text.len() as u64,
+            sig.shingles,
+            self.id_offset,
+            doc.id.len() as u64,
+        ];
+        let written = header
+            .iter()
+            .chain(&sig.mins)
+            .try_for_each(|w| sigw.write_all(&w.to_le_bytes()))
+            .and_then(|()| idw.write_all(doc.id.as_bytes()));
+        if let Err(e) = written {
+            let path = self.scan.signatures.as_ref().map(|s| s.0.as_path());
+            return Err(io_error(
+                path.unwrap_or(Path::new("minhash spill")),
+                e,
+                "writing MinHash signatures",
+            ));
         }
-        idw.write_all(doc.id.as_bytes())?;
         self.id_offset += doc.id.len() as u64;
         self.scan.docs += 1;
         if self.records.len() >= self.max_records {
@@ -467,8 +479,14 @@ impl Scanner for MinHashScanner {
         let result = (|| -> Result<()> {
             self.write_run()?;
             if let Some((mut s, mut i)) = self.sig_out.take() {
-                s.flush()?;
-                i.flush()?;
+                if let Err(e) = s.flush().and_then(|()| i.flush()) {
+                    let path = self.scan.signatures.as_ref().map(|s| s.0.as_path());
+                    return Err(io_error(
+                        path.unwrap_or(Path::new("minhash spill")),
+                        e,
+                        "writing MinHash signatures",
+                    ));
+                }
             }
             Ok(())
         })();
@@ -848,7 +866,7 @@ fn move_into_place(from: &Path, to: &Path) -> Result<()> {
     if std::fs::rename(from, &tmp).is_err() {
         if let Err(e) = std::fs::copy(from, &tmp) {
             let _ = std::fs::remove_file(&tmp);
-            return Err(crate::doc::io_error(&tmp, e, "writing a signature file"));
+            return Err(io_error(&tmp, e, "writing a signature file"));
         }
         let _ = std::fs::remove_file(from);
     }
@@ -1137,7 +1155,6 @@ impl Stage for MinHashDeduper {
         Ok(())
     }
 
-
     fn process(&self, doc: &mut Document, pos: DocPos) -> Verdict {
         let Some(d) = self.decisions.get(&pos.packed()) else {
             return Verdict::Keep;
@@ -1320,6 +1337,99 @@ mod tests {
         .unwrap();
         expected.sort_unstable();
         assert_eq!(got, expected);
+    }
+
+    /// Writes signature records for shard 0 and returns a store over them.
+    fn store_of(dir: &Path, sigs: &[Vec<u64>]) -> SignatureStore {
+        let (sp, ip) = (dir.join("s.sig"), dir.join("s.ids"));
+        let mut out = Vec::new();
+        for (i, mins) in sigs.iter().enumerate() {
+            for w in [i as u64, 100, 1000, 0, 0].iter().chain(mins) {
+                out.extend_from_slice(&w.to_le_bytes());
+            }
+        }
+        std::fs::write(&sp, out).unwrap();
+        std::fs::write(&ip, b"").unwrap();
+        let permutations = sigs[0].len();
+        SignatureStore {
+            shards: HashMap::from([(0, (sp, ip, 0))]),
+            open: Default::default(),
+            record_len: sig_record_len(permutations),
+            permutations,
+        }
+    }
+
+    #[test]
+    fn big_buckets_cluster_exactly_as_verifying_every_pair() {
+        // 80 members of one bucket in 3 families; each member changes up to 14 of its
+        // family's 128 minimums, so two members are duplicates (>= 116 equal, Jaccard 0.9)
+        // or not depending on their changes: similarity is not transitive here.
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = 11u64;
+        let bases: Vec<Vec<u64>> = (0..3)
+            .map(|_| (0..128).map(|_| splitmix(&mut state)).collect())
+            .collect();
+        let sigs: Vec<Vec<u64>> = (0..80)
+            .map(|i| {
+                let mut m = bases[(splitmix(&mut state) % 3) as usize].clone();
+                let changes = splitmix(&mut state) % 15;
+                for _ in 0..changes {
+                    let at = (splitmix(&mut state) % 128) as usize;
+                    m[at] = splitmix(&mut state) ^ i;
+                }
+                m
+            })
+            .collect();
+        let store = store_of(dir.path(), &sigs);
+        let config = stage("containment_threshold = 1.1").config;
+        let bucket: Vec<u64> = (0..80).collect();
+        let mut clusterer = BucketClusterer::new(&config, &store);
+        clusterer.bucket(&bucket).unwrap();
+        let got = clusterer.uf.groups();
+
+        let mut all_pairs = UnionFind::default();
+        let mut direct = 0;
+        let mut indirect = 0;
+        for a in 0..80u64 {
+            for b in a + 1..80 {
+                let (sa, sb) = (store.read(a).unwrap(), store.read(b).unwrap());
+                if is_duplicate(&config, &sa, &sb) {
+                    all_pairs.union(a, b);
+                    direct += 1;
+                }
+            }
+        }
+        let want = all_pairs.groups();
+        for g in &want {
+            for (i, &a) in g.iter().enumerate() {
+                for &b in &g[i + 1..] {
+                    let (sa, sb) = (store.read(a).unwrap(), store.read(b).unwrap());
+                    indirect += usize::from(!is_duplicate(&config, &sa, &sb));
+                }
+            }
+        }
+        assert!(
+            direct > 0 && indirect > 0,
+            "{direct} {indirect}: the case tests nothing"
+        );
+        // Pairing each member only with the first and its predecessor (the former shortcut
+        // for buckets over 32) misses some of these clusters.
+        let mut shortcut = UnionFind::default();
+        for b in 1..80u64 {
+            for a in [0, b - 1] {
+                if is_duplicate(&config, &store.read(a).unwrap(), &store.read(b).unwrap()) {
+                    shortcut.union(a, b);
+                }
+            }
+        }
+        assert_ne!(shortcut.groups(), want);
+        assert_eq!(got, want);
+        // The edges of the clusters rebuild the same clusters (what the reduce writes).
+        let mut rebuilt = UnionFind::default();
+        for (a, b) in clusterer.uf.edges() {
+            rebuilt.union(a, b);
+        }
+        assert_eq!(rebuilt.groups(), want);
     }
 
     #[test]

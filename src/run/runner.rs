@@ -66,10 +66,9 @@ impl std::str::FromStr for Step {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<Step> {
         let num = |rest: &str| {
-            rest.parse::<usize>()
-                .with_context(|| {
-                    format!("bad step `{s}`: expected all, segment-K, reduce-K or cluster-K")
-                })
+            rest.parse::<usize>().with_context(|| {
+                format!("bad step `{s}`: expected all, segment-K, reduce-K or cluster-K")
+            })
         };
         match s {
             "all" => Ok(Step::All),
@@ -521,11 +520,9 @@ fn process_segment(
         .collect();
     for (index, r) in results {
         if let Err(e) = r {
-            summary.failures.push(format!(
-                "shard {} (segment {}): {e:#}",
-                shard_name(index),
-                seg.index
-            ));
+            let failure = format!("shard {} (segment {}): {e:#}", shard_name(index), seg.index);
+            tracing::error!("{failure}");
+            summary.failures.push(failure);
         }
     }
 }
@@ -881,7 +878,13 @@ fn process_shard(
     read_stats.docs_in += quarantine.len() as u64;
 
     let output = writer.finish()?;
+    // From here on the shard is visible under its final name; if its stats or manifest cannot
+    // be written (a full disk), it is removed again, so no shard is left without its manifest.
+    let mut placed = Uncommitted(vec![dir.join(&output.file)]);
     let rejected = rejected.finish()?;
+    placed
+        .0
+        .extend(rejected.iter().map(|r| ctx.out_dir.join(&r.file)));
     if seg.index == 0 {
         let qpath = ctx.out_dir.join("quarantine").join(format!("{name}.jsonl"));
         if quarantine.is_empty() {
@@ -914,10 +917,9 @@ fn process_shard(
         input: shown.clone(),
         stages: all_stats,
     };
-    write_atomic(
-        &dir.join(format!("{name}.stats.json")),
-        &serde_json::to_vec_pretty(&shard_stats)?,
-    )?;
+    let stats_path = dir.join(format!("{name}.stats.json"));
+    placed.0.push(stats_path.clone());
+    write_atomic(&stats_path, &serde_json::to_vec_pretty(&shard_stats)?)?;
     let manifest = Manifest {
         input: f.path.to_string_lossy().into_owned(),
         input_bytes: f.bytes,
@@ -930,8 +932,21 @@ fn process_shard(
         &manifest_path(ctx.out_dir, seg, f.index),
         &serde_json::to_vec_pretty(&manifest)?,
     )?;
+    placed.0.clear();
     ctx.progress.file_done();
     Ok(())
+}
+
+/// Files of a shard already renamed into place whose manifest is not written yet; removed
+/// when dropped (the shard failed) unless cleared first.
+struct Uncommitted(Vec<PathBuf>);
+
+impl Drop for Uncommitted {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 impl RunSummary {
