@@ -15,12 +15,18 @@
 //! so the scan holds at most `memory_mb` of band records per thread, whatever the corpus size.
 //!
 //! Absorb: the sorted runs of all shards are merged (k-way, streaming); documents that share a
-//! band key are candidate pairs. Each pair is verified on the signatures read back from disk:
-//! it is a duplicate when the estimated Jaccard similarity is at least `jaccard_threshold` or
+//! band key are candidate pairs. Pairs are verified on the signatures read back from disk:
+//! a duplicate when the estimated Jaccard similarity is at least `jaccard_threshold` or
 //! the estimated containment of the smaller document in the larger one is at least
-//! `containment_threshold`. Verified pairs are joined with union-find; each cluster keeps one
+//! `containment_threshold`. Verified pairs are joined with union-find, each bucket exactly as
+//! if all its pairs were verified, whatever its size; each cluster keeps one
 //! document chosen by a deterministic key (`keep = "first"`: lowest shard and stream position;
 //! `keep = "longest"`: longest text, then lowest position).
+//!
+//! Across ranks ([`ClusterDedup`]): map writes each shard's band records partitioned by key and
+//! its signatures; reduce clusters the buckets of one partition and writes their edges; the
+//! cluster step joins all edges and writes each shard's decisions; apply loads them. A band
+//! key lives in one partition, so the clusters are those of one process.
 //!
 //! Filter: a document of a cluster gets `metadata.minhash_cluster` (the id of the kept
 //! document) and `minhash_cluster_size`; the others are dropped as `near_duplicate` with
