@@ -49,7 +49,10 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.dir).status();
+        let done = Command::new("umount").arg(&self.dir).status();
+        if !done.map(|s| s.success()).unwrap_or(false) {
+            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        }
     }
 }
 

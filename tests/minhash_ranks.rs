@@ -120,7 +120,7 @@ fn minhash_across_ranks_equals_one_process_whatever_ranks_and_partitions() {
     let expected = snapshot(&single);
     let dropped = near_duplicates(&single);
     assert!(dropped >= 40, "only {dropped} near-duplicates found");
-    for (world, partitions) in [(3, 2), (2, 5), (6, 1), (4, 3)] {
+    for (world, partitions) in [(3, 2), (2, 5), (6, 1)] {
         let out = tmp.path().join(format!("d{world}-{partitions}"));
         let pipe = write_pipeline(tmp.path(), &input, &out, STAGES);
         run_distributed(&pipe, world, partitions);
