@@ -365,8 +365,7 @@ impl ShardWriter {
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
         let tmp_path = temp_path(path);
-        let file = File::create(&tmp_path)
-            .with_context(|| format!("cannot create {}", tmp_path.display()))?;
+        let file = File::create(&tmp_path).map_err(|e| io_error(path, e, "creating the shard"))?;
         let sink = HashingWriter {
             inner: BufWriter::with_capacity(buffer, file),
             hasher: xxhash_rust::xxh3::Xxh3::new(),
@@ -387,9 +386,12 @@ impl ShardWriter {
             .encoder
             .as_mut()
             .context("shard writer already finished")?;
-        serde_json::to_writer(&mut *enc, doc)?;
-        enc.write_all(b"\n")
-            .with_context(|| format!("cannot write {}", self.tmp_path.display()))?;
+        let written = serde_json::to_writer(&mut *enc, doc)
+            .map_err(std::io::Error::from)
+            .and_then(|()| enc.write_all(b"\n"));
+        if let Err(e) = written {
+            return Err(io_error(&self.final_path, e, "writing the shard"));
+        }
         self.docs += 1;
         Ok(())
     }
@@ -405,18 +407,25 @@ impl ShardWriter {
             .encoder
             .take()
             .context("shard writer already finished")?;
-        let mut sink = enc
-            .finish()
-            .with_context(|| format!("cannot finish {}", self.tmp_path.display()))?;
-        sink.flush()
-            .with_context(|| format!("cannot write {}", self.tmp_path.display()))?;
-        let file = sink
-            .inner
-            .into_inner()
-            .map_err(|e| anyhow::anyhow!("cannot flush {}: {}", self.tmp_path.display(), e))?;
-        file.sync_all()
-            .with_context(|| format!("cannot fsync {}", self.tmp_path.display()))?;
-        drop(file);
+        let finished = enc.finish().and_then(|mut sink| {
+            sink.flush()?;
+            let HashingWriter {
+                inner,
+                hasher,
+                bytes,
+            } = sink;
+            let file = inner.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            Ok((hasher, bytes))
+        });
+        let (hasher, bytes) = match finished {
+            Ok(done) => done,
+            Err(e) => {
+                // Never leave a half-written shard behind, even under its temporary name.
+                let _ = std::fs::remove_file(&self.tmp_path);
+                return Err(io_error(&self.final_path, e, "finishing the shard"));
+            }
+        };
         std::fs::rename(&self.tmp_path, &self.final_path).with_context(|| {
             format!(
                 "cannot rename {} to {}",
@@ -427,8 +436,8 @@ impl ShardWriter {
         sync_parent(&self.final_path)?;
         Ok(ShardFile {
             file: file_name(&self.final_path),
-            bytes: sink.bytes,
-            xxh3: format!("{:016x}", sink.hasher.digest()),
+            bytes,
+            xxh3: format!("{:016x}", hasher.digest()),
             docs: self.docs,
         })
     }
@@ -461,18 +470,39 @@ pub fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(entries)
 }
 
+/// True when an I/O error says the disk is full (`ENOSPC`).
+pub fn is_disk_full(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28)
+}
+
+/// An I/O error on `path` while `doing` something, as a clear message: a full disk says so
+/// and what to do about it.
+pub fn io_error(path: &Path, e: std::io::Error, doing: &str) -> anyhow::Error {
+    if is_disk_full(&e) {
+        anyhow::anyhow!(
+            "{}: disk full (No space left on device) while {doing}; free space and rerun: \
+             finished shards are kept",
+            path.display()
+        )
+    } else {
+        anyhow::Error::new(e).context(format!("{}: I/O error while {doing}", path.display()))
+    }
+}
+
 /// Writes `bytes` to `path` atomically: temp name, fsync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let tmp = temp_path(path);
-    let mut f = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    f.write_all(bytes)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.sync_all()
-        .with_context(|| format!("cannot fsync {}", tmp.display()))?;
-    drop(f);
+    let written = File::create(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_error(path, e, "writing it"));
+    }
     std::fs::rename(&tmp, path)
         .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
     sync_parent(path)

@@ -45,7 +45,8 @@ enum Command {
         #[arg(long)]
         force: bool,
         /// Part of a distributed run: `all`, `segment-K` (this rank's shards of segment K, then
-        /// the map files of the next dedup stage) or `reduce-K` (partition RANK of WORLD_SIZE).
+        /// the map files of the next dedup stage), `reduce-K` (partition RANK of WORLD_SIZE) or
+        /// `cluster-K` (MinHash only: joins the reduce's edges into clusters, one task).
         #[arg(long, default_value = "all")]
         step: Step,
         /// Hash partitions of the dedup map files in a distributed run.

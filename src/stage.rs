@@ -11,6 +11,7 @@
 
 use std::any::Any;
 use std::borrow::Cow;
+use std::path::Path;
 
 use anyhow::Result;
 
@@ -69,10 +70,43 @@ pub trait Stage: Send + Sync {
         None
     }
 
+    /// For group stages that find clusters of near-duplicates (MinHash): the hooks that run
+    /// them across ranks (map, reduce, cluster, apply).
+    fn cluster_dedup(&self) -> Option<&dyn ClusterDedup> {
+        None
+    }
+
     /// Receives every shard's finished scan, sorted by shard, before the first `process` call.
     fn absorb(&mut self, _scans: Vec<(u32, Box<dyn Any + Send>)>) -> Result<()> {
         Ok(())
     }
+}
+
+/// A near-duplicate group stage run across ranks over the files of a work folder `dir`:
+/// map (per shard), reduce (per partition), cluster (once), apply (per shard, via `absorb`).
+pub trait ClusterDedup: Send + Sync {
+    /// Map: writes one shard's finished scan as its partitioned map file and signature files.
+    fn write_map(
+        &self,
+        dir: &Path,
+        shard: u32,
+        scan: Box<dyn Any + Send>,
+        partitions: usize,
+    ) -> Result<()>;
+    /// Reduce: verifies the candidate pairs of one partition and writes its edge file; returns
+    /// the number of edges.
+    fn reduce(
+        &self,
+        dir: &Path,
+        shards: &[u32],
+        partition: usize,
+        partitions: usize,
+    ) -> Result<u64>;
+    /// Cluster: joins every partition's edges, chooses each cluster's kept document and writes
+    /// one decision file per shard; returns the number of clusters.
+    fn cluster(&self, dir: &Path, shards: &[u32], partitions: usize) -> Result<u64>;
+    /// Apply: the scan of shard `shard` to hand to `absorb`, read from its decision file.
+    fn load(&self, dir: &Path, shard: u32) -> Result<Box<dyn Any + Send>>;
 }
 
 /// Collects what a group stage needs from one shard (hashes, signatures) before filtering.

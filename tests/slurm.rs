@@ -174,3 +174,33 @@ fn scancel_then_resubmit_gives_the_same_output() {
     assert!(text.contains("segment-2: shards 6/6 (done)"), "{text}");
     assert_eq!(snapshot(&local), snapshot(&cluster));
 }
+
+#[test]
+fn minhash_dedup_on_slurm_chains_map_reduce_cluster_apply_and_equals_local_run() {
+    require_slurm();
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let input = inputs(tmp.path());
+    let stages = "[[stages]]\ntype = \"minhash_dedup\"\n";
+    let local = tmp.path().join("local");
+    let pipe = write_pipeline(tmp.path(), &input, &local, stages);
+    assert!(run(&["run", pipe.to_str().unwrap()]).status.success());
+    let cluster = tmp.path().join("cluster");
+    let pipe = write_pipeline(tmp.path(), &input, &cluster, stages);
+    let out = submit(&pipe, true);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let steps: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|s| s.contains('-') && !s.ends_with(':'))
+        .collect();
+    assert_eq!(
+        steps,
+        ["segment-0", "reduce-1", "cluster-1", "segment-1"],
+        "{text}"
+    );
+    assert!(text.contains("cluster-1: done"), "{text}");
+    assert!(text.contains("segment-1: shards 6/6 (done)"), "{text}");
+    let expected = snapshot(&local);
+    assert!(expected.keys().any(|k| k.starts_with("rejected/")));
+    assert_eq!(expected, snapshot(&cluster));
+}

@@ -38,13 +38,22 @@ fn a_foreign_config_is_backed_up_once_and_restored_by_stop() {
     assert!(err.contains("backed up"), "{err}");
     let ours = std::fs::read_to_string(&conf).unwrap();
     assert!(ours.starts_with("# Written by datamill") && ours.contains("ClusterName=datamill"));
-    assert_eq!(std::fs::read_to_string(&backup).unwrap(), "ClusterName=theirs\n");
+    assert_eq!(
+        std::fs::read_to_string(&backup).unwrap(),
+        "ClusterName=theirs\n"
+    );
     // A second start sees its own file: the backup keeps the original.
     ok(run_script(dir.path(), "configure"));
-    assert_eq!(std::fs::read_to_string(&backup).unwrap(), "ClusterName=theirs\n");
+    assert_eq!(
+        std::fs::read_to_string(&backup).unwrap(),
+        "ClusterName=theirs\n"
+    );
 
     ok(run_script(dir.path(), "stop"));
-    assert_eq!(std::fs::read_to_string(&conf).unwrap(), "ClusterName=theirs\n");
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        "ClusterName=theirs\n"
+    );
     assert!(!backup.exists());
 
     // With no earlier file there is nothing to restore; ours stays for the next start.
@@ -90,7 +99,10 @@ fn stop_stops_only_the_daemons_the_script_started() {
     ok(run_script(dir.path(), "stop"));
     let status = ours.wait().unwrap();
     assert!(!status.success(), "the recorded slurmd was killed");
-    assert!(running(&mut theirs), "a daemon the script did not start keeps running");
+    assert!(
+        running(&mut theirs),
+        "a daemon the script did not start keeps running"
+    );
     assert!(running(&mut reused), "a reused PID is not killed");
     assert!(!state.join("started/slurmd").exists() && !state.join("started/munged").exists());
     for child in [&mut theirs, &mut reused] {

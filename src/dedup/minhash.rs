@@ -15,12 +15,18 @@
 //! so the scan holds at most `memory_mb` of band records per thread, whatever the corpus size.
 //!
 //! Absorb: the sorted runs of all shards are merged (k-way, streaming); documents that share a
-//! band key are candidate pairs. Each pair is verified on the signatures read back from disk:
-//! it is a duplicate when the estimated Jaccard similarity is at least `jaccard_threshold` or
+//! band key are candidate pairs. Pairs are verified on the signatures read back from disk:
+//! a duplicate when the estimated Jaccard similarity is at least `jaccard_threshold` or
 //! the estimated containment of the smaller document in the larger one is at least
-//! `containment_threshold`. Verified pairs are joined with union-find; each cluster keeps one
+//! `containment_threshold`. Verified pairs are joined with union-find, each bucket exactly as
+//! if all its pairs were verified, whatever its size; each cluster keeps one
 //! document chosen by a deterministic key (`keep = "first"`: lowest shard and stream position;
 //! `keep = "longest"`: longest text, then lowest position).
+//!
+//! Across ranks ([`ClusterDedup`]): map writes each shard's band records partitioned by key and
+//! its signatures; reduce clusters the buckets of one partition and writes their edges; the
+//! cluster step joins all edges and writes each shard's decisions; apply loads them. A band
+//! key lives in one partition, so the clusters are those of one process.
 //!
 //! Filter: a document of a cluster gets `metadata.minhash_cluster` (the id of the kept
 //! document) and `minhash_cluster_size`; the others are dropped as `near_duplicate` with
@@ -32,7 +38,7 @@
 
 use std::any::Any;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
@@ -40,12 +46,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
-use serde::Deserialize;
+use anyhow::{bail, ensure, Context, Result};
+use serde::{Deserialize, Serialize};
 
-use crate::doc::Document;
+use super::partitioned;
+use crate::doc::{io_error, sync_parent, temp_path, write_atomic, Document};
 use crate::run::config::parse_params;
-use crate::stage::{DocPos, Scanner, Stage, Verdict};
+use crate::stage::{ClusterDedup, DocPos, Scanner, Stage, Verdict};
 
 /// Which document of a cluster is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -395,12 +402,13 @@ impl MinHashScanner {
         self.records.sort_unstable();
         let (path, f) = self.spill.new_file("run")?;
         let mut w = BufWriter::with_capacity(1 << 16, f);
-        for (k, p) in &self.records {
+        let written = self.records.iter().try_for_each(|(k, p)| {
             w.write_all(&k.to_le_bytes())?;
-            w.write_all(&p.to_le_bytes())?;
+            w.write_all(&p.to_le_bytes())
+        });
+        if let Err(e) = written.and_then(|()| w.flush()) {
+            return Err(io_error(&path, e, "writing a MinHash spill run"));
         }
-        w.flush()
-            .with_context(|| format!("cannot write {}", path.display()))?;
         self.records.clear();
         self.scan.runs.push(path);
         Ok(())
@@ -431,15 +439,26 @@ impl MinHashScanner {
             }
         }
         let (sigw, idw) = self.sig_out.as_mut().context("signature file not open")?;
-        sigw.write_all(&packed.to_le_bytes())?;
-        sigw.write_all(&(doc.text.len() as u64).to_le_bytes())?;
-        sigw.write_all(&sig.shingles.to_le_bytes())?;
-        sigw.write_all(&self.id_offset.to_le_bytes())?;
-        sigw.write_all(&(doc.id.len() as u64).to_le_bytes())?;
-        for m in &sig.mins {
-            sigw.write_all(&m.to_le_bytes())?;
+        let header = [
+            packed,
+            doc.text.len() as u64,
+            sig.shingles,
+            self.id_offset,
+            doc.id.len() as u64,
+        ];
+        let written = header
+            .iter()
+            .chain(&sig.mins)
+            .try_for_each(|w| sigw.write_all(&w.to_le_bytes()))
+            .and_then(|()| idw.write_all(doc.id.as_bytes()));
+        if let Err(e) = written {
+            let path = self.scan.signatures.as_ref().map(|s| s.0.as_path());
+            return Err(io_error(
+                path.unwrap_or(Path::new("minhash spill")),
+                e,
+                "writing MinHash signatures",
+            ));
         }
-        idw.write_all(doc.id.as_bytes())?;
         self.id_offset += doc.id.len() as u64;
         self.scan.docs += 1;
         if self.records.len() >= self.max_records {
@@ -466,8 +485,14 @@ impl Scanner for MinHashScanner {
         let result = (|| -> Result<()> {
             self.write_run()?;
             if let Some((mut s, mut i)) = self.sig_out.take() {
-                s.flush()?;
-                i.flush()?;
+                if let Err(e) = s.flush().and_then(|()| i.flush()) {
+                    let path = self.scan.signatures.as_ref().map(|s| s.0.as_path());
+                    return Err(io_error(
+                        path.unwrap_or(Path::new("minhash spill")),
+                        e,
+                        "writing MinHash signatures",
+                    ));
+                }
             }
             Ok(())
         })();
@@ -648,51 +673,391 @@ impl UnionFind {
     }
 }
 
-/// Buckets with at most this many documents are verified pair by pair; larger ones pair
-/// each document with the bucket's first and with its predecessor.
-const ALL_PAIRS_UP_TO: usize = 32;
-
-impl MinHashDeduper {
-    fn is_duplicate(&self, a: &StoredSig, b: &StoredSig) -> bool {
-        let j = estimated_jaccard(&a.mins, &b.mins);
-        j >= self.config.jaccard_threshold
-            || estimated_containment(j, a.shingles, b.shingles) >= self.config.containment_threshold
+impl UnionFind {
+    /// Every cluster of two or more, members in position order, clusters sorted.
+    fn groups(&mut self) -> Vec<Vec<u64>> {
+        let members: Vec<u64> = self.parent.keys().copied().collect();
+        let mut groups: HashMap<u64, Vec<u64>> = HashMap::new();
+        for m in members {
+            let root = self.find(m);
+            groups.entry(root).or_default().push(m);
+        }
+        let mut groups: Vec<Vec<u64>> = groups.into_values().filter(|g| g.len() > 1).collect();
+        for g in &mut groups {
+            g.sort_unstable();
+        }
+        groups.sort_unstable();
+        groups
     }
 
-    fn verify_bucket(
-        &self,
-        bucket: &[u64],
-        store: &SignatureStore,
-        uf: &mut UnionFind,
-        rejected: &mut HashSet<(u64, u64)>,
-    ) -> Result<()> {
-        let mut pairs = Vec::new();
-        if bucket.len() <= ALL_PAIRS_UP_TO {
-            for i in 0..bucket.len() {
-                for j in i + 1..bucket.len() {
-                    pairs.push((bucket[i], bucket[j]));
-                }
-            }
-        } else {
-            for j in 1..bucket.len() {
-                pairs.push((bucket[0], bucket[j]));
-                if j > 1 {
-                    pairs.push((bucket[j - 1], bucket[j]));
-                }
-            }
+    /// `(member, root)` for every member that is not its cluster's root, sorted: edges that
+    /// rebuild the same clusters.
+    fn edges(&mut self) -> Vec<(u64, u64)> {
+        let members: Vec<u64> = self.parent.keys().copied().collect();
+        let mut edges: Vec<(u64, u64)> = members
+            .into_iter()
+            .filter_map(|m| {
+                let root = self.find(m);
+                (root != m).then_some((m, root))
+            })
+            .collect();
+        edges.sort_unstable();
+        edges
+    }
+}
+
+/// Most rejected pairs remembered; only a cache (pairs sharing several bands are verified
+/// once), so the cap never changes a result.
+const REJECTED_CACHE: usize = 1 << 22;
+
+/// True when two signatures are near-duplicates under `config`'s thresholds.
+fn is_duplicate(config: &MinHashConfig, a: &StoredSig, b: &StoredSig) -> bool {
+    let j = estimated_jaccard(&a.mins, &b.mins);
+    j >= config.jaccard_threshold
+        || estimated_containment(j, a.shingles, b.shingles) >= config.containment_threshold
+}
+
+/// Joins the verified near-duplicate pairs of LSH buckets into clusters; used by the
+/// one-process absorb and by the distributed reduce, so both find the same clusters.
+struct BucketClusterer<'a> {
+    config: &'a MinHashConfig,
+    store: &'a SignatureStore,
+    uf: UnionFind,
+    rejected: HashSet<(u64, u64)>,
+}
+
+impl<'a> BucketClusterer<'a> {
+    fn new(config: &'a MinHashConfig, store: &'a SignatureStore) -> Self {
+        BucketClusterer {
+            config,
+            store,
+            uf: UnionFind::default(),
+            rejected: HashSet::new(),
         }
-        for (a, b) in pairs {
-            if a == b || uf.find(a) == uf.find(b) || rejected.contains(&(a, b)) {
+    }
+
+    /// Joins the members of one bucket (positions in ascending order) exactly as verifying
+    /// every pair would, whatever the bucket's size: each member is compared with each
+    /// connected group of earlier members until one matches (a group it already belongs to is
+    /// skipped). Cost: one verification per member when the bucket is one cluster; pairs of
+    /// members only when the bucket holds many distinct clusters.
+    fn bucket(&mut self, bucket: &[u64]) -> Result<()> {
+        if bucket.len() < 2 {
+            return Ok(());
+        }
+        let mut sigs: Vec<Option<StoredSig>> = (0..bucket.len()).map(|_| None).collect();
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        for i in 0..bucket.len() {
+            if i > 0 && bucket[i] == bucket[i - 1] {
                 continue;
             }
-            let (sa, sb) = (store.read(a)?, store.read(b)?);
-            if self.is_duplicate(&sa, &sb) {
-                uf.union(a, b);
-            } else {
-                rejected.insert((a, b));
+            let a = bucket[i];
+            let mut joined: Vec<usize> = Vec::new();
+            for (g, members) in groups.iter().enumerate() {
+                if self.uf.find(bucket[members[0]]) == self.uf.find(a) {
+                    joined.push(g);
+                    continue;
+                }
+                for &m in members {
+                    let b = bucket[m];
+                    if self.rejected.contains(&(b, a)) {
+                        continue;
+                    }
+                    if sigs[i].is_none() {
+                        sigs[i] = Some(self.store.read(a)?);
+                    }
+                    if sigs[m].is_none() {
+                        sigs[m] = Some(self.store.read(b)?);
+                    }
+                    let (Some(sa), Some(sb)) = (&sigs[i], &sigs[m]) else {
+                        continue;
+                    };
+                    if is_duplicate(self.config, sa, sb) {
+                        self.uf.union(a, b);
+                        joined.push(g);
+                        break;
+                    }
+                    if self.rejected.len() < REJECTED_CACHE {
+                        self.rejected.insert((b, a));
+                    }
+                }
+            }
+            match joined.first() {
+                None => groups.push(vec![i]),
+                Some(&first) => {
+                    // `joined` ascends: removing from the back never moves a group still listed.
+                    for &g in joined[1..].iter().rev() {
+                        let moved = groups.swap_remove(g);
+                        groups[first].extend(moved);
+                    }
+                    groups[first].push(i);
+                }
             }
         }
         Ok(())
+    }
+
+    /// Feeds `(band key, position)` records sorted by key, one bucket per key.
+    fn sorted_records(&mut self, records: impl Iterator<Item = (u64, u64)>) -> Result<()> {
+        let mut bucket: Vec<u64> = Vec::new();
+        let mut current: Option<u64> = None;
+        for (key, pos) in records {
+            if current != Some(key) {
+                self.bucket(&bucket)?;
+                bucket.clear();
+                current = Some(key);
+            }
+            bucket.push(pos);
+        }
+        self.bucket(&bucket)
+    }
+}
+
+/// One cluster of near-duplicates: its members in position order and the kept one.
+struct Cluster {
+    members: Vec<u64>,
+    kept: u64,
+    kept_id: String,
+}
+
+/// The cluster decisions about one shard's documents, written by the cluster step of a
+/// distributed run (`.work/sK/cluster/NNNNN.json`) and handed to `absorb` by the apply step.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ShardClusters {
+    /// The shard.
+    pub shard: u32,
+    /// Its documents that belong to a cluster, in position order.
+    pub members: Vec<ClusterMember>,
+}
+
+/// One document of a cluster.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ClusterMember {
+    /// Packed position of the document.
+    pub pos: u64,
+    /// Packed position of the cluster's kept document.
+    pub kept: u64,
+    /// Documents in the cluster.
+    pub size: u64,
+    /// Id of the kept document.
+    pub kept_id: String,
+}
+
+impl SignatureStore {
+    /// The signature files the map step wrote to work folder `dir` for `shards`.
+    fn in_work_dir(dir: &Path, shards: &[u32], permutations: usize) -> Self {
+        let shards = shards
+            .iter()
+            .map(|&s| {
+                let sig = partitioned::signature_path(dir, s);
+                let ids = sig.with_extension("ids");
+                (s, (sig, ids, 0))
+            })
+            .collect();
+        SignatureStore {
+            shards,
+            open: Default::default(),
+            record_len: sig_record_len(permutations),
+            permutations,
+        }
+    }
+}
+
+/// Moves a finished spill file to `to` atomically (rename, or copy across filesystems).
+fn move_into_place(from: &Path, to: &Path) -> Result<()> {
+    if let Some(d) = to.parent() {
+        std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+    }
+    let tmp = temp_path(to);
+    if std::fs::rename(from, &tmp).is_err() {
+        if let Err(e) = std::fs::copy(from, &tmp) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io_error(&tmp, e, "writing a signature file"));
+        }
+        let _ = std::fs::remove_file(from);
+    }
+    File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("cannot fsync {}", tmp.display()))?;
+    std::fs::rename(&tmp, to)
+        .with_context(|| format!("cannot rename {} to {}", tmp.display(), to.display()))?;
+    sync_parent(to)
+}
+
+impl MinHashDeduper {
+    /// Chooses each cluster's kept document by the `keep` rule and reads its id.
+    fn choose_kept(&self, groups: Vec<Vec<u64>>, store: &SignatureStore) -> Result<Vec<Cluster>> {
+        let mut out = Vec::with_capacity(groups.len());
+        for g in groups {
+            let mut kept = g[0];
+            let mut kept_sig = store.read(kept)?;
+            if self.config.keep == KeepRule::Longest {
+                for &m in &g[1..] {
+                    let s = store.read(m)?;
+                    if s.text_len > kept_sig.text_len {
+                        kept = m;
+                        kept_sig = s;
+                    }
+                }
+            }
+            out.push(Cluster {
+                kept_id: store.read_id(kept, &kept_sig)?,
+                kept,
+                members: g,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Sets the decisions `process` applies from `(member, kept, size, kept id)` entries.
+    fn set_decisions<'s>(&mut self, members: impl Iterator<Item = (u64, u64, u64, &'s str)>) {
+        self.decisions.clear();
+        self.clusters.clear();
+        let mut index: HashMap<u64, u32> = HashMap::new();
+        for (pos, kept, size, kept_id) in members {
+            let cluster = *index.entry(kept).or_insert_with(|| {
+                self.clusters.push(ClusterInfo {
+                    kept_id: kept_id.to_string(),
+                    size,
+                });
+                (self.clusters.len() - 1) as u32
+            });
+            self.decisions.insert(
+                pos,
+                Decision {
+                    cluster,
+                    keep: pos == kept,
+                },
+            );
+        }
+    }
+}
+
+impl ClusterDedup for MinHashDeduper {
+    fn write_map(
+        &self,
+        dir: &Path,
+        shard: u32,
+        scan: Box<dyn Any + Send>,
+        partitions: usize,
+    ) -> Result<()> {
+        let scan = scan
+            .downcast::<Result<MinHashScan>>()
+            .ok()
+            .context("scan of the wrong type")?;
+        let scan = (*scan).with_context(|| format!("minhash scan of shard {shard}"))?;
+        let sig = partitioned::signature_path(dir, shard);
+        let ids = sig.with_extension("ids");
+        match &scan.signatures {
+            Some((sp, ip)) => {
+                ensure!(
+                    scan.first_index == 0,
+                    "shard {shard} was scanned from document {}, not 0",
+                    scan.first_index
+                );
+                move_into_place(sp, &sig)?;
+                move_into_place(ip, &ids)?;
+            }
+            None => {
+                write_atomic(&sig, &[])?;
+                write_atomic(&ids, &[])?;
+            }
+        }
+        let runs = reduce_runs(&self.spill, scan.runs)?;
+        let mut records = Vec::new();
+        merge_runs(&runs, |k, p| {
+            records.push((k, p));
+            Ok(())
+        })?;
+        for p in &runs {
+            let _ = std::fs::remove_file(p);
+        }
+        // Written last: the map file marks the shard's map step complete.
+        partitioned::write_records(&partitioned::map_path(dir, shard), records, partitions)
+    }
+
+    fn reduce(
+        &self,
+        dir: &Path,
+        shards: &[u32],
+        partition: usize,
+        partitions: usize,
+    ) -> Result<u64> {
+        let mut records: Vec<(u64, u64)> =
+            partitioned::read_partition(dir, shards, partition, partitions)?
+                .into_iter()
+                .map(|(_, key, pos)| (key, pos))
+                .collect();
+        records.sort_unstable();
+        let store = SignatureStore::in_work_dir(dir, shards, self.hasher.permutations());
+        let mut clusterer = BucketClusterer::new(&self.config, &store);
+        clusterer.sorted_records(records.into_iter())?;
+        let edges = clusterer.uf.edges();
+        partitioned::write_edges(&partitioned::edges_path(dir, partition), &edges)?;
+        Ok(edges.len() as u64)
+    }
+
+    fn cluster(&self, dir: &Path, shards: &[u32], partitions: usize) -> Result<u64> {
+        match partitioned::recorded_partitions(dir) {
+            Some(p) if p != partitions => bail!(
+                "partition count changed between phases: the map files in {} have {p} \
+                 partitions, the cluster step was given {partitions}",
+                dir.display()
+            ),
+            Some(_) => {}
+            None => bail!(
+                "no map files in {}: run the previous step first",
+                dir.join("map").display()
+            ),
+        }
+        let mut uf = UnionFind::default();
+        for p in 0..partitions {
+            for (a, b) in partitioned::read_edges(dir, p)? {
+                uf.union(a, b);
+            }
+        }
+        let store = SignatureStore::in_work_dir(dir, shards, self.hasher.permutations());
+        let clusters = self.choose_kept(uf.groups(), &store)?;
+        let mut per_shard: BTreeMap<u32, Vec<ClusterMember>> =
+            shards.iter().map(|&s| (s, Vec::new())).collect();
+        for c in &clusters {
+            for &m in &c.members {
+                per_shard
+                    .entry((m >> 40) as u32)
+                    .or_default()
+                    .push(ClusterMember {
+                        pos: m,
+                        kept: c.kept,
+                        size: c.members.len() as u64,
+                        kept_id: c.kept_id.clone(),
+                    });
+            }
+        }
+        for (shard, mut members) in per_shard {
+            members.sort_unstable_by_key(|m| m.pos);
+            let body = serde_json::to_vec(&ShardClusters { shard, members })?;
+            write_atomic(&partitioned::cluster_path(dir, shard), &body)?;
+        }
+        Ok(clusters.len() as u64)
+    }
+
+    fn load(&self, dir: &Path, shard: u32) -> Result<Box<dyn Any + Send>> {
+        let path = partitioned::cluster_path(dir, shard);
+        let bytes = std::fs::read(&path).with_context(|| {
+            format!(
+                "cluster file {} is missing: the cluster step has not finished",
+                path.display()
+            )
+        })?;
+        let clusters: ShardClusters = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not a datamill cluster file", path.display()))?;
+        ensure!(
+            clusters.shard == shard,
+            "{} holds shard {}, not {shard}",
+            path.display(),
+            clusters.shard
+        );
+        Ok(Box::new(clusters))
     }
 }
 
@@ -718,9 +1083,27 @@ impl Stage for MinHashDeduper {
         }))
     }
 
+    fn cluster_dedup(&self) -> Option<&dyn ClusterDedup> {
+        Some(self)
+    }
+
     fn absorb(&mut self, scans: Vec<(u32, Box<dyn Any + Send>)>) -> Result<()> {
-        self.decisions.clear();
-        self.clusters.clear();
+        if !scans.is_empty() && scans.iter().all(|(_, s)| s.as_ref().is::<ShardClusters>()) {
+            // Apply step of a distributed run: the cluster step decided already.
+            let mut all = Vec::new();
+            for (shard, scan) in scans {
+                let c = scan
+                    .downcast::<ShardClusters>()
+                    .ok()
+                    .with_context(|| format!("cluster decisions of shard {shard}"))?;
+                all.extend(c.members);
+            }
+            self.set_decisions(
+                all.iter()
+                    .map(|m| (m.pos, m.kept, m.size, m.kept_id.as_str())),
+            );
+            return Ok(());
+        }
         let permutations = self.hasher.permutations();
         let mut store = SignatureStore {
             shards: HashMap::new(),
@@ -746,72 +1129,35 @@ impl Stage for MinHashDeduper {
         }
         let runs = reduce_runs(&self.spill, runs)?;
 
-        let mut uf = UnionFind::default();
-        let mut rejected = HashSet::new();
-        let mut bucket: Vec<u64> = Vec::new();
+        let mut clusterer = BucketClusterer::new(&self.config, &store);
+        let mut merged = Vec::new();
+        // Buckets are handed over one at a time, in key order, as the merge streams them.
         let mut current: Option<u64> = None;
         merge_runs(&runs, |key, pos| {
             if current != Some(key) {
-                if bucket.len() > 1 {
-                    self.verify_bucket(&bucket, &store, &mut uf, &mut rejected)?;
-                }
-                bucket.clear();
+                clusterer.bucket(&merged)?;
+                merged.clear();
                 current = Some(key);
             }
-            bucket.push(pos);
+            merged.push(pos);
             Ok(())
         })?;
-        if bucket.len() > 1 {
-            self.verify_bucket(&bucket, &store, &mut uf, &mut rejected)?;
-        }
+        clusterer.bucket(&merged)?;
+        let groups = clusterer.uf.groups();
         for p in &runs {
             let _ = std::fs::remove_file(p);
         }
-
-        // Clusters, each with its members in position order (deterministic).
-        let members: Vec<u64> = uf.parent.keys().copied().collect();
-        let mut groups: HashMap<u64, Vec<u64>> = HashMap::new();
-        for m in members {
-            let root = uf.find(m);
-            groups.entry(root).or_default().push(m);
-        }
-        let mut groups: Vec<Vec<u64>> = groups.into_values().filter(|g| g.len() > 1).collect();
-        for g in &mut groups {
-            g.sort_unstable();
-        }
-        groups.sort_unstable();
-        for g in groups {
-            let mut kept = g[0];
-            let mut kept_sig = store.read(kept)?;
-            if self.config.keep == KeepRule::Longest {
-                for &m in &g[1..] {
-                    let s = store.read(m)?;
-                    if s.text_len > kept_sig.text_len {
-                        kept = m;
-                        kept_sig = s;
-                    }
-                }
-            }
-            let cluster = self.clusters.len() as u32;
-            self.clusters.push(ClusterInfo {
-                kept_id: store.read_id(kept, &kept_sig)?,
-                size: g.len() as u64,
-            });
-            for m in g {
-                self.decisions.insert(
-                    m,
-                    Decision {
-                        cluster,
-                        keep: m == kept,
-                    },
-                );
-            }
-        }
+        let clusters = self.choose_kept(groups, &store)?;
         // The decisions are in memory now; the spill files are no longer needed.
         drop(store);
         for p in sig_files {
             let _ = std::fs::remove_file(p);
         }
+        self.set_decisions(clusters.iter().flat_map(|c| {
+            c.members
+                .iter()
+                .map(move |&m| (m, c.kept, c.members.len() as u64, c.kept_id.as_str()))
+        }));
         Ok(())
     }
 
@@ -997,6 +1343,99 @@ mod tests {
         .unwrap();
         expected.sort_unstable();
         assert_eq!(got, expected);
+    }
+
+    /// Writes signature records for shard 0 and returns a store over them.
+    fn store_of(dir: &Path, sigs: &[Vec<u64>]) -> SignatureStore {
+        let (sp, ip) = (dir.join("s.sig"), dir.join("s.ids"));
+        let mut out = Vec::new();
+        for (i, mins) in sigs.iter().enumerate() {
+            for w in [i as u64, 100, 1000, 0, 0].iter().chain(mins) {
+                out.extend_from_slice(&w.to_le_bytes());
+            }
+        }
+        std::fs::write(&sp, out).unwrap();
+        std::fs::write(&ip, b"").unwrap();
+        let permutations = sigs[0].len();
+        SignatureStore {
+            shards: HashMap::from([(0, (sp, ip, 0))]),
+            open: Default::default(),
+            record_len: sig_record_len(permutations),
+            permutations,
+        }
+    }
+
+    #[test]
+    fn big_buckets_cluster_exactly_as_verifying_every_pair() {
+        // 80 members of one bucket in 3 families; each member changes up to 14 of its
+        // family's 128 minimums, so two members are duplicates (>= 116 equal, Jaccard 0.9)
+        // or not depending on their changes: similarity is not transitive here.
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = 11u64;
+        let bases: Vec<Vec<u64>> = (0..3)
+            .map(|_| (0..128).map(|_| splitmix(&mut state)).collect())
+            .collect();
+        let sigs: Vec<Vec<u64>> = (0..80)
+            .map(|i| {
+                let mut m = bases[(splitmix(&mut state) % 3) as usize].clone();
+                let changes = splitmix(&mut state) % 15;
+                for _ in 0..changes {
+                    let at = (splitmix(&mut state) % 128) as usize;
+                    m[at] = splitmix(&mut state) ^ i;
+                }
+                m
+            })
+            .collect();
+        let store = store_of(dir.path(), &sigs);
+        let config = stage("containment_threshold = 1.1").config;
+        let bucket: Vec<u64> = (0..80).collect();
+        let mut clusterer = BucketClusterer::new(&config, &store);
+        clusterer.bucket(&bucket).unwrap();
+        let got = clusterer.uf.groups();
+
+        let mut all_pairs = UnionFind::default();
+        let mut direct = 0;
+        let mut indirect = 0;
+        for a in 0..80u64 {
+            for b in a + 1..80 {
+                let (sa, sb) = (store.read(a).unwrap(), store.read(b).unwrap());
+                if is_duplicate(&config, &sa, &sb) {
+                    all_pairs.union(a, b);
+                    direct += 1;
+                }
+            }
+        }
+        let want = all_pairs.groups();
+        for g in &want {
+            for (i, &a) in g.iter().enumerate() {
+                for &b in &g[i + 1..] {
+                    let (sa, sb) = (store.read(a).unwrap(), store.read(b).unwrap());
+                    indirect += usize::from(!is_duplicate(&config, &sa, &sb));
+                }
+            }
+        }
+        assert!(
+            direct > 0 && indirect > 0,
+            "{direct} {indirect}: the case tests nothing"
+        );
+        // Pairing each member only with the first and its predecessor (the former shortcut
+        // for buckets over 32) misses some of these clusters.
+        let mut shortcut = UnionFind::default();
+        for b in 1..80u64 {
+            for a in [0, b - 1] {
+                if is_duplicate(&config, &store.read(a).unwrap(), &store.read(b).unwrap()) {
+                    shortcut.union(a, b);
+                }
+            }
+        }
+        assert_ne!(shortcut.groups(), want);
+        assert_eq!(got, want);
+        // The edges of the clusters rebuild the same clusters (what the reduce writes).
+        let mut rebuilt = UnionFind::default();
+        for (a, b) in clusterer.uf.edges() {
+            rebuilt.union(a, b);
+        }
+        assert_eq!(rebuilt.groups(), want);
     }
 
     #[test]

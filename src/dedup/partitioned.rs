@@ -8,6 +8,11 @@
 //! - **apply**: a rank rebuilds, for each of its shards, the shard's own first-seen map minus
 //!   that shard's drop hashes; the stage then keeps exactly what a single process keeps.
 //!
+//! MinHash near-dup dedup ([`crate::stage::ClusterDedup`]) uses the same map files (band key,
+//! position; several positions per key allowed) and adds per-shard signature files, one edge
+//! file per partition (the verified duplicate pairs) and one cluster file per shard (the
+//! decisions of the cluster step).
+//!
 //! All files are little-endian and written atomically.
 
 use std::collections::{HashMap, HashSet};
@@ -20,6 +25,7 @@ use crate::doc::write_atomic;
 
 const MAP_MAGIC: &[u8; 8] = b"DMMAP001";
 const DROP_MAGIC: &[u8; 8] = b"DMDROP01";
+const EDGE_MAGIC: &[u8; 8] = b"DMEDGE01";
 
 /// The map file of shard `shard` in folder `dir`.
 pub fn map_path(dir: &Path, shard: u32) -> PathBuf {
@@ -29,6 +35,26 @@ pub fn map_path(dir: &Path, shard: u32) -> PathBuf {
 /// The drop file of partition `partition` in folder `dir`.
 pub fn drop_path(dir: &Path, partition: usize) -> PathBuf {
     dir.join("drop").join(format!("p{partition:05}.drop"))
+}
+
+/// The edge file (verified near-duplicate pairs) of partition `partition` in folder `dir`.
+pub fn edges_path(dir: &Path, partition: usize) -> PathBuf {
+    dir.join("edges").join(format!("p{partition:05}.edges"))
+}
+
+/// The MinHash signature file of shard `shard` in folder `dir` (its ids: extension `ids`).
+pub fn signature_path(dir: &Path, shard: u32) -> PathBuf {
+    dir.join("sig").join(format!("{shard:05}.sig"))
+}
+
+/// The cluster decisions of shard `shard` in folder `dir`.
+pub fn cluster_path(dir: &Path, shard: u32) -> PathBuf {
+    dir.join("cluster").join(format!("{shard:05}.json"))
+}
+
+/// True when the reduce of `partition` has written its output (drop or edge file).
+pub fn reduced(dir: &Path, partition: usize) -> bool {
+    drop_path(dir, partition).exists() || edges_path(dir, partition).exists()
 }
 
 /// The partition count recorded in the map files already in `dir` (read from the first one's
@@ -59,9 +85,19 @@ pub fn partition_of(hash: u64, partitions: usize) -> usize {
 
 /// Writes one shard's first-seen map as a map file with `partitions` partitions.
 pub fn write_map(path: &Path, map: &FirstSeenMap, partitions: usize) -> Result<()> {
+    write_records(path, map.iter().map(|(&h, &at)| (h, at)), partitions)
+}
+
+/// Writes `(hash, packed position)` records (a hash may repeat) as a map file with
+/// `partitions` partitions, each sorted.
+pub fn write_records(
+    path: &Path,
+    records: impl IntoIterator<Item = (u64, u64)>,
+    partitions: usize,
+) -> Result<()> {
     ensure!(partitions > 0, "the partition count must be at least 1");
     let mut parts: Vec<Vec<(u64, u64)>> = vec![Vec::new(); partitions];
-    for (&h, &at) in map {
+    for (h, at) in records {
         parts[partition_of(h, partitions)].push((h, at));
     }
     let total: usize = parts.iter().map(Vec::len).sum();
@@ -163,17 +199,16 @@ impl MapFile {
     }
 }
 
-/// Reduces partition `partition`: reads that partition of every shard's map file and writes the
-/// drop file. `group_of` maps a shard to its dedup group. Returns the number of dropped hashes.
-pub fn reduce(
+/// The `(shard, hash, packed position)` records of partition `partition` of every shard's map
+/// file; an error when a map file is missing or was written with another partition count.
+pub fn read_partition(
     dir: &Path,
     shards: &[u32],
     partition: usize,
     partitions: usize,
-    group_of: impl Fn(u32) -> u32,
-) -> Result<u64> {
+) -> Result<Vec<(u32, u64, u64)>> {
     // Only partition `partition` of each map file is kept in memory, so a reduce task holds
-    // about 1/P of the run's distinct hashes.
+    // about 1/P of the run's records.
     let mut records: Vec<(u32, u64, u64)> = Vec::new();
     for &shard in shards {
         let m = MapFile::read(&map_path(dir, shard))?;
@@ -188,6 +223,56 @@ pub fn reduce(
         }
         records.extend(m.partition(partition).map(|(h, at)| (shard, h, at)));
     }
+    Ok(records)
+}
+
+/// Writes the verified near-duplicate pairs of one partition (sorted).
+pub fn write_edges(path: &Path, edges: &[(u64, u64)]) -> Result<()> {
+    let mut out = Vec::with_capacity(16 + 16 * edges.len());
+    out.extend_from_slice(EDGE_MAGIC);
+    out.extend_from_slice(&(edges.len() as u64).to_le_bytes());
+    for (a, b) in edges {
+        out.extend_from_slice(&a.to_le_bytes());
+        out.extend_from_slice(&b.to_le_bytes());
+    }
+    write_atomic(path, &out)
+}
+
+/// Reads the edge file of partition `partition`.
+pub fn read_edges(dir: &Path, partition: usize) -> Result<Vec<(u64, u64)>> {
+    let path = edges_path(dir, partition);
+    let bytes = std::fs::read(&path).with_context(|| {
+        format!(
+            "edge file {} is missing: the reduce step has not finished for partition {partition}",
+            path.display()
+        )
+    })?;
+    ensure!(
+        bytes.len() >= 16 && &bytes[..8] == EDGE_MAGIC,
+        "{} is not a datamill edge file",
+        path.display()
+    );
+    let n = u64_at(&bytes, 8) as usize;
+    ensure!(
+        n.checked_mul(16).and_then(|b| b.checked_add(16)) == Some(bytes.len()),
+        "{} is truncated",
+        path.display()
+    );
+    Ok((0..n)
+        .map(|i| (u64_at(&bytes, 16 + 16 * i), u64_at(&bytes, 24 + 16 * i)))
+        .collect())
+}
+
+/// Reduces partition `partition`: reads that partition of every shard's map file and writes the
+/// drop file. `group_of` maps a shard to its dedup group. Returns the number of dropped hashes.
+pub fn reduce(
+    dir: &Path,
+    shards: &[u32],
+    partition: usize,
+    partitions: usize,
+    group_of: impl Fn(u32) -> u32,
+) -> Result<u64> {
+    let records = read_partition(dir, shards, partition, partitions)?;
     let mut first: HashMap<(u32, u64), u64> = HashMap::with_capacity(records.len());
     for &(shard, h, at) in &records {
         first

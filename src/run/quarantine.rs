@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::doc::{sync_parent, temp_path};
+use crate::doc::{io_error, sync_parent, temp_path};
 
 /// A record the reader set aside, as written to `quarantine/NNNNN.jsonl`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -57,15 +57,15 @@ impl QuarantineWriter {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("cannot create {}", dir.display()))?;
             }
-            let tmp = temp_path(path);
-            let file =
-                File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+            let file = File::create(temp_path(path))
+                .map_err(|e| io_error(path, e, "creating the quarantine file"))?;
             self.out = Some(BufWriter::with_capacity(64 << 10, file));
         }
         if let Some(out) = self.out.as_mut() {
-            serde_json::to_writer(&mut *out, rec)?;
-            out.write_all(b"\n")
-                .with_context(|| format!("cannot write {}", temp_path(path).display()))?;
+            serde_json::to_writer(&mut *out, rec)
+                .map_err(std::io::Error::from)
+                .and_then(|()| out.write_all(b"\n"))
+                .map_err(|e| io_error(path, e, "writing the quarantine file"))?;
         }
         Ok(())
     }
@@ -90,12 +90,15 @@ impl QuarantineWriter {
                 let _ = std::fs::remove_file(&tmp);
             }
             Some(out) => {
-                let file = out
+                let synced = out
                     .into_inner()
-                    .map_err(|e| anyhow::anyhow!("cannot flush {}: {}", tmp.display(), e))?;
-                file.sync_all()
-                    .with_context(|| format!("cannot fsync {}", tmp.display()))?;
-                drop(file);
+                    .map_err(|e| e.into_error())
+                    .and_then(|file| file.sync_all());
+                if let Err(e) = synced {
+                    // Never leave a half-written file behind, even under its temporary name.
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(io_error(&path, e, "finishing the quarantine file"));
+                }
                 std::fs::rename(&tmp, &path).with_context(|| {
                     format!("cannot rename {} to {}", tmp.display(), path.display())
                 })?;

@@ -60,20 +60,25 @@ pub enum Step {
     Segment(usize),
     /// Reduce of the dedup stage starting segment K: partition `rank` of `world_size`.
     Reduce(usize),
+    /// Cluster step of the near-duplicate stage starting segment K (one task): joins the
+    /// reduce's edges of every partition and writes each shard's decisions.
+    Cluster(usize),
 }
 
 impl std::str::FromStr for Step {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<Step> {
         let num = |rest: &str| {
-            rest.parse::<usize>()
-                .with_context(|| format!("bad step `{s}`: expected all, segment-K or reduce-K"))
+            rest.parse::<usize>().with_context(|| {
+                format!("bad step `{s}`: expected all, segment-K, reduce-K or cluster-K")
+            })
         };
         match s {
             "all" => Ok(Step::All),
             _ if s.starts_with("segment-") => Ok(Step::Segment(num(&s[8..])?)),
             _ if s.starts_with("reduce-") => Ok(Step::Reduce(num(&s[7..])?)),
-            _ => bail!("bad step `{s}`: expected all, segment-K or reduce-K"),
+            _ if s.starts_with("cluster-") => Ok(Step::Cluster(num(&s[8..])?)),
+            _ => bail!("bad step `{s}`: expected all, segment-K, reduce-K or cluster-K"),
         }
     }
 }
@@ -281,7 +286,7 @@ pub fn run_config(config: &PipelineConfig, opts: &RunOptions) -> Result<RunSumma
     let steps = match opts.step {
         Step::All => segments.len(),
         Step::Segment(_) => 1,
-        Step::Reduce(_) => 0,
+        Step::Reduce(_) | Step::Cluster(_) => 0,
     };
     let progress = Progress::start(opts.progress, files.len() * steps, 0);
     let ctx = RunContext {
@@ -359,22 +364,56 @@ pub fn run_config(config: &PipelineConfig, opts: &RunOptions) -> Result<RunSumma
                 format!("segment {k} does not start with a deduplication stage")
             })?;
             let stage = stages[seg.stages.start].as_ref();
-            let group = stage
-                .dedup_group_size()
-                .with_context(|| format!("stage `{}` cannot run across ranks", stage.name()))?;
             let shards: Vec<u32> = (0..all.len() as u32).collect();
             let dir = work_dir(&out_dir, k);
-            let dropped = partitioned::reduce(&dir, &shards, opts.rank, world, |s| {
-                s.checked_div(group).unwrap_or(0)
+            if let Some(near) = stage.cluster_dedup() {
+                let edges = near.reduce(&dir, &shards, opts.rank, world)?;
+                tracing::info!(
+                    "reduce {k}: partition {} of {world}: {edges} verified near-duplicate edges",
+                    opts.rank
+                );
+            } else {
+                let group = stage
+                    .dedup_group_size()
+                    .with_context(|| format!("stage `{}` cannot run across ranks", stage.name()))?;
+                let dropped = partitioned::reduce(&dir, &shards, opts.rank, world, |s| {
+                    s.checked_div(group).unwrap_or(0)
+                })?;
+                tracing::info!(
+                    "reduce {k}: partition {} of {world}: {dropped} duplicate hashes",
+                    opts.rank
+                );
+            }
+        }
+        Step::Cluster(k) => {
+            let seg = segments.get(k).filter(|s| s.index > 0).with_context(|| {
+                format!("segment {k} does not start with a deduplication stage")
             })?;
-            tracing::info!(
-                "reduce {k}: partition {} of {world}: {dropped} duplicate hashes",
-                opts.rank
-            );
+            let stage = stages[seg.stages.start].as_ref();
+            let near = stage.cluster_dedup().with_context(|| {
+                format!(
+                    "stage `{}` has no cluster step (only near-duplicate dedup has)",
+                    stage.name()
+                )
+            })?;
+            let shards: Vec<u32> = (0..all.len() as u32).collect();
+            let clusters = near.cluster(&work_dir(&out_dir, k), &shards, opts.partitions.max(1))?;
+            tracing::info!("cluster {k}: {clusters} clusters of near-duplicates");
         }
     }
+    finish_summary(summary, &files, &out_dir, &progress, started)
+}
+
+/// Ends the progress display and adds this rank's shard stats, time and memory to `summary`.
+fn finish_summary(
+    mut summary: RunSummary,
+    files: &[InputFile],
+    out_dir: &Path,
+    progress: &Progress,
+    started: Instant,
+) -> Result<RunSummary> {
     progress.finish();
-    for f in &files {
+    for f in files {
         let path = out_dir.join(format!("{}.stats.json", shard_name(f.index)));
         if let Ok(bytes) = std::fs::read(&path) {
             let s: ShardStats = serde_json::from_slice(&bytes)
@@ -408,8 +447,11 @@ pub struct SegmentState {
     pub mapped: Vec<bool>,
     /// Partition count recorded by the map step, if any.
     pub partitions: Option<usize>,
-    /// Per partition: its reduce (drop file) is done.
+    /// Per partition: its reduce (drop or edge file) is done.
     pub reduced: Vec<bool>,
+    /// For a near-duplicate stage: whether its cluster step has written every shard's
+    /// decisions (`None` for other stages).
+    pub clustered: Option<bool>,
 }
 
 /// Reads the state of the run of `config` from its output folder.
@@ -437,6 +479,7 @@ pub fn run_state(config: &PipelineConfig) -> Result<RunState> {
     for seg in plan_segments(config, &stages)? {
         let dir = work_dir(out_dir, seg.index);
         let partitions = partitioned::recorded_partitions(&dir);
+        let near = seg.index > 0 && stages[seg.stages.start].cluster_dedup().is_some();
         segments.push(SegmentState {
             complete: files
                 .iter()
@@ -449,8 +492,13 @@ pub fn run_state(config: &PipelineConfig) -> Result<RunState> {
                 .collect(),
             partitions,
             reduced: (0..partitions.unwrap_or(0))
-                .map(|p| partitioned::drop_path(&dir, p).exists())
+                .map(|p| partitioned::reduced(&dir, p))
                 .collect(),
+            clustered: near.then(|| {
+                files
+                    .iter()
+                    .all(|f| partitioned::cluster_path(&dir, f.index).exists())
+            }),
         });
     }
     Ok(RunState { inputs, segments })
@@ -486,11 +534,9 @@ fn process_segment(
         .collect();
     for (index, r) in results {
         if let Err(e) = r {
-            summary.failures.push(format!(
-                "shard {} (segment {}): {e:#}",
-                shard_name(index),
-                seg.index
-            ));
+            let failure = format!("shard {} (segment {}): {e:#}", shard_name(index), seg.index);
+            tracing::error!("{failure}");
+            summary.failures.push(failure);
         }
     }
 }
@@ -511,6 +557,11 @@ fn write_partitioned_scans(ctx: &RunContext, next: &Segment, stage: &dyn Stage) 
         }
     }
     let scans = scan_segment_input(ctx, next, stage)?;
+    if let Some(near) = stage.cluster_dedup() {
+        return scans
+            .into_par_iter()
+            .try_for_each(|(shard, scan)| near.write_map(&dir, shard, scan, partitions));
+    }
     scans.into_par_iter().try_for_each(|(shard, scan)| {
         let map = scan
             .downcast::<FirstSeenMap>()
@@ -527,7 +578,7 @@ fn load_partitioned_scans(
     seg: &Segment,
     stage: &dyn Stage,
 ) -> Result<Vec<(u32, Box<dyn std::any::Any + Send>)>> {
-    if stage.dedup_group_size().is_none() {
+    if stage.dedup_group_size().is_none() && stage.cluster_dedup().is_none() {
         bail!("stage `{}` cannot run across ranks", stage.name());
     }
     let dir = work_dir(ctx.out_dir, seg.index);
@@ -543,6 +594,13 @@ fn load_partitioned_scans(
              given {}",
             ctx.opts.partitions
         );
+    }
+    if let Some(near) = stage.cluster_dedup() {
+        return ctx
+            .files
+            .iter()
+            .map(|f| Ok((f.index, near.load(&dir, f.index)?)))
+            .collect();
     }
     let mut scans: Vec<(u32, Box<dyn std::any::Any + Send>)> = ctx
         .files
@@ -823,7 +881,13 @@ fn process_shard(
     read_stats.docs_in += quarantine.records();
 
     let output = writer.finish()?;
+    // From here on the shard is visible under its final name; if its stats or manifest cannot
+    // be written (a full disk), it is removed again, so no shard is left without its manifest.
+    let mut placed = Uncommitted(vec![dir.join(&output.file)]);
     let rejected = rejected.finish()?;
+    placed
+        .0
+        .extend(rejected.iter().map(|r| ctx.out_dir.join(&r.file)));
     let mut quarantined = quarantine.finish()?;
 
     let mut all_stats = Vec::new();
@@ -849,10 +913,9 @@ fn process_shard(
         input: shown.clone(),
         stages: all_stats,
     };
-    write_atomic(
-        &dir.join(format!("{name}.stats.json")),
-        &serde_json::to_vec_pretty(&shard_stats)?,
-    )?;
+    let stats_path = dir.join(format!("{name}.stats.json"));
+    placed.0.push(stats_path.clone());
+    write_atomic(&stats_path, &serde_json::to_vec_pretty(&shard_stats)?)?;
     let manifest = Manifest {
         input: f.path.to_string_lossy().into_owned(),
         input_bytes: f.bytes,
@@ -865,8 +928,21 @@ fn process_shard(
         &manifest_path(ctx.out_dir, seg, f.index),
         &serde_json::to_vec_pretty(&manifest)?,
     )?;
+    placed.0.clear();
     ctx.progress.file_done();
     Ok(())
+}
+
+/// Files of a shard already renamed into place whose manifest is not written yet; removed
+/// when dropped (the shard failed) unless cleared first.
+struct Uncommitted(Vec<PathBuf>);
+
+impl Drop for Uncommitted {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 impl RunSummary {

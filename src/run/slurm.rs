@@ -1,5 +1,6 @@
 //! Runs a pipeline on a Slurm cluster: one array job per segment step, the dedup reduce steps
-//! between them, chained with `--dependency=afterok`. Resubmitting sends only unfinished work.
+//! (and, for MinHash, the one-task cluster step) between them, chained with
+//! `--dependency=afterok`. Resubmitting sends only unfinished work.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -130,6 +131,27 @@ pub fn submit(opts: &SubmitOptions) -> Result<Vec<SubmittedJob>> {
                 previous = Some(job.job_id.clone());
                 jobs.push(job);
                 resubmitting = true;
+            }
+            // Near-duplicate dedup: one task joins every partition's edges into clusters.
+            if let Some(done) = state.segments[k].clustered {
+                if resubmitting || !done {
+                    let step = format!("cluster-{k}");
+                    let job = submit_step(
+                        opts,
+                        &exe,
+                        &pipeline,
+                        &cwd,
+                        &config,
+                        &slurm_dir,
+                        &step,
+                        &[0],
+                        1,
+                        previous.as_deref(),
+                    )?;
+                    previous = Some(job.job_id.clone());
+                    jobs.push(job);
+                    resubmitting = true;
+                }
             }
         }
         let ranks = if resubmitting {
@@ -302,6 +324,10 @@ pub fn status(pipeline: &Path, output: &Option<PathBuf>, tasks: usize) -> Result
                     .map(|p| p.to_string())
                     .unwrap_or_else(|| "?".into())
             ));
+        }
+        if let Some(done) = seg.clustered {
+            let state = if done { "done" } else { "pending" };
+            out.push_str(&format!("cluster-{k}: {state}\n"));
         }
         let done = seg.complete.iter().filter(|d| **d).count();
         out.push_str(&format!(

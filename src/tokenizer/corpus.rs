@@ -46,7 +46,7 @@ fn one() -> u64 {
 pub struct WordCounts {
     /// Word (with ' ' standing for `▁`, the dummy prefix included) -> weighted count, in
     /// disjoint shards.
-    pub words: Vec<HashTable<(Box<str>, u64)>>,
+    pub words: Vec<WordTable>,
     /// Lines counted.
     pub lines: u64,
     /// Bytes of the lines counted.
@@ -59,6 +59,79 @@ impl WordCounts {
     /// Distinct words.
     pub fn distinct(&self) -> usize {
         self.words.iter().map(|m| m.len()).sum()
+    }
+}
+
+/// Distinct words with their weighted counts, stored back to back in one byte arena (an
+/// 8-byte aligned record per word: count `u64`, length `u32`, the bytes), so that a word costs
+/// no allocation of its own and a pass over all words reads memory in order.
+#[derive(Default)]
+pub struct WordTable {
+    arena: Vec<u8>,
+    /// Record offsets divided by 8.
+    index: HashTable<u32>,
+}
+
+/// Bytes before a record's text: count and length.
+const RECORD_HEAD: usize = 12;
+
+impl WordTable {
+    /// Distinct words.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// True when no word was added.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// The word of the record at byte `at`.
+    fn word_at(arena: &[u8], at: usize) -> &[u8] {
+        let len = u32::from_le_bytes(arena[at + 8..at + 12].try_into().expect("4 bytes")) as usize;
+        &arena[at + RECORD_HEAD..at + RECORD_HEAD + len]
+    }
+
+    /// Adds `weight` to the count of `word`, whose `FxBuildHasher` hash is `h`.
+    fn add(&mut self, word: &str, h: u64, weight: u64) -> Result<()> {
+        let WordTable { arena, index } = self;
+        let word = word.as_bytes();
+        if let Some(&slot) = index.find(h, |&slot| Self::word_at(arena, slot as usize * 8) == word)
+        {
+            let at = slot as usize * 8;
+            let count = u64::from_le_bytes(arena[at..at + 8].try_into().expect("8 bytes"));
+            arena[at..at + 8].copy_from_slice(&(count + weight).to_le_bytes());
+            return Ok(());
+        }
+        let at = arena.len();
+        let Ok(slot) = u32::try_from(at / 8) else {
+            bail!("more than 32 GB of distinct words in one counting shard: lower max_bytes");
+        };
+        arena.extend_from_slice(&weight.to_le_bytes());
+        arena.extend_from_slice(&(word.len() as u32).to_le_bytes());
+        arena.extend_from_slice(word);
+        arena.resize(arena.len().next_multiple_of(8), 0);
+        index.insert_unique(h, slot, |&s| {
+            FxBuildHasher.hash_one(Self::word_at(arena, s as usize * 8))
+        });
+        Ok(())
+    }
+
+    /// Every word with its count, in the order first seen.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> + '_ {
+        let arena = &self.arena;
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            if at >= arena.len() {
+                return None;
+            }
+            let count = u64::from_le_bytes(arena[at..at + 8].try_into().expect("8 bytes"));
+            let word = Self::word_at(arena, at);
+            at = (at + RECORD_HEAD + word.len()).next_multiple_of(8);
+            // Only `&str` words are ever stored.
+            let word = std::str::from_utf8(word).expect("stored words are UTF-8");
+            Some((word, count))
+        })
     }
 }
 
@@ -90,7 +163,8 @@ pub fn count_words(
                     let mut counter = ShardCounter {
                         shard: shard as u64,
                         shards: workers as u64,
-                        words: HashTable::new(),
+                        words: WordTable::default(),
+                        error: None,
                         lines: 0,
                         bytes: 0,
                         long_lines: 0,
@@ -122,6 +196,9 @@ pub fn count_words(
                 total.bytes = part.bytes;
                 total.long_lines = part.long_lines;
             }
+            if let Some(e) = part.error {
+                return Err(e);
+            }
             total.words.push(part.words);
         }
         read?;
@@ -133,7 +210,9 @@ pub fn count_words(
 struct ShardCounter {
     shard: u64,
     shards: u64,
-    words: HashTable<(Box<str>, u64)>,
+    words: WordTable,
+    /// The first error (the table is full); later words are not counted.
+    error: Option<anyhow::Error>,
     lines: u64,
     bytes: u64,
     long_lines: u64,
@@ -144,17 +223,13 @@ impl ShardCounter {
     fn add_word(&mut self, word: &str, weight: u64) {
         // One hash per word: it picks the shard (middle bits; the table indexes with the low
         // ones) and then finds the word in the table.
-        let h = FxBuildHasher.hash_one(word);
+        let h = FxBuildHasher.hash_one(word.as_bytes());
         if (h >> 32) % self.shards != self.shard {
             return;
         }
-        match self.words.find_mut(h, |(k, _)| **k == *word) {
-            Some((_, c)) => *c += weight,
-            None => {
-                self.words
-                    .insert_unique(h, (word.into(), weight), |(k, _)| {
-                        FxBuildHasher.hash_one(&**k)
-                    });
+        if self.error.is_none() {
+            if let Err(e) = self.words.add(word, h, weight) {
+                self.error = Some(e);
             }
         }
     }

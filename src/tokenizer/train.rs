@@ -20,7 +20,7 @@ use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 use serde::Deserialize;
 use unicode_script::{Script, UnicodeScript};
 
-use super::corpus::{count_words, SourceConfig, WordCounts};
+use super::corpus::{count_words, SourceConfig, WordCounts, WordTable};
 use super::model::{piece_of_byte, WS};
 use super::proto::{
     ModelProto, NormalizerSpec, PieceType, SentencePiece, TrainerSpec, MODEL_TYPE_BPE,
@@ -243,48 +243,212 @@ fn permanent_break(x: &SymInfo, y: &SymInfo) -> bool {
         || (y.ws != 0 && x.ws == 0)
 }
 
-/// The distinct runs of symbols the merges work on: runs in one arena, with their counts.
+/// A distinct run of symbols: where it is in the arena and how often it occurs.
+#[derive(Clone, Copy)]
+struct Span {
+    start: u32,
+    len: u32,
+    count: u64,
+}
+
+/// The distinct runs of symbols of one counting shard, with their pair counts.
+#[derive(Default)]
 struct Runs {
     arena: Vec<u32>,
-    starts: Vec<u32>,
-    lens: Vec<u32>,
-    counts: Vec<u64>,
+    spans: Vec<Span>,
     /// Run index by content, to add the count of a repeated run to its first copy.
     seen: HashTable<u32>,
-    hasher: FxBuildHasher,
+    /// Live pair -> (count, the runs holding it).
+    pairs: FxHashMap<u64, (i64, Vec<u32>)>,
 }
 
 impl Runs {
-    /// Ends the run `arena[start..]` of a word seen `count` times: dropped if it has no pair,
-    /// added to an equal earlier run, or kept as a new run.
-    fn close(&mut self, start: usize, count: u64) {
+    /// Ends the run `arena[start..]` of a word seen `count` times: dropped if it has no pair
+    /// or belongs to another shard (`(hash >> 32) % shards != shard`), added to an equal
+    /// earlier run, or kept as a new run.
+    fn close(&mut self, start: usize, count: u64, shard: u64, shards: u64) {
         if self.arena.len() - start < 2 {
             self.arena.truncate(start);
             return;
         }
+        let h = FxBuildHasher.hash_one(&self.arena[start..]);
+        if (h >> 32) % shards != shard {
+            self.arena.truncate(start);
+            return;
+        }
         let Runs {
-            arena,
-            starts,
-            lens,
-            counts,
-            seen,
-            hasher,
+            arena, spans, seen, ..
         } = self;
-        let run_of = |w: u32| &arena[starts[w as usize] as usize..][..lens[w as usize] as usize];
+        let run_of = |w: u32| {
+            let sp = spans[w as usize];
+            &arena[sp.start as usize..][..sp.len as usize]
+        };
         let run = &arena[start..];
-        let h = hasher.hash_one(run);
         if let Some(&w) = seen.find(h, |&w| run_of(w) == run) {
-            counts[w as usize] += count;
+            spans[w as usize].count += count;
             arena.truncate(start);
             return;
         }
-        let w = starts.len() as u32;
-        starts.push(start as u32);
-        lens.push((arena.len() - start) as u32);
-        counts.push(count);
-        let run_of = |w: u32| &arena[starts[w as usize] as usize..][..lens[w as usize] as usize];
-        seen.insert_unique(h, w, |&w| hasher.hash_one(run_of(w)));
+        let w = spans.len() as u32;
+        spans.push(Span {
+            start: start as u32,
+            len: (arena.len() - start) as u32,
+            count,
+        });
+        let run_of = |w: u32| {
+            let sp = spans[w as usize];
+            &arena[sp.start as usize..][..sp.len as usize]
+        };
+        seen.insert_unique(h, w, |&w| FxBuildHasher.hash_one(run_of(w)));
     }
+
+    /// Cuts every word of `tables` into its runs between permanent breaks (no merge can ever
+    /// join across one, so a merge rescans only the run it touched), stores each distinct run
+    /// of hash shard `shard` of `shards` once, then counts the valid pairs of the runs.
+    fn build(
+        tables: &[WordTable],
+        shard: u64,
+        shards: u64,
+        symbols: &SymbolTable,
+        max_chars: usize,
+    ) -> Result<Runs> {
+        let syms = &symbols.syms;
+        let words: usize = tables.iter().map(|t| t.len()).sum();
+        let mut runs = Runs {
+            seen: HashTable::with_capacity(words / shards as usize),
+            spans: Vec::with_capacity(words / shards as usize),
+            ..Default::default()
+        };
+        for (w, c) in tables.iter().flat_map(|t| t.iter()) {
+            let mut start = runs.arena.len();
+            let mut prev: Option<u32> = None;
+            for ch in w.chars() {
+                let sym = symbols.of_char(ch);
+                if let Some(p) = prev {
+                    if permanent_break(&syms[p as usize], &syms[sym as usize]) {
+                        runs.close(start, c, shard, shards);
+                        start = runs.arena.len();
+                    }
+                }
+                runs.arena.push(sym);
+                prev = Some(sym);
+            }
+            runs.close(start, c, shard, shards);
+            if runs.arena.len() > u32::MAX as usize {
+                bail!("the sample has too many distinct words; lower max_bytes");
+            }
+        }
+        runs.seen = HashTable::new();
+        runs.arena.shrink_to_fit();
+        for (w, sp) in runs.spans.iter().enumerate() {
+            let word = &runs.arena[sp.start as usize..][..sp.len as usize];
+            for i in 0..word.len() - 1 {
+                let (a, b) = (word[i], word[i + 1]);
+                if merged_info(&syms[a as usize], &syms[b as usize], max_chars).is_none() {
+                    continue;
+                }
+                let (count, list) = runs.pairs.entry(pair_key(a, b)).or_default();
+                *count += sp.count as i64;
+                if list.last() != Some(&(w as u32)) {
+                    list.push(w as u32);
+                }
+            }
+        }
+        Ok(runs)
+    }
+
+    /// Appends the runs of `other` (another hash shard), adding its pair counts and lists.
+    fn append(&mut self, other: Runs) -> Result<()> {
+        let base = u32::try_from(self.arena.len())
+            .ok()
+            .filter(|b| b.checked_add(other.arena.len() as u32).is_some())
+            .context("the sample has too many distinct words; lower max_bytes")?;
+        let first = self.spans.len() as u32;
+        self.arena.extend_from_slice(&other.arena);
+        self.spans.extend(other.spans.iter().map(|sp| Span {
+            start: sp.start + base,
+            ..*sp
+        }));
+        for (k, (count, list)) in other.pairs {
+            let (c, l) = self.pairs.entry(k).or_default();
+            *c += count;
+            l.extend(list.iter().map(|w| w + first));
+        }
+        Ok(())
+    }
+}
+
+/// The pair key of symbols `a`, `b`.
+fn pair_key(a: u32, b: u32) -> u64 {
+    ((a as u64) << 32) | b as u64
+}
+
+/// The symbols (0 = barrier, then the alphabet, then merged pieces) and the character lookup.
+struct SymbolTable {
+    syms: Vec<SymInfo>,
+    /// Symbol of each Basic Multilingual Plane character (BARRIER when outside the alphabet).
+    bmp: Vec<u32>,
+    /// Symbols of the alphabet's characters beyond the BMP.
+    astral: FxHashMap<char, u32>,
+}
+
+impl SymbolTable {
+    fn new(alphabet: &[char]) -> Self {
+        let mut table = SymbolTable {
+            syms: vec![SymInfo {
+                text: String::new(),
+                chars: 1,
+                ws: 0,
+                script: 0,
+                frozen: true,
+            }],
+            bmp: vec![BARRIER; 0x10000],
+            astral: FxHashMap::default(),
+        };
+        for &ch in alphabet {
+            let id = table.syms.len() as u32;
+            if (ch as u32) < 0x10000 {
+                table.bmp[ch as usize] = id;
+            } else {
+                table.astral.insert(ch, id);
+            }
+            table.syms.push(char_info(ch));
+        }
+        table
+    }
+
+    /// The symbol of a character of a counted word (' ' stands for `▁`).
+    #[inline]
+    fn of_char(&self, ch: char) -> u32 {
+        let ch = if ch == ' ' { WS } else { ch };
+        match self.bmp.get(ch as usize) {
+            Some(&s) => s,
+            None => *self.astral.get(&ch).unwrap_or(&BARRIER),
+        }
+    }
+}
+
+/// Character frequencies of a word table (' ' counted as `▁`).
+fn char_frequencies(table: &WordTable) -> FxHashMap<char, u64> {
+    let mut bmp = vec![0u64; 0x10000];
+    let mut astral: FxHashMap<char, u64> = FxHashMap::default();
+    for (w, c) in table.iter() {
+        for ch in w.chars() {
+            let ch = if ch == ' ' { WS } else { ch };
+            match bmp.get_mut(ch as usize) {
+                Some(f) => *f += c,
+                None => *astral.entry(ch).or_insert(0) += c,
+            }
+        }
+    }
+    for (i, &f) in bmp.iter().enumerate() {
+        if f > 0 {
+            if let Some(ch) = char::from_u32(i as u32) {
+                astral.insert(ch, f);
+            }
+        }
+    }
+    astral
 }
 
 /// The merged symbol of `a` + `b` if LLaMA's rules allow it (sentencepiece's
@@ -319,11 +483,21 @@ fn train_from_counts(
     report: &mut TrainReport,
 ) -> Result<ModelProto> {
     // Alphabet by coverage: most frequent characters first; tab and NUL never.
+    let parts: Vec<FxHashMap<char, u64>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = counts
+            .words
+            .iter()
+            .map(|t| scope.spawn(move || char_frequencies(t)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("character counting thread"))
+            .collect()
+    });
     let mut char_freq: FxHashMap<char, u64> = FxHashMap::default();
-    for (w, c) in counts.words.iter().flatten().map(|(w, c)| (w, *c)) {
-        for ch in w.chars() {
-            let ch = if ch == ' ' { WS } else { ch };
-            *char_freq.entry(ch).or_insert(0) += c;
+    for part in parts {
+        for (ch, f) in part {
+            *char_freq.entry(ch).or_insert(0) += f;
         }
     }
     let total: u64 = char_freq.values().sum();
@@ -358,88 +532,50 @@ fn train_from_counts(
         peak_rss_mb()
     );
 
-    // Symbols: 0 = barrier, then the alphabet.
-    let mut syms: Vec<SymInfo> = vec![SymInfo {
-        text: String::new(),
-        chars: 1,
-        ws: 0,
-        script: 0,
-        frozen: true,
-    }];
-    let mut sym_of_char: FxHashMap<char, u32> = FxHashMap::default();
-    for &ch in &alphabet {
-        sym_of_char.insert(ch, syms.len() as u32);
-        syms.push(char_info(ch));
-    }
-    let mut sym_of_text: FxHashMap<String, u32> = syms
+    let symbols = SymbolTable::new(&alphabet);
+    let mut sym_of_text: FxHashMap<String, u32> = symbols
+        .syms
         .iter()
         .enumerate()
         .skip(1)
         .map(|(i, s)| (s.text.clone(), i as u32))
         .collect();
 
-    // Words as symbol runs in one arena.
-    let n_words = counts.distinct();
-    let mut runs = Runs {
-        arena: Vec::new(),
-        starts: Vec::with_capacity(n_words),
-        lens: Vec::with_capacity(n_words),
-        counts: Vec::with_capacity(n_words),
-        seen: HashTable::with_capacity(n_words),
-        hasher: FxBuildHasher,
-    };
-    // A word is stored as its runs between permanent breaks (no merge can ever join across
-    // one), so a merge rescans only the run it touched; runs of one symbol are dropped and
-    // equal runs are stored once with their counts added.
-    for (w, c) in counts.words.into_iter().flatten() {
-        let mut start = runs.arena.len();
-        let mut prev: Option<u32> = None;
-        for ch in w.chars() {
-            let ch = if ch == ' ' { WS } else { ch };
-            let sym = *sym_of_char.get(&ch).unwrap_or(&BARRIER);
-            if let Some(p) = prev {
-                if permanent_break(&syms[p as usize], &syms[sym as usize]) {
-                    runs.close(start, c);
-                    start = runs.arena.len();
-                }
-            }
-            runs.arena.push(sym);
-            prev = Some(sym);
+    // Words as symbol runs in one arena, built in parallel: each thread keeps the runs of
+    // one hash shard, so no run is stored twice.
+    let built: Vec<Result<Runs>> = std::thread::scope(|scope| {
+        let symbols = &symbols;
+        let tables = &counts.words[..];
+        let shards = tables.len().max(1) as u64;
+        let handles: Vec<_> = (0..shards)
+            .map(|shard| {
+                scope.spawn(move || {
+                    Runs::build(tables, shard, shards, symbols, config.max_piece_chars)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("run building thread"))
+            .collect()
+    });
+    drop(counts);
+    let mut runs = Runs::default();
+    for part in built {
+        let part = part?;
+        if runs.spans.is_empty() {
+            runs = part;
+        } else {
+            runs.append(part)?;
         }
-        runs.close(start, c);
     }
     let Runs {
         mut arena,
-        starts,
-        mut lens,
-        counts: wcount,
+        mut spans,
+        mut pairs,
         ..
     } = runs;
-    arena.shrink_to_fit();
-    if arena.len() > u32::MAX as usize {
-        bail!("the sample has too many distinct words; lower max_bytes");
-    }
-
-    // Pair counts and where they occur.
-    let key = |a: u32, b: u32| ((a as u64) << 32) | b as u64;
-    // Live pair -> (count, the runs holding it); one table for both.
-    let mut pairs: FxHashMap<u64, (i64, Vec<u32>)> = FxHashMap::default();
-    for w in 0..starts.len() {
-        let s = starts[w] as usize;
-        let word = &arena[s..s + lens[w] as usize];
-        for i in 0..word.len() - 1 {
-            let (a, b) = (word[i], word[i + 1]);
-            if merged_info(&syms[a as usize], &syms[b as usize], config.max_piece_chars).is_none() {
-                continue;
-            }
-            let k = key(a, b);
-            let (count, list) = pairs.entry(k).or_default();
-            *count += wcount[w] as i64;
-            if list.last() != Some(&(w as u32)) {
-                list.push(w as u32);
-            }
-        }
-    }
+    let mut syms = symbols.syms;
     // Word lists gather stale and repeated entries; they are rebuilt from the words when
     // the entries pushed since the last build outgrow the build.
     let mut list_entries: usize = pairs.values().map(|p| p.1.len()).sum();
@@ -447,7 +583,7 @@ fn train_from_counts(
 
     tracing::info!(
         "{} words, {} symbols, {} pairs counted; peak RSS {} MB",
-        starts.len(),
+        spans.len(),
         arena.len(),
         pairs.len(),
         peak_rss_mb()
@@ -459,7 +595,6 @@ fn train_from_counts(
 
     let mut pieces: Vec<(String, f32)> = Vec::with_capacity(merges_wanted);
     let mut banned: FxHashSet<u64> = FxHashSet::default();
-    let mut delta: FxHashMap<u64, i64> = FxHashMap::default();
     let max_chars = config.max_piece_chars;
     while pieces.len() < merges_wanted {
         if pieces.len().is_multiple_of(2000) {
@@ -496,7 +631,9 @@ fn train_from_counts(
                 }
                 continue;
             }
-            if pair_text(&syms, next.pair) < pair_text(&syms, best.pair) {
+            // Equal texts from different pairs (`ab`+`c`, `a`+`bc`): the smaller pair key, so
+            // the pick never depends on the heap's history.
+            if (pair_text(&syms, next.pair), next.pair) < (pair_text(&syms, best.pair), best.pair) {
                 tied.push(std::mem::replace(&mut best, next));
             } else {
                 tied.push(next);
@@ -539,48 +676,16 @@ fn train_from_counts(
             .get_mut(&best.pair)
             .map(|p| std::mem::take(&mut p.1))
             .unwrap_or_default();
+        words.sort_unstable();
         words.dedup();
-        delta.clear();
-        let mut touched: Vec<(u64, u32)> = Vec::new();
-        for &w in &words {
-            let s = starts[w as usize] as usize;
-            let mut len = lens[w as usize] as usize;
-            let word = &mut arena[s..s + len];
-            let n = wcount[w as usize] as i64;
-            let mut i = 0;
-            let mut changed = false;
-            while i + 1 < len {
-                if word[i] != a || word[i + 1] != b {
-                    i += 1;
-                    continue;
-                }
-                changed = true;
-                let mut bump = |x: u32, y: u32, d: i64, touched: &mut Vec<(u64, u32)>| {
-                    if merged_info(&syms[x as usize], &syms[y as usize], max_chars).is_some() {
-                        *delta.entry(key(x, y)).or_insert(0) += d;
-                        if d > 0 {
-                            touched.push((key(x, y), w));
-                        }
-                    }
-                };
-                if i > 0 {
-                    bump(word[i - 1], a, -n, &mut touched);
-                    bump(word[i - 1], c, n, &mut touched);
-                }
-                if i + 2 < len {
-                    bump(b, word[i + 2], -n, &mut touched);
-                    bump(c, word[i + 2], n, &mut touched);
-                }
-                bump(a, b, -n, &mut touched);
-                word[i] = c;
-                word.copy_within(i + 2..len, i + 1);
-                len -= 1;
-                i += 1;
-            }
-            if changed {
-                lens[w as usize] = len as u32;
-            }
-        }
+        let step = MergeStep {
+            a,
+            b,
+            c,
+            syms: &syms,
+            max_chars,
+        };
+        let (delta, touched) = step.apply_split(&words, &mut spans, &mut arena, 0, 0);
         pairs.remove(&best.pair);
         for (&k, &d) in &delta {
             if k == best.pair || d == 0 {
@@ -617,7 +722,7 @@ fn train_from_counts(
             }
         }
         if pushed > list_entries.max(1 << 20) {
-            index_pairs(&arena, &starts, &lens, &mut pairs);
+            index_pairs(&arena, &spans, &mut pairs);
             list_entries = pairs.values().map(|p| p.1.len()).sum();
             pushed = 0;
         }
@@ -642,19 +747,119 @@ fn train_from_counts(
     Ok(build_proto(&pieces, &alphabet, config))
 }
 
+/// One merge `a b -> c` applied to the runs that may hold the pair.
+struct MergeStep<'a> {
+    a: u32,
+    b: u32,
+    c: u32,
+    syms: &'a [SymInfo],
+    max_chars: usize,
+}
+
+/// Lists at least this long are cut in two and merged on two threads.
+const PARALLEL_WORDS: usize = 4096;
+
+impl MergeStep<'_> {
+    /// Replaces `a b` by `c` in the runs `words` (sorted, distinct run indices, all at least
+    /// `w0`), where `spans` starts at run `w0` and `arena` at symbol `s0`. Returns the change
+    /// of every pair count and the `(pair, run)` places where a pair appeared. Long lists are
+    /// cut at a run boundary so each half owns its part of the arena (no locking).
+    fn apply_split(
+        &self,
+        words: &[u32],
+        spans: &mut [Span],
+        arena: &mut [u32],
+        w0: u32,
+        s0: usize,
+    ) -> (FxHashMap<u64, i64>, Vec<(u64, u32)>) {
+        if words.len() < PARALLEL_WORDS {
+            return self.apply(words, spans, arena, w0, s0);
+        }
+        let (left, right) = words.split_at(words.len() / 2);
+        let mid = right[0];
+        let mid_start = spans[(mid - w0) as usize].start as usize;
+        let (spans_l, spans_r) = spans.split_at_mut((mid - w0) as usize);
+        let (arena_l, arena_r) = arena.split_at_mut(mid_start - s0);
+        let ((mut delta, mut touched), (delta_r, touched_r)) = rayon::join(
+            || self.apply_split(left, spans_l, arena_l, w0, s0),
+            || self.apply_split(right, spans_r, arena_r, mid, mid_start),
+        );
+        for (k, d) in delta_r {
+            *delta.entry(k).or_insert(0) += d;
+        }
+        touched.extend(touched_r);
+        (delta, touched)
+    }
+
+    /// [`Self::apply_split`] on one thread.
+    fn apply(
+        &self,
+        words: &[u32],
+        spans: &mut [Span],
+        arena: &mut [u32],
+        w0: u32,
+        s0: usize,
+    ) -> (FxHashMap<u64, i64>, Vec<(u64, u32)>) {
+        let MergeStep {
+            a,
+            b,
+            c,
+            syms,
+            max_chars,
+        } = *self;
+        let mut delta: FxHashMap<u64, i64> = FxHashMap::default();
+        let mut touched: Vec<(u64, u32)> = Vec::new();
+        for &w in words {
+            let sp = &mut spans[(w - w0) as usize];
+            let s = sp.start as usize - s0;
+            let mut len = sp.len as usize;
+            let word = &mut arena[s..s + len];
+            let n = sp.count as i64;
+            let mut i = 0;
+            let mut changed = false;
+            while i + 1 < len {
+                if word[i] != a || word[i + 1] != b {
+                    i += 1;
+                    continue;
+                }
+                changed = true;
+                let mut bump = |x: u32, y: u32, d: i64| {
+                    if merged_info(&syms[x as usize], &syms[y as usize], max_chars).is_some() {
+                        *delta.entry(pair_key(x, y)).or_insert(0) += d;
+                        if d > 0 {
+                            touched.push((pair_key(x, y), w));
+                        }
+                    }
+                };
+                if i > 0 {
+                    bump(word[i - 1], a, -n);
+                    bump(word[i - 1], c, n);
+                }
+                if i + 2 < len {
+                    bump(b, word[i + 2], -n);
+                    bump(c, word[i + 2], n);
+                }
+                bump(a, b, -n);
+                word[i] = c;
+                word.copy_within(i + 2..len, i + 1);
+                len -= 1;
+                i += 1;
+            }
+            if changed {
+                sp.len = len as u32;
+            }
+        }
+        (delta, touched)
+    }
+}
+
 /// Rebuilds, for every live pair, the list of the runs holding it (each once, in order).
-fn index_pairs(
-    arena: &[u32],
-    starts: &[u32],
-    lens: &[u32],
-    pairs: &mut FxHashMap<u64, (i64, Vec<u32>)>,
-) {
+fn index_pairs(arena: &[u32], spans: &[Span], pairs: &mut FxHashMap<u64, (i64, Vec<u32>)>) {
     for (_, list) in pairs.values_mut() {
         *list = Vec::new();
     }
-    for w in 0..starts.len() {
-        let s = starts[w] as usize;
-        let word = &arena[s..s + lens[w] as usize];
+    for (w, sp) in spans.iter().enumerate() {
+        let word = &arena[sp.start as usize..][..sp.len as usize];
         for i in 1..word.len() {
             let k = ((word[i - 1] as u64) << 32) | word[i] as u64;
             if let Some((_, list)) = pairs.get_mut(&k) {
