@@ -18,7 +18,8 @@ pub struct JsonlOptions {
     /// Keep a document's own `source` field instead of the pipeline's source name.
     #[serde(default)]
     pub keep_source: bool,
-    /// Keep a document's own `id` (default); otherwise ids are `file:line`.
+    /// Keep a document's own `id` (default); otherwise ids are `file:line`, `file` the path
+    /// relative to the input root.
     #[serde(default = "yes")]
     pub keep_id: bool,
 }
