@@ -526,14 +526,18 @@ fn many_bad_records_stream_to_one_quarantine_file_identical_on_rerun() {
     );
 }
 
-/// Runs a `warc` pipeline over the folder `input` into `out`; returns the kept documents' ids.
-fn warc_ids(dir: &Path, input: &Path, out: &Path) -> Vec<String> {
+/// Runs a `warc` pipeline over the folders `inputs` into `out`; returns the kept documents' ids.
+fn warc_ids(dir: &Path, inputs: &[&Path], out: &Path) -> Vec<String> {
     let pipe = dir.join("warc.toml");
+    let paths: Vec<String> = inputs
+        .iter()
+        .map(|p| format!("'{}'", p.display()))
+        .collect();
     std::fs::write(
         &pipe,
         format!(
-            "name='t'\nsource='web'\n[input]\npaths=['{}']\nreader='warc'\n[output]\ndir='{}'\n",
-            input.display(),
+            "name='t'\nsource='web'\n[input]\npaths=[{}]\nreader='warc'\n[output]\ndir='{}'\n",
+            paths.join(", "),
             out.display()
         ),
     )
@@ -542,9 +546,10 @@ fn warc_ids(dir: &Path, input: &Path, out: &Path) -> Vec<String> {
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let mut ids = Vec::new();
     for shard in ["00000.jsonl.zst", "00001.jsonl.zst"] {
-        for d in datamill::doc::read_shard(&out.join(shard)).unwrap() {
-            ids.push(d.id);
-        }
+        let Ok(docs) = datamill::doc::read_shard(&out.join(shard)) else {
+            continue;
+        };
+        ids.extend(docs.into_iter().map(|d| d.id));
     }
     ids
 }
@@ -558,7 +563,16 @@ fn same_named_inputs_in_different_folders_get_distinct_ids_stable_across_locatio
         std::fs::create_dir_all(first.join(sub)).unwrap();
         std::fs::copy(&sample, first.join(sub).join("x.warc.gz")).unwrap();
     }
-    let ids = warc_ids(tmp.path(), &first, &tmp.path().join("out1"));
+    // Only folder `a` first: its file is named `x.warc.gz`, the input root being `a`.
+    let out1 = tmp.path().join("out1");
+    let alone = warc_ids(tmp.path(), &[&first.join("a")], &out1);
+    assert!(
+        alone.iter().all(|id| id.starts_with("x.warc.gz:")),
+        "{alone:?}"
+    );
+    // Both folders into the same output: shard 0 (same input file) is redone under its new
+    // name, not skipped as complete with stale ids.
+    let ids = warc_ids(tmp.path(), &[&first.join("a"), &first.join("b")], &out1);
     assert!(ids.len() >= 2, "{ids:?}");
     let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
     assert_eq!(unique.len(), ids.len(), "ids collide: {ids:?}");
@@ -578,7 +592,7 @@ fn same_named_inputs_in_different_folders_get_distinct_ids_stable_across_locatio
         std::fs::copy(&sample, moved.join(sub).join("x.warc.gz")).unwrap();
     }
     let out2 = tmp.path().join("out2");
-    assert_eq!(warc_ids(tmp.path(), &moved, &out2), ids);
+    assert_eq!(warc_ids(tmp.path(), &[&moved], &out2), ids);
     assert_eq!(
         std::fs::read(tmp.path().join("out1/00001.jsonl.zst")).unwrap(),
         std::fs::read(out2.join("00001.jsonl.zst")).unwrap()

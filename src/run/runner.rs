@@ -111,6 +111,10 @@ pub struct RunSummary {
 pub struct Manifest {
     /// Input file path as given.
     pub input: String,
+    /// The input's name in document ids (path relative to the input root); a shard whose ids
+    /// were made under another name is redone.
+    #[serde(default)]
+    pub input_name: String,
     /// Input file size in bytes.
     pub input_bytes: u64,
     /// Hash of the reader and stage configuration that produced the shard.
@@ -674,6 +678,7 @@ fn is_complete(out_dir: &Path, seg: &Segment, f: &InputFile) -> bool {
     };
     let out = segment_dir(out_dir, seg).join(&m.output.file);
     m.input == f.path.to_string_lossy()
+        && m.input_name == f.name
         && m.input_bytes == f.bytes
         && m.config_hash == seg.config_hash
         && std::fs::metadata(out).map(|md| md.len()).ok() == Some(m.output.bytes)
@@ -918,6 +923,7 @@ fn process_shard(
     write_atomic(&stats_path, &serde_json::to_vec_pretty(&shard_stats)?)?;
     let manifest = Manifest {
         input: f.path.to_string_lossy().into_owned(),
+        input_name: f.name.clone(),
         input_bytes: f.bytes,
         config_hash: seg.config_hash.clone(),
         output,
