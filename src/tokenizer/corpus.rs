@@ -434,3 +434,29 @@ fn trim_eol(mut line: &[u8]) -> &[u8] {
     }
     line
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_table_counts_every_word_through_growth_in_first_seen_order() {
+        let mut table = WordTable::default();
+        let mut expected: Vec<(String, u64)> = Vec::new();
+        // Enough distinct words for several table and arena growths, lengths 1..=40.
+        for round in 0..3u64 {
+            for i in 0..20_000u64 {
+                let word: String = format!("{i:x}-").repeat(1 + (i % 10) as usize);
+                let h = FxBuildHasher.hash_one(word.as_bytes());
+                table.add(&word, h, round + 1).expect("add");
+                if round == 0 {
+                    expected.push((word, 0));
+                }
+                expected[i as usize].1 += round + 1;
+            }
+        }
+        assert_eq!(table.len(), expected.len());
+        let got: Vec<(String, u64)> = table.iter().map(|(w, c)| (w.to_string(), c)).collect();
+        assert_eq!(got, expected);
+    }
+}

@@ -174,7 +174,9 @@ pub fn train_tokenizer(config: &TrainConfig) -> Result<(ModelProto, TrainReport)
         count_secs,
         ..Default::default()
     };
-    let proto = train_from_counts(counts, config, &mut report)?;
+    // On a rayon worker, so the merge loop's `rayon::join` hands half a list to the other
+    // worker without a trip through the pool's injector.
+    let proto = rayon::scope(|_| train_from_counts(counts, config, &mut report))?;
     report.merge_secs = t1.elapsed().as_secs_f64();
     Ok((proto, report))
 }
@@ -189,10 +191,10 @@ pub fn peak_rss_mb() -> u64 {
     crate::stats::peak_rss_bytes().map_or(0, |b| b >> 20)
 }
 
-/// Per-symbol facts the validity rules need.
-#[derive(Clone)]
+/// Per-symbol facts the validity rules need (the texts are kept apart, so this stays small
+/// and the merge loop's checks stay in cache).
+#[derive(Clone, Copy)]
 struct SymInfo {
-    text: String,
     chars: u8,
     /// 0: no `▁`; 1: one leading `▁` then other characters; 2: only `▁`.
     ws: u8,
@@ -226,7 +228,6 @@ fn char_info(c: char) -> SymInfo {
         )
     };
     SymInfo {
-        text: c.to_string(),
         chars: 1,
         ws,
         script,
@@ -386,6 +387,8 @@ fn pair_key(a: u32, b: u32) -> u64 {
 /// The symbols (0 = barrier, then the alphabet, then merged pieces) and the character lookup.
 struct SymbolTable {
     syms: Vec<SymInfo>,
+    /// Text of each symbol.
+    texts: Vec<String>,
     /// Symbol of each Basic Multilingual Plane character (BARRIER when outside the alphabet).
     bmp: Vec<u32>,
     /// Symbols of the alphabet's characters beyond the BMP.
@@ -396,12 +399,12 @@ impl SymbolTable {
     fn new(alphabet: &[char]) -> Self {
         let mut table = SymbolTable {
             syms: vec![SymInfo {
-                text: String::new(),
                 chars: 1,
                 ws: 0,
                 script: 0,
                 frozen: true,
             }],
+            texts: vec![String::new()],
             bmp: vec![BARRIER; 0x10000],
             astral: FxHashMap::default(),
         };
@@ -413,6 +416,7 @@ impl SymbolTable {
                 table.astral.insert(ch, id);
             }
             table.syms.push(char_info(ch));
+            table.texts.push(ch.to_string());
         }
         table
     }
@@ -534,11 +538,11 @@ fn train_from_counts(
 
     let symbols = SymbolTable::new(&alphabet);
     let mut sym_of_text: FxHashMap<String, u32> = symbols
-        .syms
+        .texts
         .iter()
         .enumerate()
         .skip(1)
-        .map(|(i, s)| (s.text.clone(), i as u32))
+        .map(|(i, t)| (t.clone(), i as u32))
         .collect();
 
     // Words as symbol runs in one arena, built in parallel: each thread keeps the runs of
@@ -576,6 +580,7 @@ fn train_from_counts(
         ..
     } = runs;
     let mut syms = symbols.syms;
+    let mut texts = symbols.texts;
     // Word lists gather stale and repeated entries; they are rebuilt from the words when
     // the entries pushed since the last build outgrow the build.
     let mut list_entries: usize = pairs.values().map(|p| p.1.len()).sum();
@@ -590,7 +595,7 @@ fn train_from_counts(
     );
     let mut heap: BinaryHeap<HeapEntry> = BinaryHeap::with_capacity(pairs.len());
     for (&k, &(c, _)) in &pairs {
-        heap.push(entry(&syms, k, c));
+        heap.push(entry(&syms, &texts, k, c));
     }
 
     let mut pieces: Vec<(String, f32)> = Vec::with_capacity(merges_wanted);
@@ -612,7 +617,7 @@ fn train_from_counts(
         let current = pairs.get(&top.pair).map_or(0, |p| p.0);
         if current != top.count as i64 || banned.contains(&top.pair) {
             if current > 0 && (current as u64) < top.count && !banned.contains(&top.pair) {
-                heap.push(entry(&syms, top.pair, current));
+                heap.push(entry(&syms, &texts, top.pair, current));
             }
             continue;
         }
@@ -627,13 +632,14 @@ fn train_from_counts(
             let cur = pairs.get(&next.pair).map_or(0, |p| p.0);
             if cur != next.count as i64 || banned.contains(&next.pair) {
                 if cur > 0 && (cur as u64) < next.count && !banned.contains(&next.pair) {
-                    heap.push(entry(&syms, next.pair, cur));
+                    heap.push(entry(&syms, &texts, next.pair, cur));
                 }
                 continue;
             }
             // Equal texts from different pairs (`ab`+`c`, `a`+`bc`): the smaller pair key, so
             // the pick never depends on the heap's history.
-            if (pair_text(&syms, next.pair), next.pair) < (pair_text(&syms, best.pair), best.pair) {
+            if (pair_text(&texts, next.pair), next.pair) < (pair_text(&texts, best.pair), best.pair)
+            {
                 tied.push(std::mem::replace(&mut best, next));
             } else {
                 tied.push(next);
@@ -646,7 +652,7 @@ fn train_from_counts(
             break;
         }
         let (a, b) = ((best.pair >> 32) as u32, best.pair as u32);
-        let text = pair_text(&syms, best.pair);
+        let text = pair_text(&texts, best.pair);
         if is_reserved(&text) {
             banned.insert(best.pair);
             continue;
@@ -658,8 +664,8 @@ fn train_from_counts(
                     merged_info(&syms[a as usize], &syms[b as usize], max_chars)
                         .context("invalid pair counted")?;
                 let c = syms.len() as u32;
+                texts.push(text.clone());
                 syms.push(SymInfo {
-                    text: text.clone(),
                     chars,
                     ws,
                     script,
@@ -698,7 +704,7 @@ fn train_from_counts(
                 // The pair occurs nowhere any more: forget it and where it was.
                 pairs.remove(&k);
             } else if d > 0 {
-                heap.push(entry(&syms, k, now));
+                heap.push(entry(&syms, &texts, k, now));
             }
         }
         // Stale heap entries pile up; rebuild from the live counts when they dominate.
@@ -706,7 +712,7 @@ fn train_from_counts(
             heap = pairs
                 .iter()
                 .filter(|(k, _)| !banned.contains(*k))
-                .map(|(&k, &(c, _))| entry(&syms, k, c))
+                .map(|(&k, &(c, _))| entry(&syms, &texts, k, c))
                 .collect();
         }
         for (k, w) in touched {
@@ -757,7 +763,7 @@ struct MergeStep<'a> {
 }
 
 /// Lists at least this long are cut in two and merged on two threads.
-const PARALLEL_WORDS: usize = 4096;
+const PARALLEL_WORDS: usize = 1024;
 
 impl MergeStep<'_> {
     /// Replaces `a b` by `c` in the runs `words` (sorted, distinct run indices, all at least
@@ -839,7 +845,7 @@ impl MergeStep<'_> {
                     bump(b, word[i + 2], -n);
                     bump(c, word[i + 2], n);
                 }
-                bump(a, b, -n);
+                // (`a b` itself is not counted: the caller drops the pair.)
                 word[i] = c;
                 word.copy_within(i + 2..len, i + 1);
                 len -= 1;
@@ -893,24 +899,21 @@ impl PartialOrd for HeapEntry {
     }
 }
 
-fn pair_text(syms: &[SymInfo], pair: u64) -> String {
+fn pair_text(texts: &[String], pair: u64) -> String {
     let (a, b) = ((pair >> 32) as usize, (pair as u32) as usize);
-    let mut t = String::with_capacity(syms[a].text.len() + syms[b].text.len());
-    t.push_str(&syms[a].text);
-    t.push_str(&syms[b].text);
+    let mut t = String::with_capacity(texts[a].len() + texts[b].len());
+    t.push_str(&texts[a]);
+    t.push_str(&texts[b]);
     t
 }
 
-fn entry(syms: &[SymInfo], pair: u64, count: i64) -> HeapEntry {
+fn entry(syms: &[SymInfo], texts: &[String], pair: u64, count: i64) -> HeapEntry {
     let (a, b) = ((pair >> 32) as usize, (pair as u32) as usize);
     let mut prefix = [0u8; 8];
-    for (slot, &byte) in prefix.iter_mut().zip(
-        syms[a]
-            .text
-            .as_bytes()
-            .iter()
-            .chain(syms[b].text.as_bytes()),
-    ) {
+    for (slot, &byte) in prefix
+        .iter_mut()
+        .zip(texts[a].as_bytes().iter().chain(texts[b].as_bytes()))
+    {
         *slot = byte;
     }
     HeapEntry {
@@ -1000,7 +1003,6 @@ mod tests {
         for c in chars {
             let (n, ws, script) = merged_info(&acc, &char_info(c), 16).expect(s);
             acc = SymInfo {
-                text: format!("{}{c}", acc.text),
                 chars: n,
                 ws,
                 script,
@@ -1065,5 +1067,72 @@ mod tests {
     fn reserved_texts_are_never_pieces() {
         assert!(is_reserved("<s>") && is_reserved("<0x0A>") && is_reserved("<unk>"));
         assert!(!is_reserved("<0x0") && !is_reserved("<s"));
+    }
+
+    #[test]
+    fn a_merge_split_across_threads_equals_one_thread() {
+        // Symbols 1..=3 are letters of one script, mixed pseudo-randomly so `1 2` occurs at
+        // the start, middle and end of runs, twice in some; 4 is the merged symbol.
+        let syms: Vec<SymInfo> = ['\0', 'a', 'b', 'c', 'd']
+            .iter()
+            .map(|&c| char_info(c))
+            .collect();
+        let (mut arena, mut spans) = (Vec::new(), Vec::new());
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        for w in 0..(3 * PARALLEL_WORDS as u32) {
+            let run: Vec<u32> = (0..2 + w % 7)
+                .map(|_| {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    1 + (rng % 3) as u32
+                })
+                .collect();
+            spans.push(Span {
+                start: arena.len() as u32,
+                len: run.len() as u32,
+                count: 1 + (w % 5) as u64,
+            });
+            arena.extend(run);
+        }
+        let words: Vec<u32> = (0..spans.len() as u32)
+            .filter(|&w| {
+                let sp = spans[w as usize];
+                arena[sp.start as usize..][..sp.len as usize]
+                    .windows(2)
+                    .any(|p| p == [1, 2])
+            })
+            .collect();
+        assert!(
+            words.len() >= PARALLEL_WORDS,
+            "the test must take the split path"
+        );
+        let step = MergeStep {
+            a: 1,
+            b: 2,
+            c: 4,
+            syms: &syms,
+            max_chars: 16,
+        };
+        let (mut arena1, mut spans1) = (arena.clone(), spans.clone());
+        let (delta1, touched1) = step.apply(&words, &mut spans1, &mut arena1, 0, 0);
+        let (delta2, touched2) = step.apply_split(&words, &mut spans, &mut arena, 0, 0);
+        let live = |arena: &[u32], spans: &[Span]| -> Vec<Vec<u32>> {
+            spans
+                .iter()
+                .map(|sp| arena[sp.start as usize..][..sp.len as usize].to_vec())
+                .collect()
+        };
+        assert_eq!(live(&arena1, &spans1), live(&arena, &spans));
+        assert!(live(&arena, &spans)
+            .iter()
+            .all(|r| !r.windows(2).any(|p| p == [1, 2])));
+        let sorted = |d: FxHashMap<u64, i64>| {
+            let mut v: Vec<_> = d.into_iter().filter(|e| e.1 != 0).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(sorted(delta1), sorted(delta2));
+        assert_eq!(touched1, touched2);
     }
 }
