@@ -319,6 +319,27 @@ fn parity_with_sentencepiece_on_a_datamill_trained_model() {
     assert_parity(&model, &lines, dir.path());
 }
 
+#[test]
+fn the_model_does_not_depend_on_the_number_of_threads() {
+    // Shards and text files, several batches per file: the counting and run-building threads
+    // split the work differently for each thread count; the model must not change.
+    let dir = tempfile::tempdir().unwrap();
+    let train = dir.path().join("train.txt");
+    write_lines(&train, &training_text(&mixed_lines(), 3 << 20));
+    let c4 = root().join("samples/c4");
+    let models: Vec<_> = [1, 2, 3]
+        .iter()
+        .map(|&threads| {
+            let mut config = config_for(&[&train, &c4], 8000);
+            config.threads = threads;
+            // The pieces and scores; the trainer spec records the thread count itself.
+            train_tokenizer(&config).unwrap().0.pieces
+        })
+        .collect();
+    assert_eq!(models[0].len(), 8000);
+    assert!(models[0] == models[1] && models[1] == models[2]);
+}
+
 fn config_for(paths: &[&Path], vocab: usize) -> TrainConfig {
     TrainConfig {
         vocab_size: vocab,
@@ -356,6 +377,16 @@ fn bad_training_input_is_a_clear_error_and_writes_nothing() {
     let msg = format!("{err:#}");
     assert!(
         msg.contains("2404-8.txt") && msg.contains("not valid UTF-8"),
+        "{msg}"
+    );
+
+    // A JSONL record that is not a JSON object with a `text` string: file and byte named.
+    let shard = dir.path().join("docs.jsonl");
+    std::fs::write(&shard, "{\"text\": \"fine words\"}\n{\"text\": 3}\n").unwrap();
+    let err = train_tokenizer(&config_for(&[&shard], 1000)).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("docs.jsonl") && msg.contains("byte 23") && msg.contains("`text` string"),
         "{msg}"
     );
 

@@ -3,7 +3,7 @@
 //! into words the way the trainer does (a run of `▁` plus the characters up to the next `▁`).
 
 use std::hash::BuildHasher;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
@@ -44,8 +44,8 @@ fn one() -> u64 {
 /// Word counts of the whole sample.
 #[derive(Default)]
 pub struct WordCounts {
-    /// Word (with ' ' standing for `▁`, the dummy prefix included) -> weighted count, in
-    /// disjoint shards.
+    /// Word (with ' ' standing for `▁`, the dummy prefix included) -> weighted count, one
+    /// table per counting thread; a word may be in several tables (its count is the sum).
     pub words: Vec<WordTable>,
     /// Lines counted.
     pub lines: u64,
@@ -56,7 +56,7 @@ pub struct WordCounts {
 }
 
 impl WordCounts {
-    /// Distinct words.
+    /// Table entries over all tables (distinct words, plus words counted by several threads).
     pub fn distinct(&self) -> usize {
         self.words.iter().map(|m| m.len()).sum()
     }
@@ -138,9 +138,24 @@ impl WordTable {
 /// Text sent to the counting threads at once.
 const BATCH_BYTES: usize = 1 << 20;
 
-/// Reads every source and counts its words on `threads` threads. The reading thread
-/// decompresses and parses; every counting thread sees every batch but counts only the words
-/// of its hash shard, so the per-thread maps are disjoint: no merge, no word held twice.
+/// A batch of input for a counting thread.
+enum Batch {
+    /// Lines of text, `\n`-separated, every word counted `weight` times.
+    Text { text: String, weight: u64 },
+    /// Whole JSONL records of `path` starting at byte `offset`, whose `text` fields are
+    /// counted `weight` times each.
+    Jsonl {
+        bytes: Vec<u8>,
+        weight: u64,
+        path: Arc<Path>,
+        offset: u64,
+    },
+}
+
+/// Reads every source and counts its words on `threads` threads. The reading thread only
+/// decompresses and cuts the input into batches of whole records, handed out in turn (so the
+/// result does not depend on timing); each counting thread parses its batches and counts
+/// into its own table.
 pub fn count_words(
     sources: &[SourceConfig],
     max_line_bytes: usize,
@@ -150,66 +165,94 @@ pub fn count_words(
     let mut senders = Vec::with_capacity(workers);
     let mut receivers = Vec::with_capacity(workers);
     for _ in 0..workers {
-        let (tx, rx) = sync_channel::<(Arc<String>, u64)>(4);
+        let (tx, rx) = sync_channel::<Batch>(2);
         senders.push(tx);
         receivers.push(rx);
     }
     std::thread::scope(|scope| -> Result<WordCounts> {
         let handles: Vec<_> = receivers
             .into_iter()
-            .enumerate()
-            .map(|(shard, rx)| {
-                scope.spawn(move || {
-                    let mut counter = ShardCounter {
-                        shard: shard as u64,
-                        shards: workers as u64,
-                        words: WordTable::default(),
-                        error: None,
-                        lines: 0,
-                        bytes: 0,
-                        long_lines: 0,
-                    };
+            .map(|rx| {
+                scope.spawn(move || -> Result<ShardCounter> {
+                    let mut counter = ShardCounter::default();
                     let mut norm = String::new();
-                    while let Ok((batch, weight)) = rx.recv() {
-                        count_batch(&batch, weight, max_line_bytes, &mut norm, &mut counter);
+                    while let Ok(batch) = rx.recv() {
+                        match batch {
+                            Batch::Text { text, weight } => {
+                                count_batch(&text, weight, max_line_bytes, &mut norm, &mut counter)
+                            }
+                            Batch::Jsonl {
+                                bytes,
+                                weight,
+                                path,
+                                offset,
+                            } => {
+                                let mut at = offset;
+                                for line in bytes.split(|&b| b == b'\n') {
+                                    let record = trim_eol(line);
+                                    if !record.iter().all(u8::is_ascii_whitespace) {
+                                        let rec: TextRecord = serde_json::from_slice(record)
+                                            .with_context(|| {
+                                                format!(
+                                                    "{}: the record at byte {at} is not a JSON \
+                                                     object with a `text` string",
+                                                    path.display()
+                                                )
+                                            })?;
+                                        count_batch(
+                                            &rec.text,
+                                            weight,
+                                            max_line_bytes,
+                                            &mut norm,
+                                            &mut counter,
+                                        );
+                                    }
+                                    at += line.len() as u64 + 1;
+                                }
+                            }
+                        }
+                        counter.error.take().map_or(Ok(()), Err)?;
                     }
-                    counter
+                    counter.words.arena.shrink_to_fit();
+                    Ok(counter)
                 })
             })
             .collect();
-        let read = read_sources(sources, |batch, weight| {
-            let batch = Arc::new(batch);
-            for tx in &senders {
-                tx.send((batch.clone(), weight))
-                    .context("counting threads stopped")?;
-            }
-            Ok(())
+        let mut next = 0usize;
+        let read = read_sources(sources, |batch| {
+            let tx = &senders[next % senders.len()];
+            next += 1;
+            tx.send(batch).context("a counting thread stopped")
         });
         drop(senders);
         let mut total = WordCounts::default();
+        let mut failure = None;
         for h in handles {
             let part = h
                 .join()
                 .map_err(|_| anyhow::anyhow!("a counting thread panicked"))?;
-            if part.shard == 0 {
-                total.lines = part.lines;
-                total.bytes = part.bytes;
-                total.long_lines = part.long_lines;
+            match part {
+                Ok(part) => {
+                    total.lines += part.lines;
+                    total.bytes += part.bytes;
+                    total.long_lines += part.long_lines;
+                    total.words.push(part.words);
+                }
+                Err(e) => failure = failure.or(Some(e)),
             }
-            if let Some(e) = part.error {
-                return Err(e);
-            }
-            total.words.push(part.words);
+        }
+        // A counting thread's error (bad record) explains a failed send; report it first.
+        if let Some(e) = failure {
+            return Err(e);
         }
         read?;
         Ok(total)
     })
 }
 
-/// One counting thread's state: the words of its shard.
+/// One counting thread's state: the words of its batches.
+#[derive(Default)]
 struct ShardCounter {
-    shard: u64,
-    shards: u64,
     words: WordTable,
     /// The first error (the table is full); later words are not counted.
     error: Option<anyhow::Error>,
@@ -221,12 +264,7 @@ struct ShardCounter {
 impl ShardCounter {
     #[inline]
     fn add_word(&mut self, word: &str, weight: u64) {
-        // One hash per word: it picks the shard (middle bits; the table indexes with the low
-        // ones) and then finds the word in the table.
         let h = FxBuildHasher.hash_one(word.as_bytes());
-        if (h >> 32) % self.shards != self.shard {
-            return;
-        }
         if self.error.is_none() {
             if let Err(e) = self.words.add(word, h, weight) {
                 self.error = Some(e);
@@ -235,6 +273,7 @@ impl ShardCounter {
     }
 }
 
+/// Counts the words of `\n`-separated lines.
 fn count_batch(
     batch: &str,
     weight: u64,
@@ -309,11 +348,9 @@ fn count_line_with_markers(
     }
 }
 
-/// Reads the sources in order and hands batches of lines (joined by `\n`) to `sink`.
-fn read_sources(
-    sources: &[SourceConfig],
-    mut sink: impl FnMut(String, u64) -> Result<()>,
-) -> Result<()> {
+/// Reads the sources in order and hands batches to `sink`: whole JSONL records when a source
+/// has no byte budget (the counting threads parse them), else lines of text joined by `\n`.
+fn read_sources(sources: &[SourceConfig], mut sink: impl FnMut(Batch) -> Result<()>) -> Result<()> {
     for source in sources {
         if source.weight == 0 {
             continue;
@@ -333,7 +370,12 @@ fn read_sources(
         };
         let mut taken = 0u64;
         let mut batch = String::with_capacity(BATCH_BYTES + 4096);
+        let weight = source.weight;
         'files: for file in &files {
+            if source.max_bytes == 0 && is_jsonl(file) {
+                read_records(file, weight, &mut sink)?;
+                continue;
+            }
             let mut add = |text: &str| -> Result<bool> {
                 let take = (budget - taken).min(text.len() as u64) as usize;
                 let mut cut = take;
@@ -344,7 +386,8 @@ fn read_sources(
                 batch.push('\n');
                 taken += cut as u64;
                 if batch.len() >= BATCH_BYTES {
-                    sink(std::mem::take(&mut batch), source.weight)?;
+                    let text = std::mem::take(&mut batch);
+                    sink(Batch::Text { text, weight })?;
                     batch.reserve(BATCH_BYTES + 4096);
                 }
                 Ok(taken < budget)
@@ -354,10 +397,71 @@ fn read_sources(
             }
         }
         if !batch.is_empty() {
-            sink(batch, source.weight)?;
+            sink(Batch::Text {
+                text: batch,
+                weight,
+            })?;
         }
     }
     Ok(())
+}
+
+/// Hands a JSONL file to `sink` in batches of whole records, unparsed.
+fn read_records(
+    path: &Path,
+    weight: u64,
+    sink: &mut impl FnMut(Batch) -> Result<()>,
+) -> Result<()> {
+    const BLOCK: usize = 1 << 16;
+    let shared: Arc<Path> = Arc::from(path);
+    let mut input = open_decompressed(path)?;
+    let mut buf: Vec<u8> = Vec::with_capacity(BATCH_BYTES + BLOCK);
+    // File offset of buf[0].
+    let mut offset = 0u64;
+    loop {
+        let len = buf.len();
+        buf.resize(len + BLOCK, 0);
+        let n = loop {
+            match input.read(&mut buf[len..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!(
+                            "{}: read error after byte {}",
+                            path.display(),
+                            offset + len as u64
+                        )
+                    })
+                }
+            }
+        };
+        buf.truncate(len + n);
+        let at_end = n == 0;
+        let cut = if at_end {
+            buf.len()
+        } else if buf.len() >= BATCH_BYTES {
+            memchr::memrchr(b'\n', &buf).map_or(0, |nl| nl + 1)
+        } else {
+            0
+        };
+        if cut > 0 {
+            let rest = buf[cut..].to_vec();
+            buf.truncate(cut);
+            let bytes = std::mem::replace(&mut buf, rest);
+            buf.reserve(BATCH_BYTES + BLOCK);
+            sink(Batch::Jsonl {
+                bytes,
+                weight,
+                path: shared.clone(),
+                offset,
+            })?;
+            offset += cut as u64;
+        }
+        if at_end {
+            return Ok(());
+        }
+    }
 }
 
 /// A JSONL record; only `text` is needed.
