@@ -32,7 +32,6 @@ pub struct QuarantineWriter {
     /// Opened at the first record, so a clean shard creates no file.
     out: Option<BufWriter<File>>,
     records: u64,
-    finished: bool,
 }
 
 impl QuarantineWriter {
@@ -42,7 +41,6 @@ impl QuarantineWriter {
             final_path: path.map(Path::to_path_buf),
             out: None,
             records: 0,
-            finished: false,
         }
     }
 
@@ -78,7 +76,6 @@ impl QuarantineWriter {
     /// Fsyncs and renames the file into place; with no record, removes a stale file left by an
     /// earlier run instead. Returns the number of records.
     pub fn finish(mut self) -> Result<u64> {
-        self.finished = true;
         let Some(path) = self.final_path.take() else {
             return Ok(self.records);
         };
@@ -111,7 +108,8 @@ impl QuarantineWriter {
 
 impl Drop for QuarantineWriter {
     fn drop(&mut self) {
-        if !self.finished && self.out.take().is_some() {
+        // `finish` takes the file first, so only an unfinished writer removes its temp file.
+        if self.out.take().is_some() {
             if let Some(path) = &self.final_path {
                 let _ = std::fs::remove_file(temp_path(path));
             }
