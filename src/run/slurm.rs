@@ -76,6 +76,29 @@ fn unfinished_ranks(state: &RunState, k: usize, world: usize) -> Vec<usize> {
         .collect()
 }
 
+/// Each rank of `world` with work left in segment `k`, with its progress from the manifests and
+/// map files: `2 (shards 1/3)` or `2 (shards 3/3, map files 2/3)` before a dedup step.
+fn tasks_with_work_left(state: &RunState, k: usize, world: usize) -> Vec<String> {
+    let seg = &state.segments[k];
+    let next = state.segments.get(k + 1).filter(|n| n.dedup);
+    unfinished_ranks(state, k, world)
+        .into_iter()
+        .map(|r| {
+            let mine: Vec<usize> = (r..state.inputs.len()).step_by(world).collect();
+            let count = |done: &[bool]| mine.iter().filter(|&&i| done[i]).count();
+            let shards = format!("shards {}/{}", count(&seg.complete), mine.len());
+            match next {
+                Some(n) => format!(
+                    "{r} ({shards}, map files {}/{})",
+                    count(&n.mapped),
+                    mine.len()
+                ),
+                None => format!("{r} ({shards})"),
+            }
+        })
+        .collect()
+}
+
 /// Writes the sbatch scripts for every unfinished step and submits them as a chain.
 pub fn submit(opts: &SubmitOptions) -> Result<Vec<SubmittedJob>> {
     if opts.tasks == 0 || opts.dedup_partitions == 0 {
@@ -334,15 +357,60 @@ pub fn status(pipeline: &Path, output: &Option<PathBuf>, tasks: usize) -> Result
             "segment-{k}: shards {done}/{}",
             seg.complete.len()
         ));
-        let pending = unfinished_ranks(&state, k, tasks.max(1));
+        let pending = tasks_with_work_left(&state, k, tasks.max(1));
         if pending.is_empty() {
             out.push_str(" (done)\n");
         } else {
             out.push_str(&format!(
-                "; tasks with work left (of {tasks}): {:?}\n",
-                pending
+                "; tasks with work left (of {tasks}): {}\n",
+                pending.join(", ")
             ));
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::runner::SegmentState;
+
+    fn segment(complete: &[bool], dedup: bool, mapped: &[bool]) -> SegmentState {
+        SegmentState {
+            complete: complete.to_vec(),
+            dedup,
+            mapped: mapped.to_vec(),
+            partitions: None,
+            reduced: Vec::new(),
+            clustered: None,
+        }
+    }
+
+    #[test]
+    fn status_shows_the_progress_of_each_task_with_work_left() {
+        // Five inputs over two tasks: task 0 has inputs 0, 2, 4; task 1 has 1, 3.
+        let state = RunState {
+            inputs: (0..5).map(|i| PathBuf::from(format!("f{i}"))).collect(),
+            segments: vec![
+                segment(&[true, true, false, true, true], false, &[]),
+                segment(&[false; 5], true, &[true, true, false, false, true]),
+            ],
+        };
+        assert_eq!(
+            tasks_with_work_left(&state, 0, 2),
+            [
+                "0 (shards 2/3, map files 2/3)",
+                "1 (shards 2/2, map files 1/2)"
+            ]
+        );
+        assert_eq!(
+            tasks_with_work_left(&state, 1, 2),
+            ["0 (shards 0/3)", "1 (shards 0/2)"]
+        );
+        let done = RunState {
+            inputs: state.inputs.clone(),
+            segments: vec![segment(&[true; 5], false, &[])],
+        };
+        assert!(tasks_with_work_left(&done, 0, 2).is_empty());
+    }
 }
