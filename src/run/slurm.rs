@@ -208,6 +208,11 @@ pub fn submit(opts: &SubmitOptions) -> Result<Vec<SubmittedJob>> {
     Ok(jobs)
 }
 
+/// `path` as one shell word: single-quoted, so spaces, `$` or quotes in it stay literal.
+fn shell_quote(path: &Path) -> String {
+    format!("'{}'", path.to_string_lossy().replace('\'', "'\\''"))
+}
+
 #[allow(clippy::too_many_arguments)]
 fn submit_step(
     opts: &SubmitOptions,
@@ -255,9 +260,9 @@ fn submit_step(
     script.push_str(&format!(
         "set -euo pipefail\nexec {} run {} --output {} --step {step} --rank \"$SLURM_ARRAY_TASK_ID\" \
          --world-size {world} --dedup-partitions {}{threads}\n",
-        exe.display(),
-        pipeline.display(),
-        config.output.dir.display(),
+        shell_quote(exe),
+        shell_quote(pipeline),
+        shell_quote(&config.output.dir),
         opts.dedup_partitions,
     ));
     let path = slurm_dir.join(format!("{step}.sbatch"));
@@ -384,6 +389,20 @@ mod tests {
             reduced: Vec::new(),
             clustered: None,
         }
+    }
+
+    #[test]
+    fn paths_in_the_sbatch_script_are_single_shell_words() {
+        let path = Path::new("/data/my run/it's $HOME/a b.toml");
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!("printf '%s|' {}", shell_quote(path)))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "/data/my run/it's $HOME/a b.toml|"
+        );
     }
 
     #[test]
