@@ -175,6 +175,9 @@ pub fn count_words(
             .map(|rx| {
                 scope.spawn(move || -> Result<ShardCounter> {
                     let mut counter = ShardCounter::default();
+                    // Room for a million words up front (5 MB): the first growths are the
+                    // costly part of filling a table.
+                    counter.words.index.reserve(1 << 20, |_| 0);
                     let mut norm = String::new();
                     while let Ok(batch) = rx.recv() {
                         match batch {
