@@ -582,6 +582,7 @@ struct SignatureStore {
 const OPEN_SHARDS: usize = 128;
 
 /// One signature record read back.
+#[derive(Debug)]
 struct StoredSig {
     text_len: u64,
     shingles: u64,
@@ -611,19 +612,42 @@ impl SignatureStore {
         Ok((f, *first))
     }
 
+    /// The signature file of `shard` (or, with `ids`, its id file), named in errors.
+    fn shown(&self, shard: u32, ids: bool) -> String {
+        match self.shards.get(&shard) {
+            Some((sig, id, _)) => (if ids { id } else { sig }).display().to_string(),
+            None => format!("the signatures of shard {shard}"),
+        }
+    }
+
     fn read(&self, packed: u64) -> Result<StoredSig> {
         let shard = (packed >> 40) as u32;
         let index = packed & ((1 << 40) - 1);
         let (files, first) = self.files(shard)?;
         let sig = &files.0;
         let mut buf = vec![0u8; self.record_len];
-        let at = (index - first) * self.record_len as u64;
-        sig.read_exact_at(&mut buf, at)
-            .with_context(|| format!("cannot read signature {index} of shard {shard}"))?;
+        let at = index
+            .checked_sub(first)
+            .map(|i| i * self.record_len as u64)
+            .with_context(|| {
+                format!(
+                    "{}: document {index} is before the file's first ({first})",
+                    self.shown(shard, false)
+                )
+            })?;
+        sig.read_exact_at(&mut buf, at).with_context(|| {
+            format!(
+                "{}: cannot read the signature of document {index} at byte {at} (truncated?)",
+                self.shown(shard, false)
+            )
+        })?;
         let word =
             |i: usize| u64::from_le_bytes(buf[i * 8..i * 8 + 8].try_into().unwrap_or_default());
         if word(0) != packed {
-            bail!("signature file of shard {shard} is out of order");
+            bail!(
+                "{}: the record at byte {at} is not document {index}: the file is out of order",
+                self.shown(shard, false)
+            );
         }
         Ok(StoredSig {
             text_len: word(1),
@@ -637,7 +661,17 @@ impl SignatureStore {
     fn read_id(&self, packed: u64, sig: &StoredSig) -> Result<String> {
         let (files, _) = self.files((packed >> 40) as u32)?;
         let mut buf = vec![0u8; sig.id_len as usize];
-        files.1.read_exact_at(&mut buf, sig.id_offset)?;
+        files
+            .1
+            .read_exact_at(&mut buf, sig.id_offset)
+            .with_context(|| {
+                format!(
+                    "{}: cannot read {} id bytes at byte {} (truncated?)",
+                    self.shown((packed >> 40) as u32, true),
+                    sig.id_len,
+                    sig.id_offset
+                )
+            })?;
         Ok(String::from_utf8_lossy(&buf).into_owned())
     }
 }
@@ -1356,13 +1390,47 @@ mod tests {
         }
         std::fs::write(&sp, out).unwrap();
         std::fs::write(&ip, b"").unwrap();
-        let permutations = sigs[0].len();
+        store_of_files(dir, sigs[0].len())
+    }
+
+    /// A store over the files `store_of` wrote.
+    fn store_of_files(dir: &Path, permutations: usize) -> SignatureStore {
+        let (sp, ip) = (dir.join("s.sig"), dir.join("s.ids"));
         SignatureStore {
             shards: HashMap::from([(0, (sp, ip, 0))]),
             open: Default::default(),
             record_len: sig_record_len(permutations),
             permutations,
         }
+    }
+
+    #[test]
+    fn a_truncated_or_shuffled_signature_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_of(dir.path(), &[vec![1, 2], vec![3, 4]]);
+        assert_eq!(store.read(1).unwrap().mins, [3, 4]);
+        let sig = dir.path().join("s.sig");
+        let e = format!("{:#}", store.read(2).unwrap_err());
+        assert!(
+            e.contains(&sig.display().to_string()) && e.contains("truncated"),
+            "{e}"
+        );
+        // Record 0 where record 1 should be.
+        let bytes = std::fs::read(&sig).unwrap();
+        let half = bytes.len() / 2;
+        std::fs::write(&sig, [&bytes[..half], &bytes[..half]].concat()).unwrap();
+        let store = store_of_files(dir.path(), 2);
+        let e = format!("{:#}", store.read(1).unwrap_err());
+        assert!(e.contains("s.sig") && e.contains("out of order"), "{e}");
+        let ids = dir.path().join("s.ids");
+        let sig0 = store.read(0).unwrap();
+        let e = format!(
+            "{:#}",
+            store
+                .read_id(0, &StoredSig { id_len: 4, ..sig0 })
+                .unwrap_err()
+        );
+        assert!(e.contains(&ids.display().to_string()), "{e}");
     }
 
     #[test]
