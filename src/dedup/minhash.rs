@@ -800,10 +800,20 @@ impl<'a> BucketClusterer<'a> {
                     if sigs[i].is_none() {
                         sigs[i] = Some(self.store.read(a)?);
                     }
-                    if sigs[m].is_none() {
+                    // A group's first member, compared first by every later member, stays in
+                    // memory; the others are read again when needed.
+                    if sigs[m].is_none() && m == members[0] {
                         sigs[m] = Some(self.store.read(b)?);
                     }
-                    let (Some(sa), Some(sb)) = (&sigs[i], &sigs[m]) else {
+                    let fetched;
+                    let sb = match &sigs[m] {
+                        Some(sb) => sb,
+                        None => {
+                            fetched = self.store.read(b)?;
+                            &fetched
+                        }
+                    };
+                    let Some(sa) = &sigs[i] else {
                         continue;
                     };
                     if is_duplicate(self.config, sa, sb) {
@@ -825,6 +835,9 @@ impl<'a> BucketClusterer<'a> {
                         groups[first].extend(moved);
                     }
                     groups[first].push(i);
+                    // Not a group's first member: its signature leaves memory, so a bucket of
+                    // many copies holds one signature per group, not one per member.
+                    sigs[i] = None;
                 }
             }
         }
