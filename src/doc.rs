@@ -470,18 +470,26 @@ pub fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(entries)
 }
 
-/// True when an I/O error says the disk is full (`ENOSPC`).
+/// Linux `EDQUOT`: the user's disk quota is used up (common on cluster filesystems).
+const EDQUOT: i32 = 122;
+
+/// True when an I/O error says the disk is full (`ENOSPC`) or the disk quota is used up
+/// (`EDQUOT`).
 pub fn is_disk_full(e: &std::io::Error) -> bool {
-    e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28)
+    e.kind() == std::io::ErrorKind::StorageFull || matches!(e.raw_os_error(), Some(28 | EDQUOT))
 }
 
-/// An I/O error on `path` while `doing` something, as a clear message: a full disk says so
-/// and what to do about it.
+/// An I/O error on `path` while `doing` something, as a clear message: a full disk (or used-up
+/// quota) says so and what to do about it.
 pub fn io_error(path: &Path, e: std::io::Error, doing: &str) -> anyhow::Error {
     if is_disk_full(&e) {
+        let what = if e.raw_os_error() == Some(EDQUOT) {
+            "disk quota exceeded (Disk quota exceeded)"
+        } else {
+            "disk full (No space left on device)"
+        };
         anyhow::anyhow!(
-            "{}: disk full (No space left on device) while {doing}; free space and rerun: \
-             finished shards are kept",
+            "{}: {what} while {doing}; free space and rerun: finished shards are kept",
             path.display()
         )
     } else {
@@ -544,6 +552,43 @@ pub fn read_shard(path: &Path) -> Result<Vec<Document>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_disk_or_used_up_quota_is_a_clear_message_naming_the_file() {
+        let path = Path::new("out/00003.jsonl.zst");
+        let full = io_error(
+            path,
+            std::io::Error::from_raw_os_error(28),
+            "writing the shard",
+        );
+        assert_eq!(
+            full.to_string(),
+            "out/00003.jsonl.zst: disk full (No space left on device) while writing the shard; \
+             free space and rerun: finished shards are kept"
+        );
+        let quota = io_error(
+            path,
+            std::io::Error::from_raw_os_error(122),
+            "writing the shard",
+        );
+        assert!(
+            quota
+                .to_string()
+                .starts_with("out/00003.jsonl.zst: disk quota exceeded"),
+            "{quota}"
+        );
+        let other = io_error(
+            path,
+            std::io::Error::from_raw_os_error(5),
+            "writing the shard",
+        );
+        let shown = format!("{other:#}");
+        assert!(
+            shown.starts_with("out/00003.jsonl.zst: I/O error while writing the shard")
+                && !shown.contains("disk"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn shard_round_trip_keeps_field_order_and_metadata() {
