@@ -326,6 +326,13 @@ enum SlurmCommand {
         /// Wait up to this many seconds for the jobs to finish, then print the status.
         #[arg(long)]
         wait: Option<u64>,
+        /// After the last step, pack the output into Megatron token shards with this
+        /// SentencePiece model (one more job, chained with afterok).
+        #[arg(long, requires = "pack_output")]
+        pack_tokenizer: Option<PathBuf>,
+        /// Folder of the token shards written by the chained packing job.
+        #[arg(long, requires = "pack_tokenizer")]
+        pack_output: Option<PathBuf>,
     },
     /// Show per-step and per-task progress of a run from its manifests.
     Status {
@@ -725,7 +732,13 @@ fn slurm(command: SlurmCommand) -> Result<ExitCode> {
             output,
             dry_run,
             wait,
+            pack_tokenizer,
+            pack_output,
         } => {
+            let pack = match (pack_tokenizer, pack_output) {
+                (Some(tokenizer), Some(output)) => Some(slurm::PackStep { tokenizer, output }),
+                _ => None,
+            };
             let opts = slurm::SubmitOptions {
                 pipeline: pipeline.clone(),
                 output: output.clone(),
@@ -737,6 +750,7 @@ fn slurm(command: SlurmCommand) -> Result<ExitCode> {
                 time,
                 dry_run,
                 wait: wait.map(std::time::Duration::from_secs),
+                pack,
             };
             let jobs = slurm::submit(&opts)?;
             if jobs.is_empty() {

@@ -84,7 +84,33 @@ fn commoncrawl_pipeline_on_slurm_equals_local_run() {
         local.to_str().unwrap(),
     ]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    // Packing is chained after the last step: a small tokenizer trained by datamill.
+    let tok = tmp.path().join("tok.model");
+    let r = run(&[
+        "train-tokenizer",
+        "--input",
+        repo("samples/books/Pride-and-Prejudice_1342")
+            .to_str()
+            .unwrap(),
+        "--vocab-size",
+        "2000",
+        "--output",
+        tok.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let local_tokens = tmp.path().join("local-tokens");
+    let r = run(&[
+        "pack",
+        "--tokenizer",
+        tok.to_str().unwrap(),
+        "--input",
+        local.to_str().unwrap(),
+        "--output",
+        local_tokens.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let cluster = tmp.path().join("cluster");
+    let cluster_tokens = tmp.path().join("cluster-tokens");
     let args = [
         "slurm",
         "submit",
@@ -97,6 +123,10 @@ fn commoncrawl_pipeline_on_slurm_equals_local_run() {
         "1",
         "--output",
         cluster.to_str().unwrap(),
+        "--pack-tokenizer",
+        tok.to_str().unwrap(),
+        "--pack-output",
+        cluster_tokens.to_str().unwrap(),
         "--wait",
         "300",
     ];
@@ -118,9 +148,20 @@ fn commoncrawl_pipeline_on_slurm_equals_local_run() {
         assert!(text.contains(step), "{text}");
     }
     assert!(text.contains("segment-2: shards 10/10 (done)"), "{text}");
+    assert!(text.contains("pack "), "{text}");
     let expected = snapshot(&local);
     assert!(expected.keys().any(|k| k.starts_with("rejected/")));
     assert_eq!(expected, snapshot(&cluster));
+    // The chained packing job wrote the same token shards as packing the local run.
+    let shards = |dir: &Path| -> std::collections::BTreeMap<String, Vec<u8>> {
+        snapshot(dir)
+            .into_iter()
+            .filter(|(k, _)| k.ends_with(".bin") || k.ends_with(".idx"))
+            .collect()
+    };
+    let tokens = shards(&local_tokens);
+    assert!(!tokens.is_empty());
+    assert_eq!(tokens, shards(&cluster_tokens));
     // Everything is complete: a second submission sends nothing.
     let again = run(&args);
     assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to submit"));

@@ -35,6 +35,18 @@ pub struct SubmitOptions {
     pub dry_run: bool,
     /// Wait until the submitted jobs have left the queue.
     pub wait: Option<Duration>,
+    /// Pack the run's output into Megatron token shards after the last step.
+    pub pack: Option<PackStep>,
+}
+
+/// The packing job chained after filtering: `datamill pack --tokenizer T --input OUTPUT
+/// --output DIR` as one task.
+#[derive(Debug, Clone)]
+pub struct PackStep {
+    /// SentencePiece model to encode with.
+    pub tokenizer: PathBuf,
+    /// Folder of the token shards (one subfolder per source).
+    pub output: PathBuf,
 }
 
 /// One submitted (or planned) job.
@@ -201,6 +213,25 @@ pub fn submit(opts: &SubmitOptions) -> Result<Vec<SubmittedJob>> {
             resubmitting = true;
         }
     }
+    // Packing after filtering: one task once every step before it is done.
+    if let Some(pack) = &opts.pack {
+        let pack_output = absolute(&cwd, &pack.output);
+        if resubmitting || !packed(&config.output.dir, &pack_output)? {
+            let job = submit_step(
+                opts,
+                &exe,
+                &pipeline,
+                &cwd,
+                &config,
+                &slurm_dir,
+                PACK_STEP,
+                &[0],
+                1,
+                previous.as_deref(),
+            )?;
+            jobs.push(job);
+        }
+    }
     if let (Some(limit), false) = (opts.wait, opts.dry_run) {
         let ids: Vec<&str> = jobs.iter().map(|j| j.job_id.as_str()).collect();
         wait_for(&ids, limit)?;
@@ -209,6 +240,30 @@ pub fn submit(opts: &SubmitOptions) -> Result<Vec<SubmittedJob>> {
 }
 
 /// `path` as one shell word: single-quoted, so spaces, `$` or quotes in it stay literal.
+/// The step name of the packing job.
+const PACK_STEP: &str = "pack";
+
+/// `path` made absolute against `cwd` (the jobs run in `cwd`, but a path stays unambiguous in
+/// the script).
+fn absolute(cwd: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        cwd.join(path)
+    }
+}
+
+/// True when every source family of the run output has its `pack.json` under `pack_output`
+/// (`datamill pack` itself checks it is current when it runs).
+fn packed(run_output: &Path, pack_output: &Path) -> Result<bool> {
+    let families =
+        crate::shards::pack::find_document_shards(&[run_output.to_path_buf()], pack_output)?;
+    Ok(!families.is_empty()
+        && families
+            .iter()
+            .all(|f| pack_output.join(&f.source).join("pack.json").is_file()))
+}
+
 fn shell_quote(path: &Path) -> String {
     format!("'{}'", path.to_string_lossy().replace('\'', "'\\''"))
 }
@@ -257,14 +312,24 @@ fn submit_step(
         .cpus_per_task
         .map(|c| format!(" --threads {c}"))
         .unwrap_or_default();
-    script.push_str(&format!(
-        "set -euo pipefail\nexec {} run {} --output {} --step {step} --rank \"$SLURM_ARRAY_TASK_ID\" \
-         --world-size {world} --dedup-partitions {}{threads}\n",
-        shell_quote(exe),
-        shell_quote(pipeline),
-        shell_quote(&config.output.dir),
-        opts.dedup_partitions,
-    ));
+    let command = match (&opts.pack, step) {
+        (Some(pack), PACK_STEP) => format!(
+            "{} pack --tokenizer {} --input {} --output {}{threads}",
+            shell_quote(exe),
+            shell_quote(&absolute(cwd, &pack.tokenizer)),
+            shell_quote(&config.output.dir),
+            shell_quote(&absolute(cwd, &pack.output)),
+        ),
+        _ => format!(
+            "{} run {} --output {} --step {step} --rank \"$SLURM_ARRAY_TASK_ID\" \
+             --world-size {world} --dedup-partitions {}{threads}",
+            shell_quote(exe),
+            shell_quote(pipeline),
+            shell_quote(&config.output.dir),
+            opts.dedup_partitions,
+        ),
+    };
+    script.push_str(&format!("set -euo pipefail\nexec {command}\n"));
     let path = slurm_dir.join(format!("{step}.sbatch"));
     write_atomic(&path, script.as_bytes())?;
     let mut job_id = String::new();
