@@ -140,6 +140,13 @@ pub fn submit(opts: &SubmitOptions) -> Result<Vec<SubmittedJob>> {
     std::fs::create_dir_all(slurm_dir.join("logs"))
         .with_context(|| format!("cannot create {}", slurm_dir.display()))?;
 
+    // One sbatch script and submission per step: its name, array indices, world size and the
+    // job it waits for.
+    let step_job = |step: &str, array: &[usize], world: usize, after: Option<&str>| {
+        submit_step(
+            opts, &exe, &pipeline, &cwd, &config, &slurm_dir, step, array, world, after,
+        )
+    };
     let mut jobs: Vec<SubmittedJob> = Vec::new();
     let mut previous: Option<String> = None;
     let mut resubmitting = false;
@@ -151,18 +158,7 @@ pub fn submit(opts: &SubmitOptions) -> Result<Vec<SubmittedJob>> {
                 .collect();
             if !parts.is_empty() {
                 let step = format!("reduce-{k}");
-                let job = submit_step(
-                    opts,
-                    &exe,
-                    &pipeline,
-                    &cwd,
-                    &config,
-                    &slurm_dir,
-                    &step,
-                    &parts,
-                    opts.dedup_partitions,
-                    previous.as_deref(),
-                )?;
+                let job = step_job(&step, &parts, opts.dedup_partitions, previous.as_deref())?;
                 previous = Some(job.job_id.clone());
                 jobs.push(job);
                 resubmitting = true;
@@ -171,18 +167,7 @@ pub fn submit(opts: &SubmitOptions) -> Result<Vec<SubmittedJob>> {
             if let Some(done) = state.segments[k].clustered {
                 if resubmitting || !done {
                     let step = format!("cluster-{k}");
-                    let job = submit_step(
-                        opts,
-                        &exe,
-                        &pipeline,
-                        &cwd,
-                        &config,
-                        &slurm_dir,
-                        &step,
-                        &[0],
-                        1,
-                        previous.as_deref(),
-                    )?;
+                    let job = step_job(&step, &[0], 1, previous.as_deref())?;
                     previous = Some(job.job_id.clone());
                     jobs.push(job);
                     resubmitting = true;
@@ -196,18 +181,7 @@ pub fn submit(opts: &SubmitOptions) -> Result<Vec<SubmittedJob>> {
         };
         if !ranks.is_empty() {
             let step = format!("segment-{k}");
-            let job = submit_step(
-                opts,
-                &exe,
-                &pipeline,
-                &cwd,
-                &config,
-                &slurm_dir,
-                &step,
-                &ranks,
-                opts.tasks,
-                previous.as_deref(),
-            )?;
+            let job = step_job(&step, &ranks, opts.tasks, previous.as_deref())?;
             previous = Some(job.job_id.clone());
             jobs.push(job);
             resubmitting = true;
@@ -217,18 +191,7 @@ pub fn submit(opts: &SubmitOptions) -> Result<Vec<SubmittedJob>> {
     if let Some(pack) = &opts.pack {
         let pack_output = absolute(&cwd, &pack.output);
         if resubmitting || !packed(&config.output.dir, &pack_output)? {
-            let job = submit_step(
-                opts,
-                &exe,
-                &pipeline,
-                &cwd,
-                &config,
-                &slurm_dir,
-                PACK_STEP,
-                &[0],
-                1,
-                previous.as_deref(),
-            )?;
+            let job = step_job(PACK_STEP, &[0], 1, previous.as_deref())?;
             jobs.push(job);
         }
     }
