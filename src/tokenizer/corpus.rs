@@ -86,9 +86,18 @@ impl WordTable {
         self.index.is_empty()
     }
 
+    /// The count of the record at byte `at`.
+    fn count_at(arena: &[u8], at: usize) -> u64 {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&arena[at..at + 8]);
+        u64::from_le_bytes(bytes)
+    }
+
     /// The word of the record at byte `at`.
     fn word_at(arena: &[u8], at: usize) -> &[u8] {
-        let len = u32::from_le_bytes(arena[at + 8..at + 12].try_into().expect("4 bytes")) as usize;
+        let mut len = [0u8; 4];
+        len.copy_from_slice(&arena[at + 8..at + 12]);
+        let len = u32::from_le_bytes(len) as usize;
         &arena[at + RECORD_HEAD..at + RECORD_HEAD + len]
     }
 
@@ -99,7 +108,7 @@ impl WordTable {
         if let Some(&slot) = index.find(h, |&slot| Self::word_at(arena, slot as usize * 8) == word)
         {
             let at = slot as usize * 8;
-            let count = u64::from_le_bytes(arena[at..at + 8].try_into().expect("8 bytes"));
+            let count = Self::count_at(arena, at);
             arena[at..at + 8].copy_from_slice(&(count + weight).to_le_bytes());
             return Ok(());
         }
@@ -125,7 +134,7 @@ impl WordTable {
             if at >= arena.len() {
                 return None;
             }
-            let count = u64::from_le_bytes(arena[at..at + 8].try_into().expect("8 bytes"));
+            let count = Self::count_at(arena, at);
             let word = Self::word_at(arena, at);
             at = (at + RECORD_HEAD + word.len()).next_multiple_of(8);
             // Only `&str` words are ever stored.

@@ -487,7 +487,7 @@ fn train_from_counts(
     report: &mut TrainReport,
 ) -> Result<ModelProto> {
     // Alphabet by coverage: most frequent characters first; tab and NUL never.
-    let parts: Vec<FxHashMap<char, u64>> = std::thread::scope(|scope| {
+    let parts: Vec<Result<FxHashMap<char, u64>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = counts
             .words
             .iter()
@@ -495,12 +495,15 @@ fn train_from_counts(
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().expect("character counting thread"))
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("a character counting thread panicked"))
+            })
             .collect()
     });
     let mut char_freq: FxHashMap<char, u64> = FxHashMap::default();
     for part in parts {
-        for (ch, f) in part {
+        for (ch, f) in part? {
             *char_freq.entry(ch).or_insert(0) += f;
         }
     }
@@ -560,7 +563,11 @@ fn train_from_counts(
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().expect("run building thread"))
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("a run building thread panicked"))
+                    .and_then(|r| r)
+            })
             .collect()
     });
     drop(counts);
