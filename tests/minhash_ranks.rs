@@ -42,43 +42,13 @@ fn inputs(dir: &Path) -> PathBuf {
     input
 }
 
-fn ok(out: std::process::Output) {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn step(
-    pipe: &Path,
-    step: &str,
-    rank: usize,
-    world: usize,
-    partitions: usize,
-) -> std::process::Output {
-    let (r, w, p) = (rank.to_string(), world.to_string(), partitions.to_string());
-    run(&[
-        "run",
-        pipe.to_str().unwrap(),
-        "--step",
-        step,
-        "--rank",
-        &r,
-        "--world-size",
-        &w,
-        "--dedup-partitions",
-        &p,
-    ])
-}
-
 /// Every step of a distributed run, in order: segments on `world` ranks, each dedup's reduce
 /// on `partitions` tasks, MinHash's cluster step on one task.
 fn run_distributed(pipe: &Path, world: usize, partitions: usize) {
     for k in 0..3 {
         if k > 0 {
             for part in 0..partitions {
-                ok(step(
+                assert_ok(&run_step(
                     pipe,
                     &format!("reduce-{k}"),
                     part,
@@ -88,10 +58,16 @@ fn run_distributed(pipe: &Path, world: usize, partitions: usize) {
             }
         }
         if k == 2 {
-            ok(step(pipe, "cluster-2", 0, 1, partitions));
+            assert_ok(&run_step(pipe, "cluster-2", 0, 1, partitions));
         }
         for rank in 0..world {
-            ok(step(pipe, &format!("segment-{k}"), rank, world, partitions));
+            assert_ok(&run_step(
+                pipe,
+                &format!("segment-{k}"),
+                rank,
+                world,
+                partitions,
+            ));
         }
     }
 }
@@ -116,7 +92,7 @@ fn minhash_across_ranks_equals_one_process_whatever_ranks_and_partitions() {
     let input = inputs(tmp.path());
     let single = tmp.path().join("single");
     let pipe = write_pipeline(tmp.path(), &input, &single, STAGES);
-    ok(run(&["run", pipe.to_str().unwrap()]));
+    assert_ok(&run(&["run", pipe.to_str().unwrap()]));
     let expected = snapshot(&single);
     let dropped = near_duplicates(&single);
     assert!(dropped >= 40, "only {dropped} near-duplicates found");
@@ -124,17 +100,8 @@ fn minhash_across_ranks_equals_one_process_whatever_ranks_and_partitions() {
         let out = tmp.path().join(format!("d{world}-{partitions}"));
         let pipe = write_pipeline(tmp.path(), &input, &out, STAGES);
         run_distributed(&pipe, world, partitions);
-        let got = snapshot(&out);
-        assert_eq!(
-            got.keys().collect::<Vec<_>>(),
-            expected.keys().collect::<Vec<_>>()
-        );
-        for (k, v) in &expected {
-            assert!(
-                got[k] == *v,
-                "{k} differs with {world} ranks, {partitions} partitions"
-            );
-        }
+        let what = format!("{world} ranks, {partitions} partitions");
+        assert_same_files(&expected, &snapshot(&out), &what);
         // The phases' files are where the README says.
         for f in [
             "map/00000.map",
@@ -155,7 +122,7 @@ fn minhash_phases_refuse_a_changed_partition_count_and_missing_phases() {
     let stages = "[[stages]]\ntype = \"minhash_dedup\"\n";
     let pipe = write_pipeline(tmp.path(), &input, &out, stages);
     for rank in 0..2 {
-        ok(step(&pipe, "segment-0", rank, 2, 4));
+        assert_ok(&run_step(&pipe, "segment-0", rank, 2, 4));
     }
     let expect_err = |o: std::process::Output, needle: &str| {
         let err = String::from_utf8_lossy(&o.stderr).into_owned();
@@ -163,26 +130,35 @@ fn minhash_phases_refuse_a_changed_partition_count_and_missing_phases() {
     };
     // The cluster step before the reduce has finished.
     expect_err(
-        step(&pipe, "cluster-1", 0, 1, 4),
+        run_step(&pipe, "cluster-1", 0, 1, 4),
         "reduce step has not finished",
     );
     // A reduce with another partition count.
-    expect_err(step(&pipe, "reduce-1", 0, 3, 3), "partition count changed");
+    expect_err(
+        run_step(&pipe, "reduce-1", 0, 3, 3),
+        "partition count changed",
+    );
     for part in 0..4 {
-        ok(step(&pipe, "reduce-1", part, 4, 4));
+        assert_ok(&run_step(&pipe, "reduce-1", part, 4, 4));
     }
     // The apply before the cluster step.
     expect_err(
-        step(&pipe, "segment-1", 0, 2, 4),
+        run_step(&pipe, "segment-1", 0, 2, 4),
         "cluster step has not finished",
     );
     // The cluster step with another partition count.
-    expect_err(step(&pipe, "cluster-1", 0, 1, 2), "partition count changed");
-    ok(step(&pipe, "cluster-1", 0, 1, 4));
+    expect_err(
+        run_step(&pipe, "cluster-1", 0, 1, 2),
+        "partition count changed",
+    );
+    assert_ok(&run_step(&pipe, "cluster-1", 0, 1, 4));
     // The apply with another partition count.
-    expect_err(step(&pipe, "segment-1", 0, 2, 5), "partition count changed");
+    expect_err(
+        run_step(&pipe, "segment-1", 0, 2, 5),
+        "partition count changed",
+    );
     for rank in 0..2 {
-        ok(step(&pipe, "segment-1", rank, 2, 4));
+        assert_ok(&run_step(&pipe, "segment-1", rank, 2, 4));
     }
     assert!(near_duplicates(&out) > 0);
 }

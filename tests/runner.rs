@@ -317,32 +317,20 @@ fn config_errors_name_the_key_and_the_file() {
 /// Runs the dedup pipeline as a distributed run would: every segment step on each of `world`
 /// ranks, then the reduce of the next dedup stage as `partitions` tasks.
 fn run_distributed(pipe: &Path, world: usize, partitions: usize) {
-    let w = world.to_string();
-    let p = partitions.to_string();
     for k in 0..3 {
         for rank in 0..world {
-            let step = format!("segment-{k}");
-            let r = rank.to_string();
-            let args = ["run", pipe.to_str().unwrap(), "--step", &step, "--rank", &r];
-            let out = run(&[&args[..], &["--world-size", &w, "--dedup-partitions", &p]].concat());
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            assert_ok(&run_step(
+                pipe,
+                &format!("segment-{k}"),
+                rank,
+                world,
+                partitions,
+            ));
         }
         if k < 2 {
             for part in 0..partitions {
                 let step = format!("reduce-{}", k + 1);
-                let r = part.to_string();
-                let args = ["run", pipe.to_str().unwrap(), "--step", &step, "--rank", &r];
-                let out =
-                    run(&[&args[..], &["--world-size", &p, "--dedup-partitions", &p]].concat());
-                assert!(
-                    out.status.success(),
-                    "{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                assert_ok(&run_step(pipe, &step, part, partitions, partitions));
             }
         }
     }
@@ -370,17 +358,8 @@ fn distributed_dedup_equals_one_process_whatever_ranks_and_partitions() {
         let out = tmp.path().join(format!("d{world}-{partitions}"));
         let pipe = write_pipeline(tmp.path(), &input, &out, DEDUP_STAGES);
         run_distributed(&pipe, world, partitions);
-        let got = snapshot(&out);
-        assert_eq!(
-            got.keys().collect::<Vec<_>>(),
-            expected.keys().collect::<Vec<_>>()
-        );
-        for (k, v) in &expected {
-            assert!(
-                got[k] == *v,
-                "{k} differs with {world} ranks, {partitions} partitions"
-            );
-        }
+        let what = format!("{world} ranks, {partitions} partitions");
+        assert_same_files(&expected, &snapshot(&out), &what);
     }
 }
 

@@ -88,3 +88,50 @@ pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     walk(dir, dir, &mut out);
     out
 }
+
+/// Fails with the command's stderr unless it succeeded.
+pub fn assert_ok(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `datamill run PIPE --step STEP --rank R --world-size W --dedup-partitions P`.
+pub fn run_step(
+    pipe: &Path,
+    step: &str,
+    rank: usize,
+    world: usize,
+    partitions: usize,
+) -> std::process::Output {
+    let (r, w, p) = (rank.to_string(), world.to_string(), partitions.to_string());
+    run(&[
+        "run",
+        pipe.to_str().unwrap(),
+        "--step",
+        step,
+        "--rank",
+        &r,
+        "--world-size",
+        &w,
+        "--dedup-partitions",
+        &p,
+    ])
+}
+
+/// The same files with the same bytes as `expected`, naming the first file that differs.
+pub fn assert_same_files(
+    expected: &BTreeMap<String, Vec<u8>>,
+    got: &BTreeMap<String, Vec<u8>>,
+    what: &str,
+) {
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    for (k, v) in expected {
+        assert!(got[k] == *v, "{k} differs with {what}");
+    }
+}
