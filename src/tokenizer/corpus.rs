@@ -44,9 +44,12 @@ fn one() -> u64 {
 /// Word counts of the whole sample.
 #[derive(Default)]
 pub struct WordCounts {
-    /// Word (with ' ' standing for `▁`, the dummy prefix included) -> weighted count, one
-    /// table per counting thread; a word may be in several tables (its count is the sum).
+    /// Word (with ' ' standing for `▁`, the dummy prefix included) -> weighted count: table
+    /// `t * shards + s` holds counting thread `t`'s words of hash shard `s`, so a word is in
+    /// one shard, though maybe in several threads' tables (its count is the sum).
     pub words: Vec<WordTable>,
+    /// Hash shards of the words (the number of counting threads).
+    pub shards: usize,
     /// Lines counted.
     pub lines: u64,
     /// Bytes of the lines counted.
@@ -59,6 +62,11 @@ impl WordCounts {
     /// Table entries over all tables (distinct words, plus words counted by several threads).
     pub fn distinct(&self) -> usize {
         self.words.iter().map(|m| m.len()).sum()
+    }
+
+    /// The tables of hash shard `shard`, one per counting thread.
+    pub fn shard(&self, shard: usize) -> impl Iterator<Item = &WordTable> + '_ {
+        self.words.iter().skip(shard).step_by(self.shards.max(1))
     }
 }
 
@@ -183,10 +191,7 @@ pub fn count_words(
             .into_iter()
             .map(|rx| {
                 scope.spawn(move || -> Result<ShardCounter> {
-                    let mut counter = ShardCounter::default();
-                    // Room for a million words up front (5 MB): the first growths are the
-                    // costly part of filling a table.
-                    counter.words.index.reserve(1 << 20, |_| 0);
+                    let mut counter = ShardCounter::new(workers);
                     let mut norm = String::new();
                     while let Ok(batch) = rx.recv() {
                         match batch {
@@ -225,7 +230,9 @@ pub fn count_words(
                         }
                         counter.error.take().map_or(Ok(()), Err)?;
                     }
-                    counter.words.arena.shrink_to_fit();
+                    for table in &mut counter.words {
+                        table.arena.shrink_to_fit();
+                    }
                     Ok(counter)
                 })
             })
@@ -237,7 +244,10 @@ pub fn count_words(
             tx.send(batch).context("a counting thread stopped")
         });
         drop(senders);
-        let mut total = WordCounts::default();
+        let mut total = WordCounts {
+            shards: workers,
+            ..Default::default()
+        };
         let mut failure = None;
         for h in handles {
             let part = h
@@ -248,7 +258,7 @@ pub fn count_words(
                     total.lines += part.lines;
                     total.bytes += part.bytes;
                     total.long_lines += part.long_lines;
-                    total.words.push(part.words);
+                    total.words.extend(part.words);
                 }
                 Err(e) => failure = failure.or(Some(e)),
             }
@@ -262,10 +272,9 @@ pub fn count_words(
     })
 }
 
-/// One counting thread's state: the words of its batches.
-#[derive(Default)]
+/// One counting thread's state: the words of its batches, one table per hash shard.
 struct ShardCounter {
-    words: WordTable,
+    words: Vec<WordTable>,
     /// The first error (the table is full); later words are not counted.
     error: Option<anyhow::Error>,
     lines: u64,
@@ -274,11 +283,32 @@ struct ShardCounter {
 }
 
 impl ShardCounter {
+    fn new(shards: usize) -> Self {
+        let words = (0..shards.max(1))
+            .map(|_| {
+                let mut table = WordTable::default();
+                // Room for a million words up front (5 MB): the first growths are the costly
+                // part of filling a table.
+                table.index.reserve((1 << 20) / shards.max(1), |_| 0);
+                table
+            })
+            .collect();
+        ShardCounter {
+            words,
+            error: None,
+            lines: 0,
+            bytes: 0,
+            long_lines: 0,
+        }
+    }
+
     #[inline]
     fn add_word(&mut self, word: &str, weight: u64) {
         let h = FxBuildHasher.hash_one(word.as_bytes());
+        // The high half picks the shard; the table's buckets come from the low bits.
+        let shard = ((h >> 32) as usize) % self.words.len();
         if self.error.is_none() {
-            if let Err(e) = self.words.add(word, h, weight) {
+            if let Err(e) = self.words[shard].add(word, h, weight) {
                 self.error = Some(e);
             }
         }

@@ -264,19 +264,14 @@ struct Runs {
 }
 
 impl Runs {
-    /// Ends the run `arena[start..]` of a word seen `count` times: dropped if it has no pair
-    /// or belongs to another shard (`(hash >> 32) % shards != shard`), added to an equal
-    /// earlier run, or kept as a new run.
-    fn close(&mut self, start: usize, count: u64, shard: u64, shards: u64) {
+    /// Ends the run `arena[start..]` of a word seen `count` times: dropped if it has no pair,
+    /// added to an equal earlier run, or kept as a new run.
+    fn close(&mut self, start: usize, count: u64) {
         if self.arena.len() - start < 2 {
             self.arena.truncate(start);
             return;
         }
         let h = FxBuildHasher.hash_one(&self.arena[start..]);
-        if (h >> 32) % shards != shard {
-            self.arena.truncate(start);
-            return;
-        }
         let Runs {
             arena, spans, seen, ..
         } = self;
@@ -303,21 +298,17 @@ impl Runs {
         seen.insert_unique(h, w, |&w| FxBuildHasher.hash_one(run_of(w)));
     }
 
-    /// Cuts every word of `tables` into its runs between permanent breaks (no merge can ever
-    /// join across one, so a merge rescans only the run it touched), stores each distinct run
-    /// of hash shard `shard` of `shards` once, then counts the valid pairs of the runs.
-    fn build(
-        tables: &[WordTable],
-        shard: u64,
-        shards: u64,
-        symbols: &SymbolTable,
-        max_chars: usize,
-    ) -> Result<Runs> {
+    /// Cuts every word of `tables` (one hash shard of the words) into its runs between
+    /// permanent breaks (no merge can ever join across one, so a merge rescans only the run
+    /// it touched), stores each distinct run once, then counts the valid pairs of the runs.
+    /// (Another shard may hold an equal run: a run stored twice is merged twice, the same
+    /// counts either way.)
+    fn build(tables: &[&WordTable], symbols: &SymbolTable, max_chars: usize) -> Result<Runs> {
         let syms = &symbols.syms;
         let words: usize = tables.iter().map(|t| t.len()).sum();
         let mut runs = Runs {
-            seen: HashTable::with_capacity(words / shards as usize),
-            spans: Vec::with_capacity(words / shards as usize),
+            seen: HashTable::with_capacity(words),
+            spans: Vec::with_capacity(words),
             ..Default::default()
         };
         for (w, c) in tables.iter().flat_map(|t| t.iter()) {
@@ -327,14 +318,14 @@ impl Runs {
                 let sym = symbols.of_char(ch);
                 if let Some(p) = prev {
                     if permanent_break(&syms[p as usize], &syms[sym as usize]) {
-                        runs.close(start, c, shard, shards);
+                        runs.close(start, c);
                         start = runs.arena.len();
                     }
                 }
                 runs.arena.push(sym);
                 prev = Some(sym);
             }
-            runs.close(start, c, shard, shards);
+            runs.close(start, c);
             if runs.arena.len() > u32::MAX as usize {
                 bail!("the sample has too many distinct words; lower max_bytes");
             }
@@ -548,16 +539,16 @@ fn train_from_counts(
         .map(|(i, t)| (t.clone(), i as u32))
         .collect();
 
-    // Words as symbol runs in one arena, built in parallel: each thread keeps the runs of
-    // one hash shard, so no run is stored twice.
+    // Words as symbol runs in one arena, built in parallel: each thread converts the words
+    // of one hash shard.
     let built: Vec<Result<Runs>> = std::thread::scope(|scope| {
         let symbols = &symbols;
-        let tables = &counts.words[..];
-        let shards = tables.len().max(1) as u64;
-        let handles: Vec<_> = (0..shards)
+        let counts = &counts;
+        let handles: Vec<_> = (0..counts.shards)
             .map(|shard| {
                 scope.spawn(move || {
-                    Runs::build(tables, shard, shards, symbols, config.max_piece_chars)
+                    let tables: Vec<&WordTable> = counts.shard(shard).collect();
+                    Runs::build(&tables, symbols, config.max_piece_chars)
                 })
             })
             .collect();
