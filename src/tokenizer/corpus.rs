@@ -9,12 +9,12 @@ use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 use serde::Deserialize;
 
 use super::encode::Chunker;
 use super::model::WS;
+use super::prefetch;
 use crate::doc::open_decompressed;
 use crate::run::runner::expand_inputs;
 
@@ -72,26 +72,38 @@ impl WordCounts {
 
 /// Distinct words with their weighted counts, stored back to back in one byte arena (an
 /// 8-byte aligned record per word: count `u64`, length `u32`, the bytes), so that a word costs
-/// no allocation of its own and a pass over all words reads memory in order.
+/// no allocation of its own and a pass over all words reads memory in order. The index is
+/// an open-addressing table of `u64` slots (the hash's low 32 bits, then the record offset
+/// / 8 + 1; 0 is empty) whose slot address is known from the hash alone, so the counting
+/// thread can ask for it ahead of time ([`Self::prefetch`]).
 #[derive(Default)]
 pub struct WordTable {
     arena: Vec<u8>,
-    /// Record offsets divided by 8.
-    index: HashTable<u32>,
+    slots: Vec<u64>,
+    len: usize,
 }
 
 /// Bytes before a record's text: count and length.
 const RECORD_HEAD: usize = 12;
 
 impl WordTable {
+    /// An empty table with room for `words` words before it grows.
+    fn with_capacity(words: usize) -> Self {
+        WordTable {
+            arena: Vec::new(),
+            slots: vec![0; (words * 2).next_power_of_two().max(16)],
+            len: 0,
+        }
+    }
+
     /// Distinct words.
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.len
     }
 
     /// True when no word was added.
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.len == 0
     }
 
     /// The count of the record at byte `at`.
@@ -109,29 +121,84 @@ impl WordTable {
         &arena[at + RECORD_HEAD..at + RECORD_HEAD + len]
     }
 
-    /// Adds `weight` to the count of `word`, whose `FxBuildHasher` hash is `h`.
-    fn add(&mut self, word: &str, h: u64, weight: u64) -> Result<()> {
-        let WordTable { arena, index } = self;
-        let word = word.as_bytes();
-        if let Some(&slot) = index.find(h, |&slot| Self::word_at(arena, slot as usize * 8) == word)
-        {
-            let at = slot as usize * 8;
-            let count = Self::count_at(arena, at);
-            arena[at..at + 8].copy_from_slice(&(count + weight).to_le_bytes());
-            return Ok(());
+    /// The first slot to probe for hash `h`.
+    fn home(&self, h: u64) -> usize {
+        h as usize & (self.slots.len() - 1)
+    }
+
+    /// Asks the CPU for the first slot of hash `h` and, when that slot is taken by a word
+    /// of the same hash tag, for its record: a later [`Self::add`] of the word then finds
+    /// both in cache. Call it twice a few words apart (the second call reads the slot the
+    /// first one fetched).
+    fn prefetch(&self, h: u64, record_too: bool) {
+        if self.slots.is_empty() {
+            return;
         }
-        let at = arena.len();
-        let Ok(slot) = u32::try_from(at / 8) else {
+        let slot = &self.slots[self.home(h)];
+        if !record_too {
+            prefetch(slot);
+            return;
+        }
+        let s = *slot;
+        if s != 0 && s >> 32 == h & 0xFFFF_FFFF {
+            let at = ((s & 0xFFFF_FFFF) as usize - 1) * 8;
+            if let Some(record) = self.arena.get(at) {
+                prefetch(record);
+            }
+        }
+    }
+
+    /// Adds `weight` to the count of `word`, whose `FxBuildHasher` hash is `h`.
+    /// (`word` is UTF-8: every caller cut it from a `&str` at character boundaries.)
+    fn add(&mut self, word: &[u8], h: u64, weight: u64) -> Result<()> {
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let tag = h & 0xFFFF_FFFF;
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(h);
+        loop {
+            let s = self.slots[i];
+            if s == 0 {
+                break;
+            }
+            if s >> 32 == tag {
+                let at = ((s & 0xFFFF_FFFF) as usize - 1) * 8;
+                if Self::word_at(&self.arena, at) == word {
+                    let count = Self::count_at(&self.arena, at);
+                    self.arena[at..at + 8].copy_from_slice(&(count + weight).to_le_bytes());
+                    return Ok(());
+                }
+            }
+            i = (i + 1) & mask;
+        }
+        let at = self.arena.len();
+        let Some(slot) = u32::try_from(at / 8 + 1).ok().filter(|&s| s < u32::MAX) else {
             bail!("more than 32 GB of distinct words in one counting shard: lower max_bytes");
         };
+        let arena = &mut self.arena;
         arena.extend_from_slice(&weight.to_le_bytes());
         arena.extend_from_slice(&(word.len() as u32).to_le_bytes());
         arena.extend_from_slice(word);
         arena.resize(arena.len().next_multiple_of(8), 0);
-        index.insert_unique(h, slot, |&s| {
-            FxBuildHasher.hash_one(Self::word_at(arena, s as usize * 8))
-        });
+        self.slots[i] = (tag << 32) | slot as u64;
+        self.len += 1;
         Ok(())
+    }
+
+    /// Doubles the slots (the home slot comes from the tag, so no word is hashed again).
+    fn grow(&mut self) {
+        let size = (self.slots.len() * 2).max(16);
+        let mut slots = vec![0u64; size];
+        let mask = size - 1;
+        for &s in self.slots.iter().filter(|&&s| s != 0) {
+            let mut i = (s >> 32) as usize & mask;
+            while slots[i] != 0 {
+                i = (i + 1) & mask;
+            }
+            slots[i] = s;
+        }
+        self.slots = slots;
     }
 
     /// Every word with its count, in the order first seen.
@@ -230,6 +297,8 @@ pub fn count_words(
                         }
                         counter.error.take().map_or(Ok(()), Err)?;
                     }
+                    counter.flush_hot();
+                    counter.error.take().map_or(Ok(()), Err)?;
                     for table in &mut counter.words {
                         table.arena.shrink_to_fit();
                     }
@@ -272,8 +341,45 @@ pub fn count_words(
     })
 }
 
+/// Words of at most this many bytes go through [`HotWords`].
+const HOT_WORD_BYTES: usize = 15;
+
+/// A direct-mapped cache of the counts of recently seen short words (32 K slots of 32
+/// bytes: it stays in the core's L2 cache). Most words of a text are a few thousand frequent
+/// ones: they are counted here, and a word pushed out of its slot adds its count to the
+/// word table, so the big table is touched once per miss instead of once per word.
+struct HotWords {
+    slots: Vec<HotSlot>,
+}
+
+/// One slot of [`HotWords`]; empty when `count` is 0.
+#[derive(Clone, Copy, Default)]
+struct HotSlot {
+    hash: u64,
+    count: u64,
+    len: u8,
+    bytes: [u8; HOT_WORD_BYTES],
+}
+
+impl HotWords {
+    const SLOTS: usize = 1 << 15;
+
+    fn new() -> Self {
+        HotWords {
+            slots: vec![HotSlot::default(); Self::SLOTS],
+        }
+    }
+}
+
+/// Words pushed out of [`HotWords`] wait in groups of this many: the table slots of the
+/// whole group are fetched from memory together, then the words are added.
+const PENDING: usize = 16;
+
 /// One counting thread's state: the words of its batches, one table per hash shard.
 struct ShardCounter {
+    hot: HotWords,
+    /// Words pushed out of their hot slot, not yet in their table.
+    pending: Vec<HotSlot>,
     words: Vec<WordTable>,
     /// The first error (the table is full); later words are not counted.
     error: Option<anyhow::Error>,
@@ -286,14 +392,14 @@ impl ShardCounter {
     fn new(shards: usize) -> Self {
         let words = (0..shards.max(1))
             .map(|_| {
-                let mut table = WordTable::default();
-                // Room for a million words up front (5 MB): the first growths are the costly
-                // part of filling a table.
-                table.index.reserve((1 << 20) / shards.max(1), |_| 0);
-                table
+                // Room for a million words up front (16 MB): the first growths are the
+                // costly part of filling a table.
+                WordTable::with_capacity((1 << 20) / shards.max(1))
             })
             .collect();
         ShardCounter {
+            hot: HotWords::new(),
+            pending: Vec::with_capacity(PENDING),
             words,
             error: None,
             lines: 0,
@@ -302,15 +408,75 @@ impl ShardCounter {
         }
     }
 
+    /// Counts `word` `weight` times: in its hot slot when short, else in its table.
     #[inline]
     fn add_word(&mut self, word: &str, weight: u64) {
         let h = FxBuildHasher.hash_one(word.as_bytes());
+        let bytes = word.as_bytes();
+        if bytes.len() > HOT_WORD_BYTES {
+            self.add_to_table(bytes, h, weight);
+            return;
+        }
+        let slot = &mut self.hot.slots[(h >> 17) as usize & (HotWords::SLOTS - 1)];
+        if slot.count > 0 && slot.hash == h && &slot.bytes[..slot.len as usize] == bytes {
+            slot.count += weight;
+            return;
+        }
+        let old = std::mem::replace(
+            slot,
+            HotSlot {
+                hash: h,
+                count: weight,
+                len: bytes.len() as u8,
+                bytes: [0; HOT_WORD_BYTES],
+            },
+        );
+        slot.bytes[..bytes.len()].copy_from_slice(bytes);
+        if old.count > 0 {
+            self.pending.push(old);
+            if self.pending.len() == PENDING {
+                self.add_pending();
+            }
+        }
+    }
+
+    /// Adds the pending words to their tables: first asks for all their slots, then for the
+    /// records those slots point to, then adds them, so the memory loads of the group overlap
+    /// instead of each word waiting for its own.
+    fn add_pending(&mut self) {
+        let shards = self.words.len();
+        let table = |h: u64| ((h >> 32) as usize) % shards;
+        for p in &self.pending {
+            self.words[table(p.hash)].prefetch(p.hash, false);
+        }
+        for p in &self.pending {
+            self.words[table(p.hash)].prefetch(p.hash, true);
+        }
+        let mut pending = std::mem::take(&mut self.pending);
+        for p in &pending {
+            self.add_to_table(&p.bytes[..p.len as usize], p.hash, p.count);
+        }
+        pending.clear();
+        self.pending = pending;
+    }
+
+    /// Adds `count` to the word table entry of `word`, whose hash is `h`.
+    fn add_to_table(&mut self, word: &[u8], h: u64, count: u64) {
         // The high half picks the shard; the table's buckets come from the low bits.
         let shard = ((h >> 32) as usize) % self.words.len();
         if self.error.is_none() {
-            if let Err(e) = self.words[shard].add(word, h, weight) {
+            if let Err(e) = self.words[shard].add(word, h, count) {
                 self.error = Some(e);
             }
+        }
+    }
+
+    /// Moves the counts still pending or in the hot slots to the tables.
+    fn flush_hot(&mut self) {
+        self.add_pending();
+        let slots = std::mem::take(&mut self.hot.slots);
+        for slot in slots.iter().filter(|s| s.count > 0) {
+            self.add_to_table(&slot.bytes[..slot.len as usize], slot.hash, slot.count);
         }
     }
 }
@@ -594,7 +760,7 @@ mod tests {
             for i in 0..20_000u64 {
                 let word: String = format!("{i:x}-").repeat(1 + (i % 10) as usize);
                 let h = FxBuildHasher.hash_one(word.as_bytes());
-                table.add(&word, h, round + 1).expect("add");
+                table.add(word.as_bytes(), h, round + 1).expect("add");
                 if round == 0 {
                     expected.push((word, 0));
                 }
@@ -604,5 +770,40 @@ mod tests {
         assert_eq!(table.len(), expected.len());
         let got: Vec<(String, u64)> = table.iter().map(|(w, c)| (w.to_string(), c)).collect();
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn hot_slots_and_pending_words_lose_no_count() {
+        // 100,000 distinct words (far more than the hot slots: many are pushed out and come
+        // back), some longer than a hot slot holds, seen a Zipf-like number of times.
+        let mut counter = ShardCounter::new(3);
+        let mut expected: std::collections::HashMap<String, u64> = Default::default();
+        for round in 0..4u64 {
+            for i in 0..100_000u64 {
+                if i % (round + 1) != 0 {
+                    continue;
+                }
+                let word = if i % 7 == 0 {
+                    format!(" long-word-number-{i}")
+                } else {
+                    format!(" w{i}")
+                };
+                let weight = 1 + i % 3;
+                counter.add_word(&word, weight);
+                *expected.entry(word).or_insert(0) += weight;
+            }
+        }
+        counter.flush_hot();
+        assert!(counter.error.is_none());
+        let mut got: std::collections::HashMap<String, u64> = Default::default();
+        for table in &counter.words {
+            for (word, count) in table.iter() {
+                *got.entry(word.to_string()).or_insert(0) += count;
+            }
+        }
+        assert_eq!(got, expected);
+        // A word is in the table of its hash shard only.
+        let distinct: usize = counter.words.iter().map(|t| t.len()).sum();
+        assert_eq!(distinct, expected.len());
     }
 }

@@ -22,6 +22,7 @@ use unicode_script::{Script, UnicodeScript};
 
 use super::corpus::{count_words, SourceConfig, WordCounts, WordTable};
 use super::model::{piece_of_byte, WS};
+use super::prefetch;
 use super::proto::{
     ModelProto, NormalizerSpec, PieceType, SentencePiece, TrainerSpec, MODEL_TYPE_BPE,
 };
@@ -749,20 +750,6 @@ fn train_from_counts(
         );
     }
     Ok(build_proto(&pieces, &alphabet, config))
-}
-
-/// Hints the CPU to load the cache line of `x` (no effect on other targets).
-#[inline(always)]
-fn prefetch<T>(x: &T) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // SAFETY: SSE is part of the x86_64 baseline, and a prefetch is only a hint: it
-        // never faults and changes no memory, whatever the address.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>((x as *const T).cast::<i8>()) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = x;
 }
 
 /// One merge `a b -> c` applied to the runs that may hold the pair.
