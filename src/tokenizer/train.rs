@@ -598,6 +598,9 @@ fn train_from_counts(
     }
 
     let mut pieces: Vec<(String, f32)> = Vec::with_capacity(merges_wanted);
+    // Buffers reused by every merge (allocating them anew cost a fifth of the loop).
+    let mut change = PairChange::default();
+    let mut spare_words: Vec<u32> = Vec::new();
     let mut banned: FxHashSet<u64> = FxHashSet::default();
     let max_chars = config.max_piece_chars;
     while pieces.len() < merges_wanted {
@@ -679,7 +682,7 @@ fn train_from_counts(
         // Replace a b by c in every word that has the pair.
         let mut words = pairs
             .get_mut(&best.pair)
-            .map(|p| std::mem::take(&mut p.1))
+            .map(|p| std::mem::replace(&mut p.1, std::mem::take(&mut spare_words)))
             .unwrap_or_default();
         words.sort_unstable();
         words.dedup();
@@ -690,9 +693,11 @@ fn train_from_counts(
             syms: &syms,
             max_chars,
         };
-        let (delta, touched) = step.apply_split(&words, &mut spans, &mut arena, 0, 0);
+        change.clear();
+        step.apply_split(&words, &mut spans, &mut arena, 0, 0, &mut change);
+        spare_words = words;
         pairs.remove(&best.pair);
-        for (&k, &d) in &delta {
+        for (&k, &d) in &change.counts {
             if k == best.pair || d == 0 {
                 continue;
             }
@@ -714,7 +719,7 @@ fn train_from_counts(
                 .map(|(&k, &(c, _))| entry(&syms, &texts, k, c))
                 .collect();
         }
-        for (k, w) in touched {
+        for &(k, w) in &change.touched {
             if k == best.pair {
                 continue;
             }
@@ -741,6 +746,9 @@ fn train_from_counts(
         pairs.values().map(|p| p.1.len()).sum::<usize>(),
         peak_rss_mb()
     );
+    // Freeing the merge state (a list per live pair, the arena, the heap) takes a tenth of
+    // a second: a background thread does it while the caller writes the model.
+    std::thread::spawn(move || drop((pairs, arena, spans, heap, sym_of_text)));
     if pieces.len() < merges_wanted {
         bail!(
             "the corpus is too small for vocab_size {}: only {} merges could be learned \
@@ -761,6 +769,22 @@ struct MergeStep<'a> {
     max_chars: usize,
 }
 
+/// What a merge changed: the change of every pair count, and the `(pair, run)` places where
+/// a pair appeared.
+#[derive(Default)]
+struct PairChange {
+    counts: FxHashMap<u64, i64>,
+    touched: Vec<(u64, u32)>,
+}
+
+impl PairChange {
+    /// Empties it, keeping its memory.
+    fn clear(&mut self) {
+        self.counts.clear();
+        self.touched.clear();
+    }
+}
+
 /// Lists at least this long are cut in two and merged on two threads.
 const PARALLEL_WORDS: usize = 1024;
 
@@ -776,27 +800,29 @@ impl MergeStep<'_> {
         arena: &mut [u32],
         w0: u32,
         s0: usize,
-    ) -> (FxHashMap<u64, i64>, Vec<(u64, u32)>) {
+        out: &mut PairChange,
+    ) {
         if words.len() < PARALLEL_WORDS {
-            return self.apply(words, spans, arena, w0, s0);
+            self.apply(words, spans, arena, w0, s0, out);
+            return;
         }
         let (left, right) = words.split_at(words.len() / 2);
         let mid = right[0];
         let mid_start = spans[(mid - w0) as usize].start as usize;
         let (spans_l, spans_r) = spans.split_at_mut((mid - w0) as usize);
         let (arena_l, arena_r) = arena.split_at_mut(mid_start - s0);
-        let ((mut delta, mut touched), (delta_r, touched_r)) = rayon::join(
-            || self.apply_split(left, spans_l, arena_l, w0, s0),
-            || self.apply_split(right, spans_r, arena_r, mid, mid_start),
+        let mut right_out = PairChange::default();
+        rayon::join(
+            || self.apply_split(left, spans_l, arena_l, w0, s0, out),
+            || self.apply_split(right, spans_r, arena_r, mid, mid_start, &mut right_out),
         );
-        for (k, d) in delta_r {
-            *delta.entry(k).or_insert(0) += d;
+        for (k, d) in right_out.counts {
+            *out.counts.entry(k).or_insert(0) += d;
         }
-        touched.extend(touched_r);
-        (delta, touched)
+        out.touched.extend(right_out.touched);
     }
 
-    /// [`Self::apply_split`] on one thread.
+    /// [`Self::apply_split`] on one thread: adds to `out`.
     fn apply(
         &self,
         words: &[u32],
@@ -804,7 +830,8 @@ impl MergeStep<'_> {
         arena: &mut [u32],
         w0: u32,
         s0: usize,
-    ) -> (FxHashMap<u64, i64>, Vec<(u64, u32)>) {
+        out: &mut PairChange,
+    ) {
         let MergeStep {
             a,
             b,
@@ -812,8 +839,10 @@ impl MergeStep<'_> {
             syms,
             max_chars,
         } = *self;
-        let mut delta: FxHashMap<u64, i64> = FxHashMap::default();
-        let mut touched: Vec<(u64, u32)> = Vec::new();
+        let PairChange {
+            counts: delta,
+            touched,
+        } = out;
         for (k, &w) in words.iter().enumerate() {
             // The runs are scattered: ask for the run record 16 ahead and the symbols of the
             // run 8 ahead, so the memory loads overlap.
@@ -862,7 +891,6 @@ impl MergeStep<'_> {
                 sp.len = len as u32;
             }
         }
-        (delta, touched)
     }
 }
 
@@ -1122,8 +1150,11 @@ mod tests {
             max_chars: 16,
         };
         let (mut arena1, mut spans1) = (arena.clone(), spans.clone());
-        let (delta1, touched1) = step.apply(&words, &mut spans1, &mut arena1, 0, 0);
-        let (delta2, touched2) = step.apply_split(&words, &mut spans, &mut arena, 0, 0);
+        let (mut one, mut split) = (PairChange::default(), PairChange::default());
+        step.apply(&words, &mut spans1, &mut arena1, 0, 0, &mut one);
+        step.apply_split(&words, &mut spans, &mut arena, 0, 0, &mut split);
+        let (delta1, touched1, delta2, touched2) =
+            (one.counts, one.touched, split.counts, split.touched);
         let live = |arena: &[u32], spans: &[Span]| -> Vec<Vec<u32>> {
             spans
                 .iter()
