@@ -177,7 +177,7 @@ pub fn train_tokenizer(config: &TrainConfig) -> Result<(ModelProto, TrainReport)
     };
     // On a rayon worker, so the merge loop's `rayon::join` hands half a list to the other
     // worker without a trip through the pool's injector.
-    let proto = rayon::scope(|_| train_from_counts(counts, config, &mut report))?;
+    let proto = rayon::scope(|_| train_from_counts(counts, config, &mut report, HEAP_PAIRS))?;
     report.merge_secs = t1.elapsed().as_secs_f64();
     Ok((proto, report))
 }
@@ -473,10 +473,13 @@ fn is_reserved(text: &str) -> bool {
         || (text.len() == 6 && super::model::byte_of_piece(text).is_some())
 }
 
+/// Learns the merges from word counts; the merge heap holds about `heap_pairs` pairs at a
+/// time (only speed depends on it).
 fn train_from_counts(
     counts: WordCounts,
     config: &TrainConfig,
     report: &mut TrainReport,
+    heap_pairs: usize,
 ) -> Result<ModelProto> {
     // Alphabet by coverage: most frequent characters first; tab and NUL never.
     let parts: Vec<Result<FxHashMap<char, u64>>> = std::thread::scope(|scope| {
@@ -592,10 +595,13 @@ fn train_from_counts(
         pairs.len(),
         peak_rss_mb()
     );
-    let mut heap: BinaryHeap<HeapEntry> = BinaryHeap::with_capacity(pairs.len());
-    for (&k, &(c, _)) in &pairs {
-        heap.push(entry(&syms, &texts, k, c));
-    }
+    // The heap holds only the pairs counted at least `floor` times: most pairs are rare and
+    // never merged, and a small heap stays in cache. Every live pair at or above the floor
+    // has an entry (maybe with an older, higher count); when the heap runs dry the floor is
+    // lowered and the pairs now above it are added, so the pick is the same as with all.
+    let mut floor = heap_floor(&pairs, &FxHashSet::default(), heap_pairs);
+    let mut heap = heap_at_least(&pairs, &FxHashSet::default(), floor, &syms, &texts);
+    let mut rebuild_at = heap.len().saturating_add(heap_pairs.saturating_mul(3));
 
     let mut pieces: Vec<(String, f32)> = Vec::with_capacity(merges_wanted);
     // Buffers reused by every merge (allocating them anew cost a fifth of the loop).
@@ -615,10 +621,21 @@ fn train_from_counts(
             );
         }
         // Best pair: highest count, then fewer characters, then the smaller string.
-        let Some(top) = heap.pop() else { break };
+        let Some(top) = heap.pop() else {
+            if floor <= 1 {
+                break;
+            }
+            floor = heap_floor(&pairs, &banned, heap_pairs).min(floor - 1);
+            heap = heap_at_least(&pairs, &banned, floor, &syms, &texts);
+            rebuild_at = heap.len().saturating_add(heap_pairs.saturating_mul(3));
+            continue;
+        };
         let current = pairs.get(&top.pair).map_or(0, |p| p.0);
         if current != top.count as i64 || banned.contains(&top.pair) {
-            if current > 0 && (current as u64) < top.count && !banned.contains(&top.pair) {
+            if current as u64 >= floor
+                && (current as u64) < top.count
+                && !banned.contains(&top.pair)
+            {
                 heap.push(entry(&syms, &texts, top.pair, current));
             }
             continue;
@@ -633,7 +650,8 @@ fn train_from_counts(
             let next = heap.pop().expect("peeked");
             let cur = pairs.get(&next.pair).map_or(0, |p| p.0);
             if cur != next.count as i64 || banned.contains(&next.pair) {
-                if cur > 0 && (cur as u64) < next.count && !banned.contains(&next.pair) {
+                if cur as u64 >= floor && (cur as u64) < next.count && !banned.contains(&next.pair)
+                {
                     heap.push(entry(&syms, &texts, next.pair, cur));
                 }
                 continue;
@@ -707,17 +725,18 @@ fn train_from_counts(
             if now <= 0 {
                 // The pair occurs nowhere any more: forget it and where it was.
                 pairs.remove(&k);
-            } else if d > 0 {
+            } else if d > 0 && now as u64 >= floor {
                 heap.push(entry(&syms, &texts, k, now));
             }
         }
-        // Stale heap entries pile up; rebuild from the live counts when they dominate.
-        if heap.len() > 3 * pairs.len() + (1 << 16) {
-            heap = pairs
-                .iter()
-                .filter(|(k, _)| !banned.contains(*k))
-                .map(|(&k, &(c, _))| entry(&syms, &texts, k, c))
-                .collect();
+        // Stale entries and new pairs pile up: rebuild from the live counts, with the floor
+        // raised again to let in about `heap_pairs` pairs.
+        // (`rebuild_at` keeps it from rebuilding at every merge when many pairs tie at the
+        // floor.)
+        if heap.len() > rebuild_at {
+            floor = heap_floor(&pairs, &banned, heap_pairs);
+            heap = heap_at_least(&pairs, &banned, floor, &syms, &texts);
+            rebuild_at = heap.len().saturating_add(heap_pairs.saturating_mul(3));
         }
         for &(k, w) in &change.touched {
             if k == best.pair {
@@ -758,6 +777,43 @@ fn train_from_counts(
         );
     }
     Ok(build_proto(&pieces, &alphabet, config))
+}
+
+/// The merge heap is filled with about this many of the most frequent pairs at a time.
+const HEAP_PAIRS: usize = 1 << 16;
+
+/// The heap floor that lets in about `heap_pairs` live pairs: the count of the
+/// `heap_pairs`-th most frequent one that is not banned (1 when there are fewer).
+fn heap_floor(
+    pairs: &FxHashMap<u64, (i64, Vec<u32>)>,
+    banned: &FxHashSet<u64>,
+    heap_pairs: usize,
+) -> u64 {
+    let mut counts: Vec<u64> = pairs
+        .iter()
+        .filter(|(k, (c, _))| *c > 0 && !banned.contains(*k))
+        .map(|(_, (c, _))| *c as u64)
+        .collect();
+    if counts.len() <= heap_pairs.max(1) {
+        return 1;
+    }
+    let (_, nth, _) = counts.select_nth_unstable_by(heap_pairs.max(1) - 1, |a, b| b.cmp(a));
+    (*nth).max(1)
+}
+
+/// A heap of every live, not banned pair counted at least `floor` times.
+fn heap_at_least(
+    pairs: &FxHashMap<u64, (i64, Vec<u32>)>,
+    banned: &FxHashSet<u64>,
+    floor: u64,
+    syms: &[SymInfo],
+    texts: &[String],
+) -> BinaryHeap<HeapEntry> {
+    pairs
+        .iter()
+        .filter(|(k, (c, _))| *c > 0 && *c as u64 >= floor && !banned.contains(*k))
+        .map(|(&k, &(c, _))| entry(syms, texts, k, c))
+        .collect()
 }
 
 /// One merge `a b -> c` applied to the runs that may hold the pair.
@@ -1102,6 +1158,39 @@ mod tests {
     fn reserved_texts_are_never_pieces() {
         assert!(is_reserved("<s>") && is_reserved("<0x0A>") && is_reserved("<unk>"));
         assert!(!is_reserved("<0x0") && !is_reserved("<s"));
+    }
+
+    #[test]
+    fn a_small_merge_heap_picks_the_same_merges_as_a_heap_of_every_pair() {
+        // A tiny heap is refilled and rebuilt hundreds of times, with many pairs tied at the
+        // floor; the model must be the one a heap holding every pair gives.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let config = TrainConfig {
+            sources: vec![SourceConfig {
+                name: "sample".into(),
+                paths: vec![root
+                    .join("samples/stackexchange/conlang.meta/Posts.xml")
+                    .display()
+                    .to_string()],
+                weight: 1,
+                max_bytes: 0,
+            }],
+            vocab_size: 2500,
+            threads: 2,
+            ..Default::default()
+        };
+        let train = |heap_pairs: usize| {
+            let counts = count_words(&config.sources, config.max_line_bytes, 2).expect("count");
+            let mut report = TrainReport::default();
+            train_from_counts(counts, &config, &mut report, heap_pairs).expect("train")
+        };
+        let pieces = |p: ModelProto| -> Vec<String> {
+            p.pieces.into_iter().filter_map(|x| x.piece).collect()
+        };
+        let all = pieces(train(usize::MAX));
+        assert_eq!(all.len(), 2500);
+        assert_eq!(pieces(train(8)), all);
+        assert_eq!(pieces(train(1)), all);
     }
 
     #[test]
