@@ -5,7 +5,7 @@
 use std::hash::BuildHasher;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -83,6 +83,15 @@ pub struct WordTable {
     len: usize,
 }
 
+/// `n` zero slots, written once now: `vec![0; n]` maps the pages to the kernel's shared zero
+/// page, so every first write to a page after a read (a lookup of an empty slot) costs a
+/// copy-on-write fault and a TLB flush on every core.
+fn written_zeros(n: usize) -> Vec<u64> {
+    let mut slots = Vec::with_capacity(n);
+    slots.resize(n, 0);
+    slots
+}
+
 /// Bytes before a record's text: count and length.
 const RECORD_HEAD: usize = 12;
 
@@ -91,7 +100,7 @@ impl WordTable {
     fn with_capacity(words: usize) -> Self {
         WordTable {
             arena: Vec::new(),
-            slots: vec![0; (words * 2).next_power_of_two().max(16)],
+            slots: written_zeros((words * 2).next_power_of_two().max(16)),
             len: 0,
         }
     }
@@ -189,7 +198,7 @@ impl WordTable {
     /// Doubles the slots (the home slot comes from the tag, so no word is hashed again).
     fn grow(&mut self) {
         let size = (self.slots.len() * 2).max(16);
-        let mut slots = vec![0u64; size];
+        let mut slots = written_zeros(size);
         let mask = size - 1;
         for &s in self.slots.iter().filter(|&&s| s != 0) {
             let mut i = (s >> 32) as usize & mask;
@@ -253,17 +262,22 @@ pub fn count_words(
         senders.push(tx);
         receivers.push(rx);
     }
+    // Counted batches come back to the reader to be filled again: allocating and freeing a
+    // megabyte per batch cost page clearing and cross-core TLB flushes.
+    let (recycle, recycled) = sync_channel::<Vec<u8>>(workers * 3);
     std::thread::scope(|scope| -> Result<WordCounts> {
         let handles: Vec<_> = receivers
             .into_iter()
             .map(|rx| {
+                let recycle = recycle.clone();
                 scope.spawn(move || -> Result<ShardCounter> {
                     let mut counter = ShardCounter::new(workers);
                     let mut norm = String::new();
                     while let Ok(batch) = rx.recv() {
-                        match batch {
+                        let mut done = match batch {
                             Batch::Text { text, weight } => {
-                                count_batch(&text, weight, max_line_bytes, &mut norm, &mut counter)
+                                count_batch(&text, weight, max_line_bytes, &mut norm, &mut counter);
+                                text.into_bytes()
                             }
                             Batch::Jsonl {
                                 bytes,
@@ -293,8 +307,12 @@ pub fn count_words(
                                     }
                                     at += line.len() as u64 + 1;
                                 }
+                                bytes
                             }
-                        }
+                        };
+                        done.clear();
+                        // A full channel means enough spare buffers: drop this one.
+                        let _ = recycle.try_send(done);
                         counter.error.take().map_or(Ok(()), Err)?;
                     }
                     counter.flush_hot();
@@ -307,7 +325,8 @@ pub fn count_words(
             })
             .collect();
         let mut next = 0usize;
-        let read = read_sources(sources, |batch| {
+        drop(recycle);
+        let read = read_sources(sources, &recycled, |batch| {
             let tx = &senders[next % senders.len()];
             next += 1;
             tx.send(batch).context("a counting thread stopped")
@@ -558,7 +577,11 @@ fn count_line_with_markers(
 
 /// Reads the sources in order and hands batches to `sink`: whole JSONL records when a source
 /// has no byte budget (the counting threads parse them), else lines of text joined by `\n`.
-fn read_sources(sources: &[SourceConfig], mut sink: impl FnMut(Batch) -> Result<()>) -> Result<()> {
+fn read_sources(
+    sources: &[SourceConfig],
+    recycled: &Receiver<Vec<u8>>,
+    mut sink: impl FnMut(Batch) -> Result<()>,
+) -> Result<()> {
     for source in sources {
         if source.weight == 0 {
             continue;
@@ -581,7 +604,7 @@ fn read_sources(sources: &[SourceConfig], mut sink: impl FnMut(Batch) -> Result<
         let weight = source.weight;
         'files: for file in &files {
             if source.max_bytes == 0 && is_jsonl(file) {
-                read_records(file, weight, &mut sink)?;
+                read_records(file, weight, recycled, &mut sink)?;
                 continue;
             }
             let mut add = |text: &str| -> Result<bool> {
@@ -594,7 +617,9 @@ fn read_sources(sources: &[SourceConfig], mut sink: impl FnMut(Batch) -> Result<
                 batch.push('\n');
                 taken += cut as u64;
                 if batch.len() >= BATCH_BYTES {
-                    let text = std::mem::take(&mut batch);
+                    // (An empty buffer is valid UTF-8.)
+                    let spare = String::from_utf8(spare_buffer(recycled)).unwrap_or_default();
+                    let text = std::mem::replace(&mut batch, spare);
                     sink(Batch::Text { text, weight })?;
                     batch.reserve(BATCH_BYTES + 4096);
                 }
@@ -618,6 +643,7 @@ fn read_sources(sources: &[SourceConfig], mut sink: impl FnMut(Batch) -> Result<
 fn read_records(
     path: &Path,
     weight: u64,
+    recycled: &Receiver<Vec<u8>>,
     sink: &mut impl FnMut(Batch) -> Result<()>,
 ) -> Result<()> {
     const BLOCK: usize = 1 << 16;
@@ -654,7 +680,8 @@ fn read_records(
             0
         };
         if cut > 0 {
-            let rest = buf[cut..].to_vec();
+            let mut rest = spare_buffer(recycled);
+            rest.extend_from_slice(&buf[cut..]);
             buf.truncate(cut);
             let bytes = std::mem::replace(&mut buf, rest);
             buf.reserve(BATCH_BYTES + BLOCK);
@@ -670,6 +697,13 @@ fn read_records(
             return Ok(());
         }
     }
+}
+
+/// An empty batch buffer: one the counting threads sent back, else a new one.
+fn spare_buffer(recycled: &Receiver<Vec<u8>>) -> Vec<u8> {
+    recycled
+        .try_recv()
+        .unwrap_or_else(|_| Vec::with_capacity(BATCH_BYTES + (1 << 16)))
 }
 
 /// A JSONL record; only `text` is needed.
