@@ -8,6 +8,7 @@ CORPUS="${1:-../shared/data/bench/docs.jsonl.zst}"
 BIN=target/release/datamill
 BENCH=target/release/tokenizer-bench
 WORK="${BENCH_WORK:-$(mktemp -d)}"
+mkdir -p "$WORK"
 VOCAB="${BENCH_VOCAB:-32000}"
 if [[ ! -f "$CORPUS" ]]; then
   echo "bench-tokenizer: $CORPUS not found; skipped"
@@ -23,6 +24,9 @@ $BENCH --dump-text "$CORPUS" "$WORK/text.txt"
 echo "-- datamill train-tokenizer, vocab $VOCAB"
 measure $BIN train-tokenizer --input "$CORPUS" --vocab-size "$VOCAB" --output "$WORK/datamill.model"
 $BENCH --model "$WORK/datamill.model" --text "$WORK/text.txt"
+echo "-- datamill train-tokenizer on the text file sentencepiece reads, vocab $VOCAB"
+measure $BIN train-tokenizer --input "$WORK/text.txt" --vocab-size "$VOCAB" --output "$WORK/datamill-text.model"
+cmp -s "$WORK/datamill.model" "$WORK/datamill-text.model" && echo "  same model as from the JSONL shard"
 
 if [[ "${BENCH_SPM:-1}" != 0 ]]; then
   if [[ ! -x .venv/bin/python ]]; then
