@@ -344,6 +344,9 @@ enum SlurmCommand {
         /// Output folder (replaces the pipeline's [output] dir).
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Also show which sources the chained packing job has packed into this folder.
+        #[arg(long)]
+        pack_output: Option<PathBuf>,
     },
 }
 
@@ -770,7 +773,8 @@ fn slurm(command: SlurmCommand) -> Result<ExitCode> {
                 );
             }
             if wait.is_some() {
-                print!("{}", slurm::status(&pipeline, &output, tasks)?);
+                let pack_output = opts.pack.as_ref().map(|p| p.output.as_path());
+                print!("{}", slurm::status(&pipeline, &output, tasks, pack_output)?);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -778,8 +782,12 @@ fn slurm(command: SlurmCommand) -> Result<ExitCode> {
             pipeline,
             tasks,
             output,
+            pack_output,
         } => {
-            print!("{}", slurm::status(&pipeline, &output, tasks)?);
+            print!(
+                "{}",
+                slurm::status(&pipeline, &output, tasks, pack_output.as_deref())?
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

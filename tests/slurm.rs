@@ -149,6 +149,12 @@ fn commoncrawl_pipeline_on_slurm_equals_local_run() {
     }
     assert!(text.contains("segment-2: shards 10/10 (done)"), "{text}");
     assert!(text.contains("pack "), "{text}");
+    // The status printed after waiting includes the packing job's sources.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("pack: sources packed ") && l.ends_with(" (done)")),
+        "{text}"
+    );
     let expected = snapshot(&local);
     assert!(expected.keys().any(|k| k.starts_with("rejected/")));
     assert_eq!(expected, snapshot(&cluster));

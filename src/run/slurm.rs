@@ -360,7 +360,12 @@ pub fn wait_for(job_ids: &[&str], limit: Duration) -> Result<()> {
 }
 
 /// Per-step progress of a run, from its manifests and dedup files.
-pub fn status(pipeline: &Path, output: &Option<PathBuf>, tasks: usize) -> Result<String> {
+pub fn status(
+    pipeline: &Path,
+    output: &Option<PathBuf>,
+    tasks: usize,
+    pack_output: Option<&Path>,
+) -> Result<String> {
     let config = load(pipeline, output)?;
     let state = run_state(&config)?;
     let mut out = format!(
@@ -400,7 +405,38 @@ pub fn status(pipeline: &Path, output: &Option<PathBuf>, tasks: usize) -> Result
             ));
         }
     }
+    if let Some(dir) = pack_output {
+        out.push_str(&pack_status(&config.output.dir, dir)?);
+    }
     Ok(out)
+}
+
+/// One line on the packing step: how many source families of the run output have their
+/// `pack.json` under `pack_output`, and which have not.
+fn pack_status(run_output: &Path, pack_output: &Path) -> Result<String> {
+    if !run_output.is_dir() {
+        return Ok("pack: no run output yet\n".into());
+    }
+    let families =
+        crate::shards::pack::find_document_shards(&[run_output.to_path_buf()], pack_output)?;
+    if families.is_empty() {
+        return Ok("pack: no document shards yet\n".into());
+    }
+    let pending: Vec<&str> = families
+        .iter()
+        .filter(|f| !pack_output.join(&f.source).join("pack.json").is_file())
+        .map(|f| f.source.as_str())
+        .collect();
+    let done = families.len() - pending.len();
+    Ok(if pending.is_empty() {
+        format!("pack: sources packed {done}/{} (done)\n", families.len())
+    } else {
+        format!(
+            "pack: sources packed {done}/{}; not yet: {}\n",
+            families.len(),
+            pending.join(", ")
+        )
+    })
 }
 
 #[cfg(test)]
@@ -430,6 +466,37 @@ mod tests {
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
             "/data/my run/it's $HOME/a b.toml|"
+        );
+    }
+
+    #[test]
+    fn pack_status_names_the_sources_not_packed_yet() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let run = tmp.path().join("run");
+        let tokens = tmp.path().join("tokens");
+        assert_eq!(
+            pack_status(&run, &tokens).expect("status"),
+            "pack: no run output yet\n"
+        );
+        for source in ["books", "wiki"] {
+            std::fs::create_dir_all(run.join(source)).expect("mkdir");
+            std::fs::write(run.join(source).join("part-00000.jsonl.zst"), b"").expect("write");
+        }
+        assert_eq!(
+            pack_status(&run, &tokens).expect("status"),
+            "pack: sources packed 0/2; not yet: books, wiki\n"
+        );
+        std::fs::create_dir_all(tokens.join("wiki")).expect("mkdir");
+        std::fs::write(tokens.join("wiki").join("pack.json"), b"{}").expect("write");
+        assert_eq!(
+            pack_status(&run, &tokens).expect("status"),
+            "pack: sources packed 1/2; not yet: books\n"
+        );
+        std::fs::create_dir_all(tokens.join("books")).expect("mkdir");
+        std::fs::write(tokens.join("books").join("pack.json"), b"{}").expect("write");
+        assert_eq!(
+            pack_status(&run, &tokens).expect("status"),
+            "pack: sources packed 2/2 (done)\n"
         );
     }
 
