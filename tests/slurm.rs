@@ -225,7 +225,12 @@ fn scancel_then_resubmit_gives_the_same_output() {
 #[test]
 fn minhash_dedup_on_slurm_chains_map_reduce_cluster_apply_and_equals_local_run() {
     require_slurm();
-    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    // Every path has a space, the working folder (`#SBATCH --chdir`) and the log folder
+    // (`#SBATCH --output`) included.
+    let tmp = tempfile::Builder::new()
+        .prefix("slurm run ")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
     let input = inputs(tmp.path());
     let stages = "[[stages]]\ntype = \"minhash_dedup\"\n";
     let local = tmp.path().join("local");
@@ -233,7 +238,41 @@ fn minhash_dedup_on_slurm_chains_map_reduce_cluster_apply_and_equals_local_run()
     assert!(run(&["run", pipe.to_str().unwrap()]).status.success());
     let cluster = tmp.path().join("cluster");
     let pipe = write_pipeline(tmp.path(), &input, &cluster, stages);
-    let out = submit(&pipe, true);
+    let out = Command::new(BIN)
+        .args([
+            "slurm",
+            "submit",
+            pipe.to_str().unwrap(),
+            "--tasks",
+            "4",
+            "--dedup-partitions",
+            "3",
+            "--cpus-per-task",
+            "1",
+            "--wait",
+            "300",
+        ])
+        .current_dir(tmp.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run datamill");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let script = std::fs::read_to_string(cluster.join(".slurm").join("segment-0.sbatch")).unwrap();
+    assert!(
+        script.contains(&format!("#SBATCH --chdir=\"{}\"", tmp.path().display())),
+        "{script}"
+    );
+    let logs = std::fs::read_dir(cluster.join(".slurm").join("logs"))
+        .unwrap()
+        .count();
+    assert!(
+        logs >= 4,
+        "the tasks' logs are written under the spaced folder"
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let steps: Vec<&str> = text
         .lines()

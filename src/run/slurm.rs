@@ -227,6 +227,20 @@ fn packed(run_output: &Path, pack_output: &Path) -> Result<bool> {
             .all(|f| pack_output.join(&f.source).join("pack.json").is_file()))
 }
 
+/// A path for an `#SBATCH` line, in double quotes (sbatch reads a quoted value whole, spaces
+/// included); a path holding a double quote or a line break cannot be written there.
+fn directive_path(path: &Path) -> Result<String> {
+    let text = path.to_string_lossy();
+    if text.contains(['"', '\n', '\r']) {
+        bail!(
+            "{}: an #SBATCH line cannot hold a path with a double quote or a line break; \
+             use another folder",
+            path.display()
+        );
+    }
+    Ok(format!("\"{text}\""))
+}
+
 fn shell_quote(path: &Path) -> String {
     format!("'{}'", path.to_string_lossy().replace('\'', "'\\''"))
 }
@@ -254,10 +268,10 @@ fn submit_step(
     script.push_str(&format!(
         "#SBATCH --job-name={name}\n#SBATCH --array={list}\n"
     ));
-    script.push_str(&format!("#SBATCH --chdir={}\n", cwd.display()));
+    script.push_str(&format!("#SBATCH --chdir={}\n", directive_path(cwd)?));
     script.push_str(&format!(
-        "#SBATCH --output={}/logs/%x-%A_%a.out\n",
-        slurm_dir.display()
+        "#SBATCH --output={}\n",
+        directive_path(&slurm_dir.join("logs").join("%x-%A_%a.out"))?
     ));
     if let Some(p) = &opts.partition {
         script.push_str(&format!("#SBATCH --partition={p}\n"));
@@ -467,6 +481,16 @@ mod tests {
             String::from_utf8_lossy(&out.stdout),
             "/data/my run/it's $HOME/a b.toml|"
         );
+    }
+
+    #[test]
+    fn sbatch_directive_paths_are_quoted_and_quotes_refused() {
+        assert_eq!(
+            directive_path(Path::new("/data/my run")).expect("path"),
+            "\"/data/my run\""
+        );
+        let err = directive_path(Path::new("/data/a\"b")).unwrap_err();
+        assert!(err.to_string().contains("double quote"), "{err}");
     }
 
     #[test]
