@@ -38,6 +38,11 @@ fn inputs(dir: &Path) -> std::path::PathBuf {
 }
 
 fn submit(pipe: &Path, wait: bool) -> std::process::Output {
+    submit_from(pipe, wait, Path::new("."))
+}
+
+/// `slurm submit` of `pipe` (4 tasks, 3 partitions) run from the working folder `cwd`.
+fn submit_from(pipe: &Path, wait: bool, cwd: &Path) -> std::process::Output {
     let mut args = vec![
         "slurm",
         "submit",
@@ -52,7 +57,12 @@ fn submit(pipe: &Path, wait: bool) -> std::process::Output {
     if wait {
         args.extend(["--wait", "300"]);
     }
-    let out = run(&args);
+    let out = Command::new(BIN)
+        .args(&args)
+        .current_dir(cwd)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run datamill");
     assert!(
         out.status.success(),
         "{}",
@@ -238,29 +248,7 @@ fn minhash_dedup_on_slurm_chains_map_reduce_cluster_apply_and_equals_local_run()
     assert!(run(&["run", pipe.to_str().unwrap()]).status.success());
     let cluster = tmp.path().join("cluster");
     let pipe = write_pipeline(tmp.path(), &input, &cluster, stages);
-    let out = Command::new(BIN)
-        .args([
-            "slurm",
-            "submit",
-            pipe.to_str().unwrap(),
-            "--tasks",
-            "4",
-            "--dedup-partitions",
-            "3",
-            "--cpus-per-task",
-            "1",
-            "--wait",
-            "300",
-        ])
-        .current_dir(tmp.path())
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run datamill");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = submit_from(&pipe, true, tmp.path());
     let script = std::fs::read_to_string(cluster.join(".slurm").join("segment-0.sbatch")).unwrap();
     assert!(
         script.contains(&format!("#SBATCH --chdir=\"{}\"", tmp.path().display())),
