@@ -26,7 +26,11 @@ measure $BIN train-tokenizer --input "$CORPUS" --vocab-size "$VOCAB" --output "$
 $BENCH --model "$WORK/datamill.model" --text "$WORK/text.txt"
 echo "-- datamill train-tokenizer on the text file sentencepiece reads, vocab $VOCAB"
 measure $BIN train-tokenizer --input "$WORK/text.txt" --vocab-size "$VOCAB" --output "$WORK/datamill-text.model"
-cmp -s "$WORK/datamill.model" "$WORK/datamill-text.model" && echo "  same model as from the JSONL shard"
+if cmp -s "$WORK/datamill.model" "$WORK/datamill-text.model"; then
+  echo "  same model as from the JSONL shard"
+else
+  echo "  differs from the model trained on the JSONL shard"
+fi
 
 if [[ "${BENCH_SPM:-1}" != 0 ]]; then
   if [[ ! -x .venv/bin/python ]]; then

@@ -251,7 +251,10 @@ fn minhash_dedup_on_slurm_chains_map_reduce_cluster_apply_and_equals_local_run()
     let out = submit_from(&pipe, true, tmp.path());
     let script = std::fs::read_to_string(cluster.join(".slurm").join("segment-0.sbatch")).unwrap();
     assert!(
-        script.contains(&format!("#SBATCH --chdir=\"{}\"", tmp.path().display())),
+        script.contains(&format!(
+            "#SBATCH --chdir=\"{}\"",
+            tmp.path().canonicalize().unwrap().display()
+        )),
         "{script}"
     );
     let logs = std::fs::read_dir(cluster.join(".slurm").join("logs"))

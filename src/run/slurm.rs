@@ -202,7 +202,6 @@ pub fn submit(opts: &SubmitOptions) -> Result<Vec<SubmittedJob>> {
     Ok(jobs)
 }
 
-/// `path` as one shell word: single-quoted, so spaces, `$` or quotes in it stay literal.
 /// The step name of the packing job.
 const PACK_STEP: &str = "pack";
 
@@ -216,31 +215,52 @@ fn absolute(cwd: &Path, path: &Path) -> PathBuf {
     }
 }
 
+/// The source families of the run output (its document shards, by source) and those of
+/// them without a `pack.json` under `pack_output` yet.
+fn pack_progress(run_output: &Path, pack_output: &Path) -> Result<(usize, Vec<String>)> {
+    let families =
+        crate::shards::pack::find_document_shards(&[run_output.to_path_buf()], pack_output)?;
+    let pending = families
+        .iter()
+        .filter(|f| !pack_output.join(&f.source).join("pack.json").is_file())
+        .map(|f| f.source.clone())
+        .collect();
+    Ok((families.len(), pending))
+}
+
 /// True when every source family of the run output has its `pack.json` under `pack_output`
 /// (`datamill pack` itself checks it is current when it runs).
 fn packed(run_output: &Path, pack_output: &Path) -> Result<bool> {
-    let families =
-        crate::shards::pack::find_document_shards(&[run_output.to_path_buf()], pack_output)?;
-    Ok(!families.is_empty()
-        && families
-            .iter()
-            .all(|f| pack_output.join(&f.source).join("pack.json").is_file()))
+    let (families, pending) = pack_progress(run_output, pack_output)?;
+    Ok(families > 0 && pending.is_empty())
 }
 
-/// A path for an `#SBATCH` line, in double quotes (sbatch reads a quoted value whole, spaces
-/// included); a path holding a double quote or a line break cannot be written there.
-fn directive_path(path: &Path) -> Result<String> {
-    let text = path.to_string_lossy();
-    if text.contains(['"', '\n', '\r']) {
+/// A path for an `#SBATCH` line, to be put in double quotes (sbatch reads a quoted value
+/// whole, spaces included). A path that is not UTF-8 or holds a double quote, a backslash (sbatch reads it
+/// as an escape) or a line break cannot be written there. With `pattern`, a `%` is doubled
+/// so sbatch does not read it as a file-name pattern.
+fn directive_path(path: &Path, pattern: bool) -> Result<String> {
+    let Some(text) = path.to_str() else {
         bail!(
-            "{}: an #SBATCH line cannot hold a path with a double quote or a line break; \
-             use another folder",
+            "{}: an #SBATCH line cannot hold a path that is not UTF-8; use another folder",
+            path.display()
+        );
+    };
+    if text.contains(['"', '\\', '\n', '\r']) {
+        bail!(
+            "{}: an #SBATCH line cannot hold a path with a double quote, a backslash or a \
+             line break; use another folder",
             path.display()
         );
     }
-    Ok(format!("\"{text}\""))
+    Ok(if pattern {
+        text.replace('%', "%%")
+    } else {
+        text.to_string()
+    })
 }
 
+/// `path` as one shell word: single-quoted, so spaces, `$` or quotes in it stay literal.
 fn shell_quote(path: &Path) -> String {
     format!("'{}'", path.to_string_lossy().replace('\'', "'\\''"))
 }
@@ -268,10 +288,14 @@ fn submit_step(
     script.push_str(&format!(
         "#SBATCH --job-name={name}\n#SBATCH --array={list}\n"
     ));
-    script.push_str(&format!("#SBATCH --chdir={}\n", directive_path(cwd)?));
     script.push_str(&format!(
-        "#SBATCH --output={}\n",
-        directive_path(&slurm_dir.join("logs").join("%x-%A_%a.out"))?
+        "#SBATCH --chdir=\"{}\"\n",
+        directive_path(cwd, false)?
+    ));
+    // The log folder's own `%` are doubled; the file name is sbatch's pattern.
+    script.push_str(&format!(
+        "#SBATCH --output=\"{}/%x-%A_%a.out\"\n",
+        directive_path(&slurm_dir.join("logs"), true)?
     ));
     if let Some(p) = &opts.partition {
         script.push_str(&format!("#SBATCH --partition={p}\n"));
@@ -431,23 +455,16 @@ fn pack_status(run_output: &Path, pack_output: &Path) -> Result<String> {
     if !run_output.is_dir() {
         return Ok("pack: no run output yet\n".into());
     }
-    let families =
-        crate::shards::pack::find_document_shards(&[run_output.to_path_buf()], pack_output)?;
-    if families.is_empty() {
+    let (families, pending) = pack_progress(run_output, pack_output)?;
+    if families == 0 {
         return Ok("pack: no document shards yet\n".into());
     }
-    let pending: Vec<&str> = families
-        .iter()
-        .filter(|f| !pack_output.join(&f.source).join("pack.json").is_file())
-        .map(|f| f.source.as_str())
-        .collect();
-    let done = families.len() - pending.len();
+    let done = families - pending.len();
     Ok(if pending.is_empty() {
-        format!("pack: sources packed {done}/{} (done)\n", families.len())
+        format!("pack: sources packed {done}/{families} (done)\n")
     } else {
         format!(
-            "pack: sources packed {done}/{}; not yet: {}\n",
-            families.len(),
+            "pack: sources packed {done}/{families}; not yet: {}\n",
             pending.join(", ")
         )
     })
@@ -486,11 +503,17 @@ mod tests {
     #[test]
     fn sbatch_directive_paths_are_quoted_and_quotes_refused() {
         assert_eq!(
-            directive_path(Path::new("/data/my run")).expect("path"),
-            "\"/data/my run\""
+            directive_path(Path::new("/data/my run"), false).expect("path"),
+            "/data/my run"
         );
-        let err = directive_path(Path::new("/data/a\"b")).unwrap_err();
-        assert!(err.to_string().contains("double quote"), "{err}");
+        assert_eq!(
+            directive_path(Path::new("/data/100% run"), true).expect("path"),
+            "/data/100%% run"
+        );
+        for bad in ["/data/a\"b", "/data/a\\b", "/data/a\nb"] {
+            let err = directive_path(Path::new(bad), false).unwrap_err();
+            assert!(err.to_string().contains("cannot hold"), "{err}");
+        }
     }
 
     #[test]

@@ -176,7 +176,8 @@ impl WordTable {
                 let at = ((s & 0xFFFF_FFFF) as usize - 1) * 8;
                 if Self::word_at(&self.arena, at) == word {
                     let count = Self::count_at(&self.arena, at);
-                    self.arena[at..at + 8].copy_from_slice(&(count + weight).to_le_bytes());
+                    self.arena[at..at + 8]
+                        .copy_from_slice(&count.saturating_add(weight).to_le_bytes());
                     return Ok(());
                 }
             }
@@ -211,7 +212,7 @@ impl WordTable {
         self.slots = slots;
     }
 
-    /// Every word with its count, in the order first seen.
+    /// Every word with its count, in the order the words reached the table.
     pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> + '_ {
         let arena = &self.arena;
         let mut at = 0;
@@ -381,6 +382,9 @@ struct HotSlot {
     bytes: [u8; HOT_WORD_BYTES],
 }
 
+// Two slots a cache line.
+const _: () = assert!(std::mem::size_of::<HotSlot>() == 32);
+
 impl HotWords {
     const SLOTS: usize = 1 << 15;
 
@@ -412,9 +416,10 @@ impl ShardCounter {
     fn new(shards: usize) -> Self {
         let words = (0..shards.max(1))
             .map(|_| {
-                // Room for a million words up front (16 MB): the first growths are the
-                // costly part of filling a table.
-                WordTable::with_capacity((1 << 20) / shards.max(1))
+                // Room for two million words over all threads' tables up front (32 MB in
+                // all, however many threads): the first growths are the costly part of
+                // filling a table.
+                WordTable::with_capacity((1 << 21) / (shards * shards).max(1))
             })
             .collect();
         ShardCounter {
@@ -439,7 +444,7 @@ impl ShardCounter {
         }
         let slot = &mut self.hot.slots[(h >> 17) as usize & (HotWords::SLOTS - 1)];
         if slot.count > 0 && slot.hash == h && &slot.bytes[..slot.len as usize] == bytes {
-            slot.count += weight;
+            slot.count = slot.count.saturating_add(weight);
             return;
         }
         let old = std::mem::replace(
@@ -491,12 +496,15 @@ impl ShardCounter {
         }
     }
 
-    /// Moves the counts still pending or in the hot slots to the tables.
+    /// Moves the counts still pending or in the hot slots to the tables (the hot slots are
+    /// left empty, ready for more words).
     fn flush_hot(&mut self) {
         self.add_pending();
-        let slots = std::mem::take(&mut self.hot.slots);
-        for slot in slots.iter().filter(|s| s.count > 0) {
-            self.add_to_table(&slot.bytes[..slot.len as usize], slot.hash, slot.count);
+        for i in 0..self.hot.slots.len() {
+            let slot = std::mem::take(&mut self.hot.slots[i]);
+            if slot.count > 0 {
+                self.add_to_table(&slot.bytes[..slot.len as usize], slot.hash, slot.count);
+            }
         }
     }
 }
@@ -840,5 +848,26 @@ mod tests {
         // A word is in the table of its hash shard only.
         let distinct: usize = counter.words.iter().map(|t| t.len()).sum();
         assert_eq!(distinct, expected.len());
+    }
+
+    #[test]
+    fn words_sharing_a_hash_stay_apart_and_an_empty_table_takes_prefetches() {
+        let mut table = WordTable::default();
+        table.prefetch(7, false);
+        table.prefetch(7, true);
+        // The same hash (so the same tag and home slot) for three different words.
+        for (word, count) in [(&b"a"[..], 1), (b"b", 2), (b"a", 3), (b"ccc", 4), (b"b", 5)] {
+            table.add(word, 7, count).expect("add");
+        }
+        table.prefetch(7, true);
+        let got: Vec<(String, u64)> = table.iter().map(|(w, c)| (w.to_string(), c)).collect();
+        assert_eq!(
+            got,
+            [
+                ("a".to_string(), 4),
+                ("b".to_string(), 7),
+                ("ccc".to_string(), 4)
+            ]
+        );
     }
 }

@@ -253,7 +253,7 @@ struct Span {
     count: u64,
 }
 
-/// The distinct runs of symbols of one counting shard, with their pair counts.
+/// The distinct runs of symbols of one hash shard of the words, with their pair counts.
 #[derive(Default)]
 struct Runs {
     arena: Vec<u32>,
@@ -424,11 +424,11 @@ impl SymbolTable {
     }
 }
 
-/// Character frequencies of a word table (' ' counted as `▁`).
-fn char_frequencies(table: &WordTable) -> FxHashMap<char, u64> {
+/// Character frequencies of word tables (' ' counted as `▁`).
+fn char_frequencies<'a>(tables: impl Iterator<Item = &'a WordTable>) -> FxHashMap<char, u64> {
     let mut bmp = vec![0u64; 0x10000];
     let mut astral: FxHashMap<char, u64> = FxHashMap::default();
-    for (w, c) in table.iter() {
+    for (w, c) in tables.flat_map(|t| t.iter()) {
         for ch in w.chars() {
             let ch = if ch == ' ' { WS } else { ch };
             match bmp.get_mut(ch as usize) {
@@ -482,11 +482,11 @@ fn train_from_counts(
     heap_pairs: usize,
 ) -> Result<ModelProto> {
     // Alphabet by coverage: most frequent characters first; tab and NUL never.
+    // One thread per hash shard (as many as counting threads).
     let parts: Vec<Result<FxHashMap<char, u64>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = counts
-            .words
-            .iter()
-            .map(|t| scope.spawn(move || char_frequencies(t)))
+        let counts = &counts;
+        let handles: Vec<_> = (0..counts.shards)
+            .map(|shard| scope.spawn(move || char_frequencies(counts.shard(shard))))
             .collect();
         handles
             .into_iter()
@@ -766,8 +766,13 @@ fn train_from_counts(
         peak_rss_mb()
     );
     // Freeing the merge state (a list per live pair, the arena, the heap) takes a tenth of
-    // a second: a background thread does it while the caller writes the model.
-    std::thread::spawn(move || drop((pairs, arena, spans, heap, sym_of_text)));
+    // a second: a short-lived background thread does it while the caller writes the model
+    // (its memory is back shortly after this returns). If no thread can be started, the
+    // closure and the state are dropped here.
+    let state = (pairs, arena, spans, heap, sym_of_text);
+    let _ = std::thread::Builder::new()
+        .name("free-merge-state".into())
+        .spawn(move || drop(state));
     if pieces.len() < merges_wanted {
         bail!(
             "the corpus is too small for vocab_size {}: only {} merges could be learned \
