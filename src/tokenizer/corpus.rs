@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::encode::Chunker;
 use super::model::WS;
-use super::prefetch;
+use super::{prefetch, written_zeros};
 use crate::doc::open_decompressed;
 use crate::run::runner::expand_inputs;
 
@@ -81,16 +81,6 @@ pub struct WordTable {
     arena: Vec<u8>,
     slots: Vec<u64>,
     len: usize,
-}
-
-/// `n` zero slots, written once now: `vec![0; n]` maps the pages to the kernel's shared zero
-/// page, so every first write to a page after a read (a lookup of an empty slot) costs a
-/// copy-on-write fault and a TLB flush on every core.
-#[allow(clippy::slow_vector_initialization)] // the writing is the point
-fn written_zeros(n: usize) -> Vec<u64> {
-    let mut slots = Vec::with_capacity(n);
-    slots.resize(n, 0);
-    slots
 }
 
 /// Bytes before a record's text: count and length.

@@ -28,3 +28,13 @@ pub(crate) fn prefetch<T>(x: &T) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = x;
 }
+
+/// `n` zero slots, written once now: `vec![0; n]` maps the pages to the kernel's shared zero
+/// page, so every first write to a page after a read (a lookup of an empty slot) costs a
+/// copy-on-write fault and a TLB flush on every core.
+#[allow(clippy::slow_vector_initialization)] // the writing is the point
+pub(crate) fn written_zeros(n: usize) -> Vec<u64> {
+    let mut slots = Vec::with_capacity(n);
+    slots.resize(n, 0);
+    slots
+}

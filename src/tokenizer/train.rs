@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use hashbrown::HashTable;
 use prost::Message;
 use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 use serde::Deserialize;
@@ -22,10 +21,10 @@ use unicode_script::{Script, UnicodeScript};
 
 use super::corpus::{count_words, SourceConfig, WordCounts, WordTable};
 use super::model::{piece_of_byte, WS};
-use super::prefetch;
 use super::proto::{
     ModelProto, NormalizerSpec, PieceType, SentencePiece, TrainerSpec, MODEL_TYPE_BPE,
 };
+use super::{prefetch, written_zeros};
 use crate::doc::write_atomic;
 
 /// Pieces before the learned ones: `<unk>`, `<s>`, `</s>` and 256 byte pieces.
@@ -259,44 +258,174 @@ struct Runs {
     arena: Vec<u32>,
     spans: Vec<Span>,
     /// Run index by content, to add the count of a repeated run to its first copy.
-    seen: HashTable<u32>,
+    index: RunIndex,
+    /// Runs cut from the words, waiting for their lookup in `index`.
+    pending: PendingRuns,
     /// Live pair -> (count, the runs holding it).
     pairs: FxHashMap<u64, (i64, Vec<u32>)>,
 }
 
+/// Runs are looked up in groups of this many: the index slots of the whole group are asked
+/// for, then the spans those slots name, then the symbols, and only then compared, so the
+/// memory loads of the group overlap.
+const RUN_GROUP: usize = 32;
+
+/// Runs waiting for their lookup: their symbols back to back, and per run its place in them,
+/// its count and its hash.
+#[derive(Default)]
+struct PendingRuns {
+    symbols: Vec<u32>,
+    runs: Vec<PendingRun>,
+}
+
+#[derive(Clone, Copy)]
+struct PendingRun {
+    start: usize,
+    len: usize,
+    count: u64,
+    hash: u64,
+}
+
+/// Distinct runs by content: open addressing over `u64` slots (the hash's low 32 bits, then
+/// the run index + 1; 0 is empty), so the slot of a hash is known before it is read.
+#[derive(Default)]
+struct RunIndex {
+    slots: Vec<u64>,
+    len: usize,
+}
+
+impl RunIndex {
+    fn with_capacity(runs: usize) -> Self {
+        RunIndex {
+            slots: written_zeros((runs * 4 / 3 + 1).next_power_of_two().max(16)),
+            len: 0,
+        }
+    }
+
+    fn home(&self, h: u64) -> usize {
+        h as usize & (self.slots.len() - 1)
+    }
+
+    /// The run in the first slot probed for `h` when its tag matches (a likely equal run).
+    fn first_candidate(&self, h: u64) -> Option<usize> {
+        let s = *self.slots.get(self.home(h))?;
+        (s != 0 && s >> 32 == h & 0xFFFF_FFFF).then(|| (s & 0xFFFF_FFFF) as usize - 1)
+    }
+
+    /// The run equal to the one hashed `h` (`eq` compares a stored run), or the empty slot
+    /// where it belongs. Call [`Self::reserve_one`] first.
+    fn find(&self, h: u64, eq: impl Fn(usize) -> bool) -> Result<usize, usize> {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(h);
+        loop {
+            let s = self.slots[i];
+            if s == 0 {
+                return Err(i);
+            }
+            if s >> 32 == h & 0xFFFF_FFFF && eq((s & 0xFFFF_FFFF) as usize - 1) {
+                return Ok((s & 0xFFFF_FFFF) as usize - 1);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Stores run `w` hashed `h` in the empty slot `i` that [`Self::find`] gave.
+    fn insert(&mut self, i: usize, h: u64, w: usize) {
+        self.slots[i] = ((h & 0xFFFF_FFFF) << 32) | (w as u64 + 1);
+        self.len += 1;
+    }
+
+    /// Makes room for one more run (at most three quarters of the slots are taken).
+    fn reserve_one(&mut self) {
+        if (self.len + 1) * 4 <= self.slots.len() * 3 {
+            return;
+        }
+        let size = (self.slots.len() * 2).max(16);
+        let mut slots = written_zeros(size);
+        for &s in self.slots.iter().filter(|&&s| s != 0) {
+            let mut i = (s >> 32) as usize & (size - 1);
+            while slots[i] != 0 {
+                i = (i + 1) & (size - 1);
+            }
+            slots[i] = s;
+        }
+        self.slots = slots;
+    }
+}
+
 impl Runs {
-    /// Ends the run `arena[start..]` of a word seen `count` times: dropped if it has no pair,
-    /// added to an equal earlier run, or kept as a new run.
+    /// Ends the run `pending.symbols[start..]` of a word seen `count` times: dropped if it
+    /// has no pair, else queued for its lookup.
     fn close(&mut self, start: usize, count: u64) {
-        if self.arena.len() - start < 2 {
-            self.arena.truncate(start);
+        let symbols = &mut self.pending.symbols;
+        if symbols.len() - start < 2 {
+            symbols.truncate(start);
             return;
         }
-        let h = FxBuildHasher.hash_one(&self.arena[start..]);
-        let Runs {
-            arena, spans, seen, ..
-        } = self;
-        let run_of = |w: u32| {
-            let sp = spans[w as usize];
-            &arena[sp.start as usize..][..sp.len as usize]
-        };
-        let run = &arena[start..];
-        if let Some(&w) = seen.find(h, |&w| run_of(w) == run) {
-            spans[w as usize].count += count;
-            arena.truncate(start);
-            return;
-        }
-        let w = spans.len() as u32;
-        spans.push(Span {
-            start: start as u32,
-            len: (arena.len() - start) as u32,
+        let hash = FxBuildHasher.hash_one(&symbols[start..]);
+        self.pending.runs.push(PendingRun {
+            start,
+            len: symbols.len() - start,
             count,
+            hash,
         });
-        let run_of = |w: u32| {
-            let sp = spans[w as usize];
-            &arena[sp.start as usize..][..sp.len as usize]
-        };
-        seen.insert_unique(h, w, |&w| FxBuildHasher.hash_one(run_of(w)));
+    }
+
+    /// Looks the pending runs up (see [`RUN_GROUP`]): a run equal to a stored one adds its
+    /// count there, a new one is stored.
+    fn resolve(&mut self) -> Result<()> {
+        let Runs {
+            arena,
+            spans,
+            index,
+            pending,
+            ..
+        } = self;
+        for r in &pending.runs {
+            if !index.slots.is_empty() {
+                prefetch(&index.slots[index.home(r.hash)]);
+            }
+        }
+        for r in &pending.runs {
+            if let Some(w) = index.first_candidate(r.hash) {
+                prefetch(&spans[w]);
+            }
+        }
+        for r in &pending.runs {
+            if let Some(w) = index.first_candidate(r.hash) {
+                if let Some(first) = arena.get(spans[w].start as usize) {
+                    prefetch(first);
+                }
+            }
+        }
+        for r in &pending.runs {
+            let run = &pending.symbols[r.start..][..r.len];
+            index.reserve_one();
+            let found = index.find(r.hash, |w| {
+                let sp = spans[w];
+                &arena[sp.start as usize..][..sp.len as usize] == run
+            });
+            match found {
+                Ok(w) => spans[w].count += r.count,
+                Err(slot) => {
+                    let start = u32::try_from(arena.len())
+                        .ok()
+                        .filter(|s| s.checked_add(r.len as u32).is_some())
+                        .context("the sample has too many distinct words; lower max_bytes")?;
+                    let w = spans.len();
+                    spans.push(Span {
+                        start,
+                        len: r.len as u32,
+                        count: r.count,
+                    });
+                    arena.extend_from_slice(run);
+                    index.insert(slot, r.hash, w);
+                }
+            }
+        }
+        pending.runs.clear();
+        pending.symbols.clear();
+        Ok(())
     }
 
     /// Cuts every word of `tables` (one hash shard of the words) into its runs between
@@ -308,30 +437,32 @@ impl Runs {
         let syms = &symbols.syms;
         let words: usize = tables.iter().map(|t| t.len()).sum();
         let mut runs = Runs {
-            seen: HashTable::with_capacity(words),
+            // About 0.6 runs a word on English text; the index grows past that.
+            index: RunIndex::with_capacity(words * 2 / 3),
             spans: Vec::with_capacity(words),
             ..Default::default()
         };
         for (w, c) in tables.iter().flat_map(|t| t.iter()) {
-            let mut start = runs.arena.len();
+            let mut start = runs.pending.symbols.len();
             let mut prev: Option<u32> = None;
             for ch in w.chars() {
                 let sym = symbols.of_char(ch);
                 if let Some(p) = prev {
                     if permanent_break(&syms[p as usize], &syms[sym as usize]) {
                         runs.close(start, c);
-                        start = runs.arena.len();
+                        start = runs.pending.symbols.len();
                     }
                 }
-                runs.arena.push(sym);
+                runs.pending.symbols.push(sym);
                 prev = Some(sym);
             }
             runs.close(start, c);
-            if runs.arena.len() > u32::MAX as usize {
-                bail!("the sample has too many distinct words; lower max_bytes");
+            if runs.pending.runs.len() >= RUN_GROUP {
+                runs.resolve()?;
             }
         }
-        runs.seen = HashTable::new();
+        runs.resolve()?;
+        runs.index = RunIndex::default();
         runs.arena.shrink_to_fit();
         for (w, sp) in runs.spans.iter().enumerate() {
             let word = &runs.arena[sp.start as usize..][..sp.len as usize];
@@ -1163,6 +1294,55 @@ mod tests {
     fn reserved_texts_are_never_pieces() {
         assert!(is_reserved("<s>") && is_reserved("<0x0A>") && is_reserved("<unk>"));
         assert!(!is_reserved("<0x0") && !is_reserved("<s"));
+    }
+
+    #[test]
+    fn equal_runs_are_stored_once_through_index_growth_and_shared_hashes() {
+        // Runs queued in groups, many repeated, far more than the index starts with; then
+        // three different runs forced onto one hash.
+        let mut runs = Runs {
+            index: RunIndex::with_capacity(4),
+            ..Default::default()
+        };
+        let mut expected: Vec<(Vec<u32>, u64)> = Vec::new();
+        for round in 0..3u64 {
+            for i in 0..5_000u32 {
+                let run = vec![1 + i % 7, 2 + i / 7, 3];
+                let start = runs.pending.symbols.len();
+                runs.pending.symbols.extend(&run);
+                runs.close(start, round + 1);
+                if round == 0 {
+                    expected.push((run, 0));
+                }
+                expected[i as usize].1 += round + 1;
+                if runs.pending.runs.len() >= RUN_GROUP {
+                    runs.resolve().expect("resolve");
+                }
+            }
+        }
+        for (k, run) in [[9u32, 9], [8, 8], [9, 9], [7, 7]].iter().enumerate() {
+            let start = runs.pending.symbols.len();
+            runs.pending.symbols.extend(run);
+            runs.pending.runs.push(PendingRun {
+                start,
+                len: 2,
+                count: 10 + k as u64,
+                hash: 42,
+            });
+        }
+        runs.resolve().expect("resolve");
+        expected.push((vec![9, 9], 10 + 12));
+        expected.push((vec![8, 8], 11));
+        expected.push((vec![7, 7], 13));
+        let got: Vec<(Vec<u32>, u64)> = runs
+            .spans
+            .iter()
+            .map(|sp| {
+                let run = runs.arena[sp.start as usize..][..sp.len as usize].to_vec();
+                (run, sp.count)
+            })
+            .collect();
+        assert_eq!(got, expected);
     }
 
     #[test]
