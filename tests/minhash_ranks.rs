@@ -47,28 +47,12 @@ fn inputs(dir: &Path) -> PathBuf {
 fn run_distributed(pipe: &Path, world: usize, partitions: usize) {
     for k in 0..3 {
         if k > 0 {
-            for part in 0..partitions {
-                assert_ok(&run_step(
-                    pipe,
-                    &format!("reduce-{k}"),
-                    part,
-                    partitions,
-                    partitions,
-                ));
-            }
+            run_step_on_all(pipe, &format!("reduce-{k}"), partitions, partitions);
         }
         if k == 2 {
-            assert_ok(&run_step(pipe, "cluster-2", 0, 1, partitions));
+            run_step_on_all(pipe, "cluster-2", 1, partitions);
         }
-        for rank in 0..world {
-            assert_ok(&run_step(
-                pipe,
-                &format!("segment-{k}"),
-                rank,
-                world,
-                partitions,
-            ));
-        }
+        run_step_on_all(pipe, &format!("segment-{k}"), world, partitions);
     }
 }
 
@@ -121,9 +105,7 @@ fn minhash_phases_refuse_a_changed_partition_count_and_missing_phases() {
     let out = tmp.path().join("out");
     let stages = "[[stages]]\ntype = \"minhash_dedup\"\n";
     let pipe = write_pipeline(tmp.path(), &input, &out, stages);
-    for rank in 0..2 {
-        assert_ok(&run_step(&pipe, "segment-0", rank, 2, 4));
-    }
+    run_step_on_all(&pipe, "segment-0", 2, 4);
     let expect_err = |o: std::process::Output, needle: &str| {
         let err = String::from_utf8_lossy(&o.stderr).into_owned();
         assert!(!o.status.success() && err.contains(needle), "{err}");
@@ -138,9 +120,7 @@ fn minhash_phases_refuse_a_changed_partition_count_and_missing_phases() {
         run_step(&pipe, "reduce-1", 0, 3, 3),
         "partition count changed",
     );
-    for part in 0..4 {
-        assert_ok(&run_step(&pipe, "reduce-1", part, 4, 4));
-    }
+    run_step_on_all(&pipe, "reduce-1", 4, 4);
     // The apply before the cluster step.
     expect_err(
         run_step(&pipe, "segment-1", 0, 2, 4),
@@ -151,14 +131,12 @@ fn minhash_phases_refuse_a_changed_partition_count_and_missing_phases() {
         run_step(&pipe, "cluster-1", 0, 1, 2),
         "partition count changed",
     );
-    assert_ok(&run_step(&pipe, "cluster-1", 0, 1, 4));
+    run_step_on_all(&pipe, "cluster-1", 1, 4);
     // The apply with another partition count.
     expect_err(
         run_step(&pipe, "segment-1", 0, 2, 5),
         "partition count changed",
     );
-    for rank in 0..2 {
-        assert_ok(&run_step(&pipe, "segment-1", rank, 2, 4));
-    }
+    run_step_on_all(&pipe, "segment-1", 2, 4);
     assert!(near_duplicates(&out) > 0);
 }

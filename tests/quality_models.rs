@@ -208,15 +208,20 @@ fn bad_model_files_fail_at_start_up() {
     assert!(e.contains("wrong magic"), "{e}");
 }
 
+/// The classifier's training classes: Wikipedia and books text, and random crawl.
+fn reference_and_crawl() -> (Vec<PathBuf>, [PathBuf; 1]) {
+    let pos = std::iter::once(WIKI)
+        .chain(BOOKS)
+        .map(PathBuf::from)
+        .collect();
+    (pos, [PathBuf::from(CC)])
+}
+
 #[test]
 fn classifier_separates_reference_text_from_random_crawl() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("wikiref.bin");
-    let pos: Vec<PathBuf> = std::iter::once(WIKI)
-        .chain(BOOKS)
-        .map(PathBuf::from)
-        .collect();
-    let neg = [PathBuf::from(CC)];
+    let (pos, neg) = reference_and_crawl();
     let settings = TrainSettings {
         epoch: 10,
         dim: 16,
@@ -298,11 +303,7 @@ fn warc_and_wet_inputs_are_read_as_page_text() {
 #[test]
 fn train_classifier_keeps_at_most_max_per_class_and_is_deterministic() {
     let dir = tempfile::tempdir().unwrap();
-    let pos: Vec<PathBuf> = std::iter::once(WIKI)
-        .chain(BOOKS)
-        .map(PathBuf::from)
-        .collect();
-    let neg = [PathBuf::from(CC)];
+    let (pos, neg) = reference_and_crawl();
     let settings = TrainSettings {
         epoch: 2,
         dim: 8,

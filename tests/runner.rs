@@ -318,20 +318,9 @@ fn config_errors_name_the_key_and_the_file() {
 /// ranks, then the reduce of the next dedup stage as `partitions` tasks.
 fn run_distributed(pipe: &Path, world: usize, partitions: usize) {
     for k in 0..3 {
-        for rank in 0..world {
-            assert_ok(&run_step(
-                pipe,
-                &format!("segment-{k}"),
-                rank,
-                world,
-                partitions,
-            ));
-        }
+        run_step_on_all(pipe, &format!("segment-{k}"), world, partitions);
         if k < 2 {
-            for part in 0..partitions {
-                let step = format!("reduce-{}", k + 1);
-                assert_ok(&run_step(pipe, &step, part, partitions, partitions));
-            }
+            run_step_on_all(pipe, &format!("reduce-{}", k + 1), partitions, partitions);
         }
     }
 }

@@ -287,18 +287,17 @@ struct PendingRun {
 }
 
 /// Distinct runs by content: open addressing over `u64` slots (the hash's low 32 bits, then
-/// the run index + 1; 0 is empty), so the slot of a hash is known before it is read.
+/// the run index + 1; 0 is empty), so the slot of a hash is known before it is read. It holds
+/// every stored run, so its size is the number of spans.
 #[derive(Default)]
 struct RunIndex {
     slots: Vec<u64>,
-    len: usize,
 }
 
 impl RunIndex {
     fn with_capacity(runs: usize) -> Self {
         RunIndex {
             slots: written_zeros((runs * 4 / 3 + 1).next_power_of_two().max(16)),
-            len: 0,
         }
     }
 
@@ -332,12 +331,12 @@ impl RunIndex {
     /// Stores run `w` hashed `h` in the empty slot `i` that [`Self::find`] gave.
     fn insert(&mut self, i: usize, h: u64, w: usize) {
         self.slots[i] = ((h & 0xFFFF_FFFF) << 32) | (w as u64 + 1);
-        self.len += 1;
     }
 
-    /// Makes room for one more run (at most three quarters of the slots are taken).
-    fn reserve_one(&mut self) {
-        if (self.len + 1) * 4 <= self.slots.len() * 3 {
+    /// Makes room for one more run when `stored` are in (at most three quarters of the slots
+    /// are taken).
+    fn reserve_one(&mut self, stored: usize) {
+        if (stored + 1) * 4 <= self.slots.len() * 3 {
             return;
         }
         let size = (self.slots.len() * 2).max(16);
@@ -400,7 +399,7 @@ impl Runs {
         }
         for r in &pending.runs {
             let run = &pending.symbols[r.start..][..r.len];
-            index.reserve_one();
+            index.reserve_one(spans.len());
             let found = index.find(r.hash, |w| {
                 let sp = spans[w];
                 &arena[sp.start as usize..][..sp.len as usize] == run

@@ -98,6 +98,13 @@ pub fn assert_ok(out: &std::process::Output) {
     );
 }
 
+/// Runs `step` as each of `tasks` ranks in turn (world size `tasks`), asserting each succeeds.
+pub fn run_step_on_all(pipe: &Path, step: &str, tasks: usize, partitions: usize) {
+    for rank in 0..tasks {
+        assert_ok(&run_step(pipe, step, rank, tasks, partitions));
+    }
+}
+
 /// `datamill run PIPE --step STEP --rank R --world-size W --dedup-partitions P`.
 pub fn run_step(
     pipe: &Path,
