@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use prost::Message;
+use rayon::prelude::*;
 use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 use serde::Deserialize;
 use unicode_script::{Script, UnicodeScript};
@@ -735,7 +736,12 @@ fn train_from_counts(
 
     let mut pieces: Vec<(String, f32)> = Vec::with_capacity(merges_wanted);
     // Buffers reused by every merge (allocating them anew cost a fifth of the loop).
-    let mut change = PairChange::default();
+    // One part per piece of a long run list (twice the threads, for balance), and the
+    // summed change of the pair counts.
+    let mut parts: Vec<PairChange> = (0..2 * rayon::current_num_threads().max(1))
+        .map(|_| PairChange::default())
+        .collect();
+    let mut counts: FxHashMap<u64, i64> = FxHashMap::default();
     let mut spare_words: Vec<u32> = Vec::new();
     let mut banned: FxHashSet<u64> = FxHashSet::default();
     let max_chars = config.max_piece_chars;
@@ -841,11 +847,11 @@ fn train_from_counts(
             syms: &syms,
             max_chars,
         };
-        change.clear();
-        step.apply_split(&words, &mut spans, &mut arena, 0, 0, &mut change);
+        step.apply_split(&words, &mut spans, &mut arena, &mut parts);
+        summed_counts(&parts, &mut counts);
         spare_words = words;
         pairs.remove(&best.pair);
-        for (&k, &d) in &change.counts {
+        for (&k, &d) in &counts {
             if k == best.pair || d == 0 {
                 continue;
             }
@@ -868,16 +874,18 @@ fn train_from_counts(
             heap = heap_at_least(&pairs, &banned, floor, &syms, &texts);
             rebuild_at = heap.len().saturating_add(heap_pairs.saturating_mul(3));
         }
-        for &(k, w) in &change.touched {
-            if k == best.pair {
+        for bucket in parts.iter().flat_map(PairChange::buckets) {
+            if bucket.words.is_empty() || bucket.key == best.pair {
                 continue;
             }
-            let Some((_, list)) = pairs.get_mut(&k) else {
+            let Some((_, list)) = pairs.get_mut(&bucket.key) else {
                 continue;
             };
-            if list.last() != Some(&w) {
-                list.push(w);
-                pushed += 1;
+            for &w in &bucket.words {
+                if list.last() != Some(&w) {
+                    list.push(w);
+                    pushed += 1;
+                }
             }
         }
         if pushed > list_entries.max(1 << 20) {
@@ -960,60 +968,120 @@ struct MergeStep<'a> {
     max_chars: usize,
 }
 
-/// What a merge changed: the change of every pair count, and the `(pair, run)` places where
-/// a pair appeared.
+/// The four pairs a merge `a b -> c` changes around one occurrence, named by the side of the
+/// neighbour symbol: `x a` and `b y` are lost, `x c` and `c y` gained.
+const LEFT_LOST: usize = 0;
+const LEFT_GAINED: usize = 1;
+const RIGHT_LOST: usize = 2;
+const RIGHT_GAINED: usize = 3;
+
+/// What a merge changed in one piece of its run list: for every neighbour symbol and side,
+/// the pair, the change of its count and, for a gained pair, the runs where it appeared.
+/// Symbols index a flat array, so counting an occurrence costs no hashing.
 #[derive(Default)]
 struct PairChange {
-    counts: FxHashMap<u64, i64>,
-    touched: Vec<(u64, u32)>,
+    /// `4 * symbol + side` -> 1 + index in `buckets` (0: not seen in this merge).
+    slot_of: Vec<u32>,
+    /// The first `used` are this merge's; the rest keep their memory for later merges.
+    buckets: Vec<PairBucket>,
+    used: usize,
+}
+
+/// One changed pair of a [`PairChange`].
+#[derive(Default)]
+struct PairBucket {
+    /// Its index in `slot_of`.
+    slot: u32,
+    key: u64,
+    delta: i64,
+    /// False for a pair that can never merge: such pairs are not counted at all.
+    mergeable: bool,
+    /// Runs where the (gained) pair appeared, in run order, each once.
+    words: Vec<u32>,
 }
 
 impl PairChange {
-    /// Empties it, keeping its memory.
-    fn clear(&mut self) {
-        self.counts.clear();
-        self.touched.clear();
+    /// Empties it for a merge over `symbols` symbols, keeping its memory.
+    fn clear(&mut self, symbols: usize) {
+        for bucket in &mut self.buckets[..self.used] {
+            self.slot_of[bucket.slot as usize] = 0;
+            bucket.words.clear();
+        }
+        self.used = 0;
+        if self.slot_of.len() < 4 * symbols {
+            self.slot_of.resize(4 * symbols, 0);
+        }
+    }
+
+    /// The pairs this merge changed.
+    fn buckets(&self) -> &[PairBucket] {
+        &self.buckets[..self.used]
     }
 }
 
-/// Lists at least this long are cut in two and merged on two threads.
+/// The change of every mergeable pair count over all pieces of a merge (a pair may show up
+/// in several pieces and sides).
+fn summed_counts(parts: &[PairChange], out: &mut FxHashMap<u64, i64>) {
+    out.clear();
+    for bucket in parts.iter().flat_map(PairChange::buckets) {
+        if bucket.mergeable {
+            *out.entry(bucket.key).or_insert(0) += bucket.delta;
+        }
+    }
+}
+
+/// Lists at least this long are cut into pieces merged on all threads.
 const PARALLEL_WORDS: usize = 1024;
 
 impl MergeStep<'_> {
-    /// Replaces `a b` by `c` in the runs `words` (sorted, distinct run indices, all at least
-    /// `w0`), where `spans` starts at run `w0` and `arena` at symbol `s0`. Returns the change
-    /// of every pair count and the `(pair, run)` places where a pair appeared. Long lists are
-    /// cut at a run boundary so each half owns its part of the arena (no locking).
+    /// Replaces `a b` by `c` in the runs `words` (sorted, distinct run indices) and records
+    /// what changed in `parts`, one part per piece of the list (all parts are emptied first).
+    /// A long list is cut into up to `parts.len()` pieces at run boundaries, so each thread
+    /// owns its part of the arena (no locking); pieces are in run order.
     fn apply_split(
         &self,
         words: &[u32],
         spans: &mut [Span],
         arena: &mut [u32],
-        w0: u32,
-        s0: usize,
-        out: &mut PairChange,
+        parts: &mut [PairChange],
     ) {
-        if words.len() < PARALLEL_WORDS {
-            self.apply(words, spans, arena, w0, s0, out);
+        for part in parts.iter_mut() {
+            part.clear(self.syms.len());
+        }
+        let pieces = (words.len() / PARALLEL_WORDS).clamp(1, parts.len().max(1));
+        if pieces == 1 {
+            self.apply(words, spans, arena, 0, 0, &mut parts[0]);
             return;
         }
-        let (left, right) = words.split_at(words.len() / 2);
-        let mid = right[0];
-        let mid_start = spans[(mid - w0) as usize].start as usize;
-        let (spans_l, spans_r) = spans.split_at_mut((mid - w0) as usize);
-        let (arena_l, arena_r) = arena.split_at_mut(mid_start - s0);
-        let mut right_out = PairChange::default();
-        rayon::join(
-            || self.apply_split(left, spans_l, arena_l, w0, s0, out),
-            || self.apply_split(right, spans_r, arena_r, mid, mid_start, &mut right_out),
-        );
-        for (k, d) in right_out.counts {
-            *out.counts.entry(k).or_insert(0) += d;
+        let mut jobs = Vec::with_capacity(pieces);
+        let (mut spans_rest, mut arena_rest, mut w0, mut s0) = (spans, arena, 0u32, 0usize);
+        for k in 0..pieces {
+            let (lo, hi) = (k * words.len() / pieces, (k + 1) * words.len() / pieces);
+            if k + 1 == pieces {
+                jobs.push((
+                    &words[lo..hi],
+                    std::mem::take(&mut spans_rest),
+                    std::mem::take(&mut arena_rest),
+                    w0,
+                    s0,
+                ));
+                break;
+            }
+            let mid = words[hi];
+            let mid_start = spans_rest[(mid - w0) as usize].start as usize;
+            let (spans_l, spans_r) =
+                std::mem::take(&mut spans_rest).split_at_mut((mid - w0) as usize);
+            let (arena_l, arena_r) = std::mem::take(&mut arena_rest).split_at_mut(mid_start - s0);
+            jobs.push((&words[lo..hi], spans_l, arena_l, w0, s0));
+            (spans_rest, arena_rest, w0, s0) = (spans_r, arena_r, mid, mid_start);
         }
-        out.touched.extend(right_out.touched);
+        jobs.into_par_iter().zip(parts.par_iter_mut()).for_each(
+            |((piece, spans, arena, w0, s0), part)| self.apply(piece, spans, arena, w0, s0, part),
+        );
     }
 
-    /// [`Self::apply_split`] on one thread: adds to `out`.
+    /// [`Self::apply_split`] on one piece, on this thread: `spans` starts at run `w0` and
+    /// `arena` at symbol `s0`; adds to `out`.
     fn apply(
         &self,
         words: &[u32],
@@ -1023,17 +1091,7 @@ impl MergeStep<'_> {
         s0: usize,
         out: &mut PairChange,
     ) {
-        let MergeStep {
-            a,
-            b,
-            c,
-            syms,
-            max_chars,
-        } = *self;
-        let PairChange {
-            counts: delta,
-            touched,
-        } = out;
+        let (a, b) = (self.a, self.b);
         for (k, &w) in words.iter().enumerate() {
             // The runs are scattered: ask for the run record 16 ahead and the symbols of the
             // run 8 ahead, so the memory loads overlap.
@@ -1056,30 +1114,61 @@ impl MergeStep<'_> {
                     continue;
                 }
                 changed = true;
-                let mut bump = |x: u32, y: u32, d: i64| {
-                    if merged_info(&syms[x as usize], &syms[y as usize], max_chars).is_some() {
-                        *delta.entry(pair_key(x, y)).or_insert(0) += d;
-                        if d > 0 {
-                            touched.push((pair_key(x, y), w));
-                        }
-                    }
-                };
                 if i > 0 {
-                    bump(word[i - 1], a, -n);
-                    bump(word[i - 1], c, n);
+                    self.bump(out, LEFT_LOST, word[i - 1], -n, w);
+                    self.bump(out, LEFT_GAINED, word[i - 1], n, w);
                 }
                 if i + 2 < len {
-                    bump(b, word[i + 2], -n);
-                    bump(c, word[i + 2], n);
+                    self.bump(out, RIGHT_LOST, word[i + 2], -n, w);
+                    self.bump(out, RIGHT_GAINED, word[i + 2], n, w);
                 }
                 // (`a b` itself is not counted: the caller drops the pair.)
-                word[i] = c;
+                word[i] = self.c;
                 word.copy_within(i + 2..len, i + 1);
                 len -= 1;
                 i += 1;
             }
             if changed {
                 sp.len = len as u32;
+            }
+        }
+    }
+
+    /// Adds `d` to the pair on `side` of neighbour `sym`, and run `w` to where it appeared
+    /// when gained.
+    #[inline]
+    fn bump(&self, out: &mut PairChange, side: usize, sym: u32, d: i64, w: u32) {
+        let slot = 4 * sym as usize + side;
+        let mut at = out.slot_of[slot] as usize;
+        if at == 0 {
+            let (x, y) = match side {
+                LEFT_LOST => (sym, self.a),
+                LEFT_GAINED => (sym, self.c),
+                RIGHT_LOST => (self.b, sym),
+                _ => (self.c, sym),
+            };
+            if out.used == out.buckets.len() {
+                out.buckets.push(PairBucket::default());
+            }
+            let bucket = &mut out.buckets[out.used];
+            bucket.slot = slot as u32;
+            bucket.key = pair_key(x, y);
+            bucket.delta = 0;
+            bucket.mergeable = merged_info(
+                &self.syms[x as usize],
+                &self.syms[y as usize],
+                self.max_chars,
+            )
+            .is_some();
+            out.used += 1;
+            at = out.used;
+            out.slot_of[slot] = at as u32;
+        }
+        let bucket = &mut out.buckets[at - 1];
+        if bucket.mergeable {
+            bucket.delta += d;
+            if d > 0 && bucket.words.last() != Some(&w) {
+                bucket.words.push(w);
             }
         }
     }
@@ -1387,7 +1476,7 @@ mod tests {
             .collect();
         let (mut arena, mut spans) = (Vec::new(), Vec::new());
         let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-        for w in 0..(3 * PARALLEL_WORDS as u32) {
+        for w in 0..(8 * PARALLEL_WORDS as u32) {
             let run: Vec<u32> = (0..2 + w % 7)
                 .map(|_| {
                     rng ^= rng << 13;
@@ -1412,7 +1501,7 @@ mod tests {
             })
             .collect();
         assert!(
-            words.len() >= PARALLEL_WORDS,
+            words.len() >= 3 * PARALLEL_WORDS,
             "the test must take the split path"
         );
         let step = MergeStep {
@@ -1423,11 +1512,14 @@ mod tests {
             max_chars: 16,
         };
         let (mut arena1, mut spans1) = (arena.clone(), spans.clone());
-        let (mut one, mut split) = (PairChange::default(), PairChange::default());
-        step.apply(&words, &mut spans1, &mut arena1, 0, 0, &mut one);
-        step.apply_split(&words, &mut spans, &mut arena, 0, 0, &mut split);
-        let (delta1, touched1, delta2, touched2) =
-            (one.counts, one.touched, split.counts, split.touched);
+        let mut one = vec![PairChange::default()];
+        step.apply_split(&words, &mut spans1, &mut arena1, &mut one);
+        let mut split: Vec<PairChange> = (0..3).map(|_| PairChange::default()).collect();
+        step.apply_split(&words, &mut spans, &mut arena, &mut split);
+        assert!(
+            split.iter().all(|p| p.used > 0),
+            "every piece must have changed pairs"
+        );
         let live = |arena: &[u32], spans: &[Span]| -> Vec<Vec<u32>> {
             spans
                 .iter()
@@ -1438,12 +1530,62 @@ mod tests {
         assert!(live(&arena, &spans)
             .iter()
             .all(|r| !r.windows(2).any(|p| p == [1, 2])));
-        let sorted = |d: FxHashMap<u64, i64>| {
+        let sorted = |parts: &[PairChange]| {
+            let mut d = FxHashMap::default();
+            summed_counts(parts, &mut d);
             let mut v: Vec<_> = d.into_iter().filter(|e| e.1 != 0).collect();
             v.sort();
             v
         };
-        assert_eq!(sorted(delta1), sorted(delta2));
-        assert_eq!(touched1, touched2);
+        assert_eq!(sorted(&one), sorted(&split));
+        assert!(!sorted(&one).is_empty());
+        // Where each gained pair appeared (each run once per bucket, in run order).
+        let appeared = |parts: &[PairChange]| {
+            let mut at: std::collections::BTreeMap<u64, Vec<u32>> = Default::default();
+            for bucket in parts.iter().flat_map(PairChange::buckets) {
+                assert!(bucket.words.windows(2).all(|w| w[0] < w[1]));
+                at.entry(bucket.key).or_default().extend(&bucket.words);
+            }
+            at.retain(|_, w| !w.is_empty());
+            for w in at.values_mut() {
+                w.sort_unstable();
+                w.dedup();
+            }
+            at
+        };
+        let holding: std::collections::BTreeMap<u64, Vec<u32>> = {
+            // Recomputed from the runs after the merge: every run holding `4 x` or `x 4`
+            // gained that pair (the runs before the merge held no 4). A run may also be
+            // listed for a pair it held only between two occurrences (`1 2 1 2`: `4 1`).
+            let mut at: std::collections::BTreeMap<u64, Vec<u32>> = Default::default();
+            for (w, run) in live(&arena, &spans).iter().enumerate() {
+                let mut keys: Vec<u64> = run
+                    .windows(2)
+                    .filter(|p| p[0] == 4 || p[1] == 4)
+                    .map(|p| pair_key(p[0], p[1]))
+                    .collect();
+                keys.sort();
+                keys.dedup();
+                for k in keys {
+                    at.entry(k).or_default().push(w as u32);
+                }
+            }
+            at
+        };
+        let (one_at, split_at) = (appeared(&one), appeared(&split));
+        assert!(
+            one_at == split_at,
+            "the pieces list other runs than one thread"
+        );
+        for (k, runs) in &holding {
+            let listed = &one_at[k];
+            assert!(
+                runs.iter().all(|w| listed.binary_search(w).is_ok()),
+                "pair {k:x}: a run is missing"
+            );
+        }
+        // And it starts afresh: applying the merge again changes nothing.
+        step.apply_split(&words, &mut spans, &mut arena, &mut split);
+        assert!(split.iter().all(|p| p.used == 0));
     }
 }
