@@ -11,11 +11,12 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use prost::Message;
-use rayon::prelude::*;
 use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 use serde::Deserialize;
 use unicode_script::{Script, UnicodeScript};
@@ -175,9 +176,7 @@ pub fn train_tokenizer(config: &TrainConfig) -> Result<(ModelProto, TrainReport)
         count_secs,
         ..Default::default()
     };
-    // On a rayon worker, so the merge loop's `rayon::join` hands half a list to the other
-    // worker without a trip through the pool's injector.
-    let proto = rayon::scope(|_| train_from_counts(counts, config, &mut report, HEAP_PAIRS))?;
+    let proto = train_from_counts(counts, config, &mut report, HEAP_PAIRS)?;
     report.merge_secs = t1.elapsed().as_secs_f64();
     Ok((proto, report))
 }
@@ -263,7 +262,7 @@ struct Runs {
     /// Runs cut from the words, waiting for their lookup in `index`.
     pending: PendingRuns,
     /// Live pair -> (count, the runs holding it).
-    pairs: FxHashMap<u64, (i64, Vec<u32>)>,
+    pairs: FxHashMap<u64, (i64, RunList)>,
 }
 
 /// Runs are looked up in groups of this many: the index slots of the whole group are asked
@@ -473,32 +472,10 @@ impl Runs {
                 }
                 let (count, list) = runs.pairs.entry(pair_key(a, b)).or_default();
                 *count += sp.count as i64;
-                if list.last() != Some(&(w as u32)) {
-                    list.push(w as u32);
-                }
+                list.push_new(w as u32);
             }
         }
         Ok(runs)
-    }
-
-    /// Appends the runs of `other` (another hash shard), adding its pair counts and lists.
-    fn append(&mut self, other: Runs) -> Result<()> {
-        let base = u32::try_from(self.arena.len())
-            .ok()
-            .filter(|b| b.checked_add(other.arena.len() as u32).is_some())
-            .context("the sample has too many distinct words; lower max_bytes")?;
-        let first = self.spans.len() as u32;
-        self.arena.extend_from_slice(&other.arena);
-        self.spans.extend(other.spans.iter().map(|sp| Span {
-            start: sp.start + base,
-            ..*sp
-        }));
-        for (k, (count, list)) in other.pairs {
-            let (c, l) = self.pairs.entry(k).or_default();
-            *c += count;
-            l.extend(list.iter().map(|w| w + first));
-        }
-        Ok(())
     }
 }
 
@@ -666,7 +643,7 @@ fn train_from_counts(
     );
 
     let symbols = SymbolTable::new(&alphabet);
-    let mut sym_of_text: FxHashMap<String, u32> = symbols
+    let sym_of_text: FxHashMap<String, u32> = symbols
         .texts
         .iter()
         .enumerate()
@@ -697,220 +674,80 @@ fn train_from_counts(
             .collect()
     });
     drop(counts);
-    let mut runs = Runs::default();
+    let mut shards = Vec::with_capacity(built.len());
     for part in built {
-        let part = part?;
-        if runs.spans.is_empty() {
-            runs = part;
-        } else {
-            runs.append(part)?;
-        }
+        shards.push(part?);
     }
-    let Runs {
-        mut arena,
-        mut spans,
-        mut pairs,
-        ..
-    } = runs;
-    let mut syms = symbols.syms;
-    let mut texts = symbols.texts;
-    // Word lists gather stale and repeated entries; they are rebuilt from the words when
-    // the entries pushed since the last build outgrow the build.
-    let mut list_entries: usize = pairs.values().map(|p| p.1.len()).sum();
-    let mut pushed = 0usize;
-
     tracing::info!(
-        "{} words, {} symbols, {} pairs counted; peak RSS {} MB",
-        spans.len(),
-        arena.len(),
-        pairs.len(),
+        "{} words, {} symbols, {} pair lists over {} threads; peak RSS {} MB",
+        shards.iter().map(|r| r.spans.len()).sum::<usize>(),
+        shards.iter().map(|r| r.arena.len()).sum::<usize>(),
+        shards.iter().map(|r| r.pairs.len()).sum::<usize>(),
+        shards.len(),
         peak_rss_mb()
     );
-    // The heap holds only the pairs counted at least `floor` times: most pairs are rare and
-    // never merged, and a small heap stays in cache. Every live pair at or above the floor
-    // has an entry (maybe with an older, higher count); when the heap runs dry the floor is
-    // lowered and the pairs now above it are added, so the pick is the same as with all.
-    let mut floor = heap_floor(&pairs, &FxHashSet::default(), heap_pairs);
-    let mut heap = heap_at_least(&pairs, &FxHashSet::default(), floor, &syms, &texts);
-    let mut rebuild_at = heap.len().saturating_add(heap_pairs.saturating_mul(3));
 
-    let mut pieces: Vec<(String, f32)> = Vec::with_capacity(merges_wanted);
-    // Buffers reused by every merge (allocating them anew cost a fifth of the loop).
-    // One part per piece of a long run list (twice the threads, for balance), and the
-    // summed change of the pair counts.
-    let mut parts: Vec<PairChange> = (0..2 * rayon::current_num_threads().max(1))
-        .map(|_| PairChange::default())
-        .collect();
-    let mut counts: FxHashMap<u64, i64> = FxHashMap::default();
-    let mut spare_words: Vec<u32> = Vec::new();
-    let mut banned: FxHashSet<u64> = FxHashSet::default();
-    let max_chars = config.max_piece_chars;
-    while pieces.len() < merges_wanted {
-        if pieces.len().is_multiple_of(2000) {
-            tracing::debug!(
-                "{} merges, {} live pairs, {} heap entries, {} lists; peak RSS {} MB",
-                pieces.len(),
-                pairs.len(),
-                heap.len(),
-                pairs.len(),
-                peak_rss_mb()
-            );
-        }
-        // Best pair: highest count, then fewer characters, then the smaller string.
-        let Some(top) = heap.pop() else {
-            if floor <= 1 {
-                break;
-            }
-            floor = heap_floor(&pairs, &banned, heap_pairs).min(floor - 1);
-            heap = heap_at_least(&pairs, &banned, floor, &syms, &texts);
-            rebuild_at = heap.len().saturating_add(heap_pairs.saturating_mul(3));
-            continue;
-        };
-        let current = pairs.get(&top.pair).map_or(0, |p| p.0);
-        if current != top.count as i64 || banned.contains(&top.pair) {
-            if current as u64 >= floor
-                && (current as u64) < top.count
-                && !banned.contains(&top.pair)
-            {
-                heap.push(entry(&syms, &texts, top.pair, current));
-            }
-            continue;
-        }
-        let mut best = top;
-        // Entries tied on (count, chars, 8-byte prefix) are resolved on the full string.
-        let mut tied = Vec::new();
-        while let Some(next) = heap.peek() {
-            if (next.count, next.chars, next.prefix) != (best.count, best.chars, best.prefix) {
-                break;
-            }
-            let next = heap.pop().expect("peeked");
-            let cur = pairs.get(&next.pair).map_or(0, |p| p.0);
-            if cur != next.count as i64 || banned.contains(&next.pair) {
-                if cur as u64 >= floor && (cur as u64) < next.count && !banned.contains(&next.pair)
-                {
-                    heap.push(entry(&syms, &texts, next.pair, cur));
-                }
-                continue;
-            }
-            // Equal texts from different pairs (`ab`+`c`, `a`+`bc`): the smaller pair key, so
-            // the pick never depends on the heap's history.
-            if (pair_text(&texts, next.pair), next.pair) < (pair_text(&texts, best.pair), best.pair)
-            {
-                tied.push(std::mem::replace(&mut best, next));
-            } else {
-                tied.push(next);
-            }
-        }
-        for t in tied {
-            heap.push(t);
-        }
-        if best.count == 0 {
-            break;
-        }
-        let (a, b) = ((best.pair >> 32) as u32, best.pair as u32);
-        let text = pair_text(&texts, best.pair);
-        if is_reserved(&text) {
-            banned.insert(best.pair);
-            continue;
-        }
-        let c = match sym_of_text.get(&text) {
-            Some(&c) => c,
-            None => {
-                let (chars, ws, script) =
-                    merged_info(&syms[a as usize], &syms[b as usize], max_chars)
-                        .context("invalid pair counted")?;
-                let c = syms.len() as u32;
-                texts.push(text.clone());
-                syms.push(SymInfo {
-                    chars,
-                    ws,
-                    script,
-                    frozen: false,
-                });
-                sym_of_text.insert(text.clone(), c);
-                pieces.push((text, -(pieces.len() as f32)));
-                c
-            }
-        };
-
-        // Replace a b by c in every word that has the pair.
-        let mut words = pairs
-            .get_mut(&best.pair)
-            .map(|p| std::mem::replace(&mut p.1, std::mem::take(&mut spare_words)))
-            .unwrap_or_default();
-        words.sort_unstable();
-        words.dedup();
-        let step = MergeStep {
-            a,
-            b,
-            c,
-            syms: &syms,
-            max_chars,
-        };
-        step.apply_split(&words, &mut spans, &mut arena, &mut parts);
-        summed_counts(&parts, &mut counts);
-        spare_words = words;
-        pairs.remove(&best.pair);
-        for (&k, &d) in &counts {
-            if k == best.pair || d == 0 {
-                continue;
-            }
-            let v = &mut pairs.entry(k).or_default().0;
-            *v += d;
-            let now = *v;
-            if now <= 0 {
-                // The pair occurs nowhere any more: forget it and where it was.
-                pairs.remove(&k);
-            } else if d > 0 && now as u64 >= floor {
-                heap.push(entry(&syms, &texts, k, now));
-            }
-        }
-        // Stale entries and new pairs pile up: rebuild from the live counts, with the floor
-        // raised again to let in about `heap_pairs` pairs.
-        // (`rebuild_at` keeps it from rebuilding at every merge when many pairs tie at the
-        // floor.)
-        if heap.len() > rebuild_at {
-            floor = heap_floor(&pairs, &banned, heap_pairs);
-            heap = heap_at_least(&pairs, &banned, floor, &syms, &texts);
-            rebuild_at = heap.len().saturating_add(heap_pairs.saturating_mul(3));
-        }
-        for bucket in parts.iter().flat_map(PairChange::buckets) {
-            if bucket.words.is_empty() || bucket.key == best.pair {
-                continue;
-            }
-            let Some((_, list)) = pairs.get_mut(&bucket.key) else {
-                continue;
-            };
-            for &w in &bucket.words {
-                if list.last() != Some(&w) {
-                    list.push(w);
-                    pushed += 1;
-                }
-            }
-        }
-        if pushed > list_entries.max(1 << 20) {
-            index_pairs(&arena, &spans, &mut pairs);
-            list_entries = pairs.values().map(|p| p.1.len()).sum();
-            pushed = 0;
-        }
+    // One merge thread per shard of runs; they agree on every merge (see `MergeWorker`).
+    let shared = MergeShared {
+        syms: symbols.syms,
+        texts: symbols.texts,
+        sym_of_text,
+        merges_wanted,
+        heap_pairs,
+        max_chars: config.max_piece_chars,
+    };
+    let exchange = MergeExchange::new(shards.len());
+    let results: Vec<Result<MergeResult>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = shards
+            .into_iter()
+            .enumerate()
+            .map(|(id, runs)| {
+                let (shared, exchange) = (&shared, &exchange);
+                scope.spawn(move || {
+                    let mut leave = LeaveGuard {
+                        barrier: &exchange.barrier,
+                        done: false,
+                    };
+                    let result = MergeWorker::new(id, runs, shared, exchange).run();
+                    leave.done = result.is_ok();
+                    result
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("a merge thread panicked"))
+                    .and_then(|r| r)
+            })
+            .collect()
+    });
+    let mut pieces = None;
+    let (mut live, mut heaped, mut listed) = (0, 0, 0);
+    let mut states = Vec::with_capacity(results.len());
+    for result in results {
+        let result = result?;
+        live += result.live_pairs;
+        heaped += result.heap_entries;
+        listed += result.list_entries;
+        pieces.get_or_insert(result.pieces);
+        states.push(result.state);
     }
+    let pieces = pieces.unwrap_or_default();
     report.merges = pieces.len();
     tracing::info!(
-        "{} merges, {} live pairs, {} heap entries, {} list entries; peak RSS {} MB",
+        "{} merges, {live} live pairs, {heaped} heap entries, {listed} list entries; peak RSS {} MB",
         pieces.len(),
-        pairs.len(),
-        heap.len(),
-        pairs.values().map(|p| p.1.len()).sum::<usize>(),
         peak_rss_mb()
     );
-    // Freeing the merge state (a list per live pair, the arena, the heap) takes a tenth of
-    // a second: a short-lived background thread does it while the caller writes the model
-    // (its memory is back shortly after this returns). If no thread can be started, the
-    // closure and the state are dropped here.
-    let state = (pairs, arena, spans, heap, sym_of_text);
+    // Freeing the merge state (a list per pair and thread, the arenas, the heaps) takes a
+    // tenth of a second: a short-lived background thread does it while the caller writes the
+    // model (its memory is back shortly after this returns). If no thread can be started,
+    // the closure and the state are dropped here.
     let _ = std::thread::Builder::new()
         .name("free-merge-state".into())
-        .spawn(move || drop(state));
+        .spawn(move || drop(states));
     if pieces.len() < merges_wanted {
         bail!(
             "the corpus is too small for vocab_size {}: only {} merges could be learned \
@@ -922,20 +759,584 @@ fn train_from_counts(
     Ok(build_proto(&pieces, &alphabet, config))
 }
 
+/// The runs holding a pair, in the order added: up to three inline (most pairs are rare, and
+/// a list of their own would cost an allocation each), more on the heap.
+enum RunList {
+    Inline { len: u8, runs: [u32; 3] },
+    Heap(Vec<u32>),
+}
+
+impl Default for RunList {
+    fn default() -> Self {
+        RunList::Inline {
+            len: 0,
+            runs: [0; 3],
+        }
+    }
+}
+
+impl RunList {
+    /// Adds run `w` unless it is the last one added; true when added.
+    fn push_new(&mut self, w: u32) -> bool {
+        match self {
+            RunList::Inline { len, runs } => {
+                let n = *len as usize;
+                if n > 0 && runs[n - 1] == w {
+                    return false;
+                }
+                if n < runs.len() {
+                    runs[n] = w;
+                    *len += 1;
+                } else {
+                    let mut v = Vec::with_capacity(8);
+                    v.extend_from_slice(runs);
+                    v.push(w);
+                    *self = RunList::Heap(v);
+                }
+                true
+            }
+            RunList::Heap(v) => {
+                if v.last() == Some(&w) {
+                    return false;
+                }
+                v.push(w);
+                true
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            RunList::Inline { len, .. } => *len as usize,
+            RunList::Heap(v) => v.len(),
+        }
+    }
+
+    fn into_vec(self) -> Vec<u32> {
+        match self {
+            RunList::Inline { len, runs } => runs[..len as usize].to_vec(),
+            RunList::Heap(v) => v,
+        }
+    }
+}
+
+// No larger than the `Vec` it replaces.
+const _: () = assert!(std::mem::size_of::<RunList>() == 24);
+
+/// What every merge thread starts from.
+struct MergeShared {
+    syms: Vec<SymInfo>,
+    texts: Vec<String>,
+    sym_of_text: FxHashMap<String, u32>,
+    merges_wanted: usize,
+    heap_pairs: usize,
+    max_chars: usize,
+}
+
+/// A merge thread's results: the pieces learned (the same in every thread), a few sizes for
+/// the log, and its state, to be freed off the critical path.
+struct MergeResult {
+    pieces: Vec<(String, f32)>,
+    live_pairs: usize,
+    heap_entries: usize,
+    list_entries: usize,
+    state: Box<dyn Send>,
+}
+
+/// The best pair a merge thread owns, offered to the others.
+#[derive(Clone)]
+struct Pick {
+    entry: HeapEntry,
+    text: String,
+}
+
+/// Orders picks: higher count, then fewer characters, then the smaller text, then the
+/// smaller pair key is greater (the one merged).
+fn pick_order(x: &Pick, y: &Pick) -> std::cmp::Ordering {
+    x.entry
+        .cmp(&y.entry)
+        .then_with(|| y.text.cmp(&x.text))
+        .then_with(|| y.entry.pair.cmp(&x.entry.pair))
+}
+
+/// The merge thread that owns a pair's count (by a hash of the pair).
+fn owner(pair: u64, threads: usize) -> usize {
+    ((pair.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize) % threads
+}
+
+/// Adds `d` to the count of pair `k`: a pair counted nowhere any more is forgotten, and one
+/// that grew to the floor or above gets a heap entry. (Changes of one pair may come in several
+/// parts, in any order: the heap keeps an entry at or above the count of every pair at or
+/// above the floor, so the pick is the same as with their sum.)
+fn add_count(
+    counts: &mut FxHashMap<u64, i64>,
+    heap: &mut BinaryHeap<HeapEntry>,
+    floor: u64,
+    (syms, texts): (&[SymInfo], &[String]),
+    k: u64,
+    d: i64,
+) {
+    if d == 0 {
+        return;
+    }
+    let v = counts.entry(k).or_insert(0);
+    *v += d;
+    let now = *v;
+    if now <= 0 {
+        counts.remove(&k);
+    } else if d > 0 && now as u64 >= floor {
+        heap.push(entry(syms, texts, k, now));
+    }
+}
+
+/// What the merge threads share: their picks, and per (sender, owner) the count changes of
+/// the owner's pairs.
+struct MergeExchange {
+    threads: usize,
+    barrier: SpinBarrier,
+    picks: Vec<Mutex<Option<Pick>>>,
+    /// `from * threads + to` -> changes of pair counts that thread `to` owns.
+    mail: Vec<Mutex<Vec<(u64, i64)>>>,
+}
+
+impl MergeExchange {
+    fn new(threads: usize) -> Self {
+        MergeExchange {
+            threads,
+            barrier: SpinBarrier::new(threads),
+            picks: (0..threads).map(|_| Mutex::new(None)).collect(),
+            mail: (0..threads * threads)
+                .map(|_| Mutex::new(Vec::new()))
+                .collect(),
+        }
+    }
+}
+
+/// Locks a mutex of the exchange; a thread that panicked left nothing half-done in it.
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A barrier that spins (the merge threads meet twice a merge, tens of thousands of times a
+/// second: sleeping and waking would cost more than the merges). It can be broken by a thread
+/// that leaves early, so the others stop instead of waiting forever.
+struct SpinBarrier {
+    threads: usize,
+    arrived: AtomicUsize,
+    generation: AtomicUsize,
+    broken: AtomicBool,
+}
+
+impl SpinBarrier {
+    fn new(threads: usize) -> Self {
+        SpinBarrier {
+            threads,
+            arrived: AtomicUsize::new(0),
+            generation: AtomicUsize::new(0),
+            broken: AtomicBool::new(false),
+        }
+    }
+
+    /// Waits for every thread; fails if one left.
+    fn wait(&self) -> Result<()> {
+        let generation = self.generation.load(Ordering::Acquire);
+        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.threads {
+            self.arrived.store(0, Ordering::Relaxed);
+            self.generation.fetch_add(1, Ordering::Release);
+            return Ok(());
+        }
+        let mut spins = 0u32;
+        while self.generation.load(Ordering::Acquire) == generation {
+            if self.broken.load(Ordering::Relaxed) {
+                bail!("another merge thread stopped");
+            }
+            spins += 1;
+            if spins < 1 << 12 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Breaks the barrier when its merge thread leaves without finishing (error or panic).
+struct LeaveGuard<'a> {
+    barrier: &'a SpinBarrier,
+    done: bool,
+}
+
+impl Drop for LeaveGuard<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.barrier.broken.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// One merge thread. It holds the runs of one hash shard (and, per pair, the runs that hold
+/// it), and the counts and heap of the pairs it owns. For every merge each thread offers its
+/// best pair; all take the best offer (so all learn the same pieces), apply the merge to their
+/// own runs, and send the count changes of other threads' pairs to their owners. The heap
+/// holds only the owned pairs counted at least `floor` times: most pairs are rare and never
+/// merged, and a small heap stays in cache. Every live pair at or above the floor has an entry
+/// (maybe with an older, higher count); when the heap runs dry the floor is lowered and the
+/// pairs now above it are added, so the offer is the same as with all pairs.
+struct MergeWorker<'a> {
+    id: usize,
+    exchange: &'a MergeExchange,
+    arena: Vec<u32>,
+    spans: Vec<Span>,
+    /// Pair -> its count in this thread's runs and the runs that hold it (with stale and
+    /// repeated entries); a pair these runs no longer hold is dropped.
+    lists: FxHashMap<u64, (i64, RunList)>,
+    /// Pairs whose count here fell to zero or below during a merge.
+    emptied: Vec<u64>,
+    /// Count of every live pair this thread owns.
+    counts: FxHashMap<u64, i64>,
+    heap: BinaryHeap<HeapEntry>,
+    floor: u64,
+    rebuild_at: usize,
+    heap_pairs: usize,
+    banned: FxHashSet<u64>,
+    syms: Vec<SymInfo>,
+    texts: Vec<String>,
+    sym_of_text: FxHashMap<String, u32>,
+    pieces: Vec<(String, f32)>,
+    merges_wanted: usize,
+    max_chars: usize,
+    /// Count changes for the other threads' pairs, per owner.
+    outgoing: Vec<Vec<(u64, i64)>>,
+    change: PairChange,
+    /// List entries after the last rebuild, and pushed since.
+    list_entries: usize,
+    pushed: usize,
+}
+
+impl<'a> MergeWorker<'a> {
+    fn new(id: usize, runs: Runs, shared: &MergeShared, exchange: &'a MergeExchange) -> Self {
+        let Runs {
+            arena,
+            spans,
+            pairs,
+            ..
+        } = runs;
+        let threads = exchange.threads;
+        let mut worker = MergeWorker {
+            id,
+            exchange,
+            arena,
+            spans,
+            lists: FxHashMap::with_capacity_and_hasher(pairs.len(), Default::default()),
+            emptied: Vec::new(),
+            counts: FxHashMap::default(),
+            heap: BinaryHeap::new(),
+            floor: 1,
+            rebuild_at: 0,
+            heap_pairs: shared.heap_pairs,
+            banned: FxHashSet::default(),
+            syms: shared.syms.clone(),
+            texts: shared.texts.clone(),
+            sym_of_text: shared.sym_of_text.clone(),
+            pieces: Vec::with_capacity(shared.merges_wanted),
+            merges_wanted: shared.merges_wanted,
+            max_chars: shared.max_chars,
+            outgoing: vec![Vec::new(); threads],
+            change: PairChange::default(),
+            list_entries: 0,
+            pushed: 0,
+        };
+        for (k, (count, list)) in pairs {
+            worker.list_entries += list.len();
+            worker.lists.insert(k, (count, list));
+            let to = owner(k, threads);
+            if to == id {
+                *worker.counts.entry(k).or_insert(0) += count;
+            } else {
+                worker.outgoing[to].push((k, count));
+            }
+        }
+        worker
+    }
+
+    /// Learns merges with the other threads until `merges_wanted` or no pair is left.
+    fn run(mut self) -> Result<MergeResult> {
+        let exchange = self.exchange;
+        self.send_mail();
+        exchange.barrier.wait()?;
+        self.receive_mail();
+        self.refill(heap_floor(&self.counts, &self.banned, self.heap_pairs));
+        while self.pieces.len() < self.merges_wanted {
+            if self.id == 0 && self.pieces.len().is_multiple_of(2000) {
+                tracing::debug!(
+                    "{} merges; thread 0: {} owned pairs, {} heap entries, {} lists; peak RSS {} MB",
+                    self.pieces.len(),
+                    self.counts.len(),
+                    self.heap.len(),
+                    self.lists.len(),
+                    peak_rss_mb()
+                );
+            }
+            let offer = self.best_owned();
+            *locked(&exchange.picks[self.id]) = offer;
+            exchange.barrier.wait()?;
+            let best = (0..exchange.threads)
+                .filter_map(|t| locked(&exchange.picks[t]).clone())
+                .max_by(pick_order);
+            let Some(best) = best else {
+                // No thread has a pair left.
+                break;
+            };
+            let pair = best.entry.pair;
+            if is_reserved(&best.text) {
+                self.banned.insert(pair);
+            } else {
+                let c = self.symbol_of(best.text, pair)?;
+                self.merge(pair, c);
+            }
+            self.send_mail();
+            exchange.barrier.wait()?;
+            self.receive_mail();
+            // Stale entries and new pairs pile up: rebuild from the live counts, with the
+            // floor raised again to let in about `heap_pairs` pairs. (`rebuild_at` keeps it
+            // from rebuilding at every merge when many pairs tie at the floor.)
+            if self.heap.len() > self.rebuild_at {
+                self.refill(heap_floor(&self.counts, &self.banned, self.heap_pairs));
+            }
+            if self.pushed > self.list_entries.max(1 << 20) {
+                self.rebuild_lists();
+            }
+        }
+        let live_pairs = self.counts.len();
+        let heap_entries = self.heap.len();
+        let list_entries = self.lists.values().map(|l| l.1.len()).sum();
+        let pieces = std::mem::take(&mut self.pieces);
+        Ok(MergeResult {
+            pieces,
+            live_pairs,
+            heap_entries,
+            list_entries,
+            state: Box::new((self.lists, self.counts, self.arena, self.spans, self.heap)),
+        })
+    }
+
+    /// Sets the floor and fills the heap with every owned, live, not banned pair at or
+    /// above it.
+    fn refill(&mut self, floor: u64) {
+        self.floor = floor;
+        self.heap = heap_at_least(&self.counts, &self.banned, floor, &self.syms, &self.texts);
+        self.rebuild_at = self
+            .heap
+            .len()
+            .saturating_add(self.heap_pairs.saturating_mul(3));
+    }
+
+    /// The best live pair this thread owns (left in the heap), or None when it owns none.
+    fn best_owned(&mut self) -> Option<Pick> {
+        loop {
+            let Some(top) = self.heap.pop() else {
+                if self.floor <= 1 {
+                    return None;
+                }
+                let floor = heap_floor(&self.counts, &self.banned, self.heap_pairs);
+                self.refill(floor.min(self.floor - 1));
+                continue;
+            };
+            if !self.still_counted(&top) {
+                continue;
+            }
+            // Entries tied on (count, chars, 8-byte prefix) are resolved on the full string,
+            // then on the pair key, so the pick never depends on the heap's history.
+            let mut best = Pick {
+                text: pair_text(&self.texts, top.pair),
+                entry: top,
+            };
+            let mut tied = Vec::new();
+            while let Some(next) = self.heap.peek() {
+                let e = &best.entry;
+                if (next.count, next.chars, next.prefix) != (e.count, e.chars, e.prefix) {
+                    break;
+                }
+                let next = self.heap.pop().expect("peeked");
+                if !self.still_counted(&next) {
+                    continue;
+                }
+                let next = Pick {
+                    text: pair_text(&self.texts, next.pair),
+                    entry: next,
+                };
+                if pick_order(&next, &best).is_gt() {
+                    tied.push(std::mem::replace(&mut best, next).entry);
+                } else {
+                    tied.push(next.entry);
+                }
+            }
+            self.heap.extend(tied);
+            self.heap.push(best.entry);
+            return Some(best);
+        }
+    }
+
+    /// True when a popped heap entry still holds its pair's count; a stale entry of a pair
+    /// still at or above the floor is pushed again with the current count.
+    fn still_counted(&mut self, e: &HeapEntry) -> bool {
+        let current = self.counts.get(&e.pair).copied().unwrap_or(0);
+        let banned = self.banned.contains(&e.pair);
+        if current == e.count as i64 && !banned {
+            return true;
+        }
+        if current > 0 && current as u64 >= self.floor && (current as u64) < e.count && !banned {
+            self.heap
+                .push(entry(&self.syms, &self.texts, e.pair, current));
+        }
+        false
+    }
+
+    /// The symbol for the merged pair, added (with its piece) when its text is new.
+    fn symbol_of(&mut self, text: String, pair: u64) -> Result<u32> {
+        if let Some(&c) = self.sym_of_text.get(&text) {
+            return Ok(c);
+        }
+        let (a, b) = ((pair >> 32) as usize, (pair as u32) as usize);
+        let (chars, ws, script) = merged_info(&self.syms[a], &self.syms[b], self.max_chars)
+            .context("invalid pair counted")?;
+        let c = self.syms.len() as u32;
+        self.texts.push(text.clone());
+        self.syms.push(SymInfo {
+            chars,
+            ws,
+            script,
+            frozen: false,
+        });
+        self.sym_of_text.insert(text.clone(), c);
+        let score = -(self.pieces.len() as f32);
+        self.pieces.push((text, score));
+        Ok(c)
+    }
+
+    /// Replaces the pair by `c` in this thread's runs; the count changes of owned pairs are
+    /// made, the others go to `outgoing`, and the runs where a pair appeared to its list.
+    fn merge(&mut self, pair: u64, c: u32) {
+        let threads = self.exchange.threads;
+        if owner(pair, threads) == self.id {
+            self.counts.remove(&pair);
+        }
+        let mut words = self
+            .lists
+            .remove(&pair)
+            .map_or_else(Vec::new, |l| l.1.into_vec());
+        words.sort_unstable();
+        words.dedup();
+        let step = MergeStep {
+            a: (pair >> 32) as u32,
+            b: pair as u32,
+            c,
+            syms: &self.syms,
+            max_chars: self.max_chars,
+        };
+        self.change.clear(self.syms.len());
+        step.apply(&words, &mut self.spans, &mut self.arena, &mut self.change);
+        for bucket in self.change.buckets() {
+            // (`a b` itself is gone everywhere: its owner dropped it.)
+            if !bucket.mergeable || bucket.key == pair {
+                continue;
+            }
+            if bucket.delta != 0 {
+                let to = owner(bucket.key, threads);
+                if to == self.id {
+                    add_count(
+                        &mut self.counts,
+                        &mut self.heap,
+                        self.floor,
+                        (&self.syms, &self.texts),
+                        bucket.key,
+                        bucket.delta,
+                    );
+                } else {
+                    self.outgoing[to].push((bucket.key, bucket.delta));
+                }
+            }
+            let (here, list) = self.lists.entry(bucket.key).or_default();
+            *here += bucket.delta;
+            if *here <= 0 {
+                self.emptied.push(bucket.key);
+            }
+            for &w in &bucket.words {
+                if list.push_new(w) {
+                    self.pushed += 1;
+                }
+            }
+        }
+        // Only once every change is in (a pair may gain in one bucket and lose in another).
+        for k in self.emptied.drain(..) {
+            if self.lists.get(&k).is_some_and(|l| l.0 <= 0) {
+                self.lists.remove(&k);
+            }
+        }
+    }
+
+    /// Hands the changes of other threads' pairs to their owners.
+    fn send_mail(&mut self) {
+        let threads = self.exchange.threads;
+        for (to, out) in self.outgoing.iter_mut().enumerate() {
+            if to != self.id && !out.is_empty() {
+                locked(&self.exchange.mail[self.id * threads + to]).append(out);
+            }
+        }
+    }
+
+    /// Adds the changes of owned pairs sent by the other threads to the counts.
+    fn receive_mail(&mut self) {
+        let threads = self.exchange.threads;
+        for from in 0..threads {
+            if from == self.id {
+                continue;
+            }
+            let mut mail = locked(&self.exchange.mail[from * threads + self.id]);
+            for (k, d) in mail.drain(..) {
+                add_count(
+                    &mut self.counts,
+                    &mut self.heap,
+                    self.floor,
+                    (&self.syms, &self.texts),
+                    k,
+                    d,
+                );
+            }
+        }
+    }
+
+    /// Rebuilds every pair's list of runs from the runs (each run once, in order).
+    fn rebuild_lists(&mut self) {
+        self.lists.clear();
+        for (w, sp) in self.spans.iter().enumerate() {
+            let word = &self.arena[sp.start as usize..][..sp.len as usize];
+            for p in word.windows(2) {
+                let (x, y) = (&self.syms[p[0] as usize], &self.syms[p[1] as usize]);
+                if merged_info(x, y, self.max_chars).is_none() {
+                    continue;
+                }
+                let (here, list) = self.lists.entry(pair_key(p[0], p[1])).or_default();
+                *here += sp.count as i64;
+                list.push_new(w as u32);
+            }
+        }
+        self.list_entries = self.lists.values().map(|l| l.1.len()).sum();
+        self.pushed = 0;
+    }
+}
+
 /// The merge heap is filled with about this many of the most frequent pairs at a time.
 const HEAP_PAIRS: usize = 1 << 16;
 
 /// The heap floor that lets in about `heap_pairs` live pairs: the count of the
 /// `heap_pairs`-th most frequent one that is not banned (1 when there are fewer).
-fn heap_floor(
-    pairs: &FxHashMap<u64, (i64, Vec<u32>)>,
-    banned: &FxHashSet<u64>,
-    heap_pairs: usize,
-) -> u64 {
+fn heap_floor(pairs: &FxHashMap<u64, i64>, banned: &FxHashSet<u64>, heap_pairs: usize) -> u64 {
     let mut counts: Vec<u64> = pairs
         .iter()
-        .filter(|(k, (c, _))| *c > 0 && !banned.contains(*k))
-        .map(|(_, (c, _))| *c as u64)
+        .filter(|(k, c)| **c > 0 && !banned.contains(*k))
+        .map(|(_, c)| *c as u64)
         .collect();
     if counts.len() <= heap_pairs.max(1) {
         return 1;
@@ -946,7 +1347,7 @@ fn heap_floor(
 
 /// A heap of every live, not banned pair counted at least `floor` times.
 fn heap_at_least(
-    pairs: &FxHashMap<u64, (i64, Vec<u32>)>,
+    pairs: &FxHashMap<u64, i64>,
     banned: &FxHashSet<u64>,
     floor: u64,
     syms: &[SymInfo],
@@ -954,8 +1355,8 @@ fn heap_at_least(
 ) -> BinaryHeap<HeapEntry> {
     pairs
         .iter()
-        .filter(|(k, (c, _))| *c > 0 && *c as u64 >= floor && !banned.contains(*k))
-        .map(|(&k, &(c, _))| entry(syms, texts, k, c))
+        .filter(|(k, c)| **c > 0 && **c as u64 >= floor && !banned.contains(*k))
+        .map(|(&k, &c)| entry(syms, texts, k, c))
         .collect()
 }
 
@@ -1019,90 +1420,22 @@ impl PairChange {
     }
 }
 
-/// The change of every mergeable pair count over all pieces of a merge (a pair may show up
-/// in several pieces and sides).
-fn summed_counts(parts: &[PairChange], out: &mut FxHashMap<u64, i64>) {
-    out.clear();
-    for bucket in parts.iter().flat_map(PairChange::buckets) {
-        if bucket.mergeable {
-            *out.entry(bucket.key).or_insert(0) += bucket.delta;
-        }
-    }
-}
-
-/// Lists at least this long are cut into pieces merged on all threads.
-const PARALLEL_WORDS: usize = 1024;
-
 impl MergeStep<'_> {
-    /// Replaces `a b` by `c` in the runs `words` (sorted, distinct run indices) and records
-    /// what changed in `parts`, one part per piece of the list (all parts are emptied first).
-    /// A long list is cut into up to `parts.len()` pieces at run boundaries, so each thread
-    /// owns its part of the arena (no locking); pieces are in run order.
-    fn apply_split(
-        &self,
-        words: &[u32],
-        spans: &mut [Span],
-        arena: &mut [u32],
-        parts: &mut [PairChange],
-    ) {
-        for part in parts.iter_mut() {
-            part.clear(self.syms.len());
-        }
-        let pieces = (words.len() / PARALLEL_WORDS).clamp(1, parts.len().max(1));
-        if pieces == 1 {
-            self.apply(words, spans, arena, 0, 0, &mut parts[0]);
-            return;
-        }
-        let mut jobs = Vec::with_capacity(pieces);
-        let (mut spans_rest, mut arena_rest, mut w0, mut s0) = (spans, arena, 0u32, 0usize);
-        for k in 0..pieces {
-            let (lo, hi) = (k * words.len() / pieces, (k + 1) * words.len() / pieces);
-            if k + 1 == pieces {
-                jobs.push((
-                    &words[lo..hi],
-                    std::mem::take(&mut spans_rest),
-                    std::mem::take(&mut arena_rest),
-                    w0,
-                    s0,
-                ));
-                break;
-            }
-            let mid = words[hi];
-            let mid_start = spans_rest[(mid - w0) as usize].start as usize;
-            let (spans_l, spans_r) =
-                std::mem::take(&mut spans_rest).split_at_mut((mid - w0) as usize);
-            let (arena_l, arena_r) = std::mem::take(&mut arena_rest).split_at_mut(mid_start - s0);
-            jobs.push((&words[lo..hi], spans_l, arena_l, w0, s0));
-            (spans_rest, arena_rest, w0, s0) = (spans_r, arena_r, mid, mid_start);
-        }
-        jobs.into_par_iter().zip(parts.par_iter_mut()).for_each(
-            |((piece, spans, arena, w0, s0), part)| self.apply(piece, spans, arena, w0, s0, part),
-        );
-    }
-
-    /// [`Self::apply_split`] on one piece, on this thread: `spans` starts at run `w0` and
-    /// `arena` at symbol `s0`; adds to `out`.
-    fn apply(
-        &self,
-        words: &[u32],
-        spans: &mut [Span],
-        arena: &mut [u32],
-        w0: u32,
-        s0: usize,
-        out: &mut PairChange,
-    ) {
+    /// Replaces `a b` by `c` in the runs `words` (sorted, distinct run indices) and adds
+    /// to `out` what changed.
+    fn apply(&self, words: &[u32], spans: &mut [Span], arena: &mut [u32], out: &mut PairChange) {
         let (a, b) = (self.a, self.b);
         for (k, &w) in words.iter().enumerate() {
             // The runs are scattered: ask for the run record 16 ahead and the symbols of the
             // run 8 ahead, so the memory loads overlap.
             if let Some(&ahead) = words.get(k + 16) {
-                prefetch(&spans[(ahead - w0) as usize]);
+                prefetch(&spans[ahead as usize]);
             }
             if let Some(&ahead) = words.get(k + 8) {
-                prefetch(&arena[spans[(ahead - w0) as usize].start as usize - s0]);
+                prefetch(&arena[spans[ahead as usize].start as usize]);
             }
-            let sp = &mut spans[(w - w0) as usize];
-            let s = sp.start as usize - s0;
+            let sp = &mut spans[w as usize];
+            let s = sp.start as usize;
             let mut len = sp.len as usize;
             let word = &mut arena[s..s + len];
             let n = sp.count as i64;
@@ -1169,24 +1502,6 @@ impl MergeStep<'_> {
             bucket.delta += d;
             if d > 0 && bucket.words.last() != Some(&w) {
                 bucket.words.push(w);
-            }
-        }
-    }
-}
-
-/// Rebuilds, for every live pair, the list of the runs holding it (each once, in order).
-fn index_pairs(arena: &[u32], spans: &[Span], pairs: &mut FxHashMap<u64, (i64, Vec<u32>)>) {
-    for (_, list) in pairs.values_mut() {
-        *list = Vec::new();
-    }
-    for (w, sp) in spans.iter().enumerate() {
-        let word = &arena[sp.start as usize..][..sp.len as usize];
-        for i in 1..word.len() {
-            let k = ((word[i - 1] as u64) << 32) | word[i] as u64;
-            if let Some((_, list)) = pairs.get_mut(&k) {
-                if list.last() != Some(&(w as u32)) {
-                    list.push(w as u32);
-                }
             }
         }
     }
@@ -1467,16 +1782,17 @@ mod tests {
     }
 
     #[test]
-    fn a_merge_split_across_threads_equals_one_thread() {
+    fn a_merge_changes_exactly_the_pair_counts_of_its_runs() {
         // Symbols 1..=3 are letters of one script, mixed pseudo-randomly so `1 2` occurs at
-        // the start, middle and end of runs, twice in some; 4 is the merged symbol.
+        // the start, middle and end of runs, twice or overlapping (`1 2 1 2`) in some; 4 is
+        // the merged symbol.
         let syms: Vec<SymInfo> = ['\0', 'a', 'b', 'c', 'd']
             .iter()
             .map(|&c| char_info(c))
             .collect();
         let (mut arena, mut spans) = (Vec::new(), Vec::new());
         let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-        for w in 0..(8 * PARALLEL_WORDS as u32) {
+        for w in 0..4000u32 {
             let run: Vec<u32> = (0..2 + w % 7)
                 .map(|_| {
                     rng ^= rng << 13;
@@ -1492,18 +1808,27 @@ mod tests {
             });
             arena.extend(run);
         }
-        let words: Vec<u32> = (0..spans.len() as u32)
-            .filter(|&w| {
-                let sp = spans[w as usize];
-                arena[sp.start as usize..][..sp.len as usize]
-                    .windows(2)
-                    .any(|p| p == [1, 2])
-            })
-            .collect();
-        assert!(
-            words.len() >= 3 * PARALLEL_WORDS,
-            "the test must take the split path"
-        );
+        let live = |arena: &[u32], spans: &[Span]| -> Vec<Vec<u32>> {
+            spans
+                .iter()
+                .map(|sp| arena[sp.start as usize..][..sp.len as usize].to_vec())
+                .collect()
+        };
+        let pair_counts = |arena: &[u32], spans: &[Span]| {
+            let mut counts: std::collections::BTreeMap<u64, i64> = Default::default();
+            for (run, sp) in live(arena, spans).iter().zip(spans) {
+                for p in run.windows(2) {
+                    *counts.entry(pair_key(p[0], p[1])).or_default() += sp.count as i64;
+                }
+            }
+            counts
+        };
+        let before = pair_counts(&arena, &spans);
+        // Every run, some twice and some without the pair: the list may hold stale entries.
+        let mut words: Vec<u32> = (0..spans.len() as u32).collect();
+        words.extend([7, 7, 100]);
+        words.sort_unstable();
+        words.dedup();
         let step = MergeStep {
             a: 1,
             b: 2,
@@ -1511,81 +1836,46 @@ mod tests {
             syms: &syms,
             max_chars: 16,
         };
-        let (mut arena1, mut spans1) = (arena.clone(), spans.clone());
-        let mut one = vec![PairChange::default()];
-        step.apply_split(&words, &mut spans1, &mut arena1, &mut one);
-        let mut split: Vec<PairChange> = (0..3).map(|_| PairChange::default()).collect();
-        step.apply_split(&words, &mut spans, &mut arena, &mut split);
-        assert!(
-            split.iter().all(|p| p.used > 0),
-            "every piece must have changed pairs"
-        );
-        let live = |arena: &[u32], spans: &[Span]| -> Vec<Vec<u32>> {
-            spans
-                .iter()
-                .map(|sp| arena[sp.start as usize..][..sp.len as usize].to_vec())
-                .collect()
-        };
-        assert_eq!(live(&arena1, &spans1), live(&arena, &spans));
+        let mut change = PairChange::default();
+        change.clear(syms.len());
+        step.apply(&words, &mut spans, &mut arena, &mut change);
         assert!(live(&arena, &spans)
             .iter()
             .all(|r| !r.windows(2).any(|p| p == [1, 2])));
-        let sorted = |parts: &[PairChange]| {
-            let mut d = FxHashMap::default();
-            summed_counts(parts, &mut d);
-            let mut v: Vec<_> = d.into_iter().filter(|e| e.1 != 0).collect();
-            v.sort();
-            v
-        };
-        assert_eq!(sorted(&one), sorted(&split));
-        assert!(!sorted(&one).is_empty());
-        // Where each gained pair appeared (each run once per bucket, in run order).
-        let appeared = |parts: &[PairChange]| {
-            let mut at: std::collections::BTreeMap<u64, Vec<u32>> = Default::default();
-            for bucket in parts.iter().flat_map(PairChange::buckets) {
-                assert!(bucket.words.windows(2).all(|w| w[0] < w[1]));
-                at.entry(bucket.key).or_default().extend(&bucket.words);
+        // The counted change of every pair but `1 2` is the change of its true count.
+        let after = pair_counts(&arena, &spans);
+        let mut counted: std::collections::BTreeMap<u64, i64> = Default::default();
+        for bucket in change.buckets() {
+            assert!(bucket.mergeable);
+            *counted.entry(bucket.key).or_default() += bucket.delta;
+        }
+        counted.remove(&pair_key(1, 2));
+        counted.retain(|_, d| *d != 0);
+        let mut truth: std::collections::BTreeMap<u64, i64> = Default::default();
+        for k in before.keys().chain(after.keys()) {
+            let d = after.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0);
+            if d != 0 && *k != pair_key(1, 2) {
+                truth.insert(*k, d);
             }
-            at.retain(|_, w| !w.is_empty());
-            for w in at.values_mut() {
-                w.sort_unstable();
-                w.dedup();
+        }
+        assert!(!truth.is_empty());
+        assert_eq!(counted, truth);
+        // Every run now holding a pair with 4 is listed for it, once and in order (a run may
+        // also be listed for a pair it held only between two occurrences: `1 2 1 2`).
+        let mut listed: std::collections::BTreeMap<u64, Vec<u32>> = Default::default();
+        for bucket in change.buckets() {
+            assert!(bucket.words.windows(2).all(|w| w[0] < w[1]));
+            listed.entry(bucket.key).or_default().extend(&bucket.words);
+        }
+        for (w, run) in live(&arena, &spans).iter().enumerate() {
+            for p in run.windows(2).filter(|p| p[0] == 4 || p[1] == 4) {
+                let runs = &listed[&pair_key(p[0], p[1])];
+                assert!(runs.contains(&(w as u32)), "run {w} is missing");
             }
-            at
-        };
-        let holding: std::collections::BTreeMap<u64, Vec<u32>> = {
-            // Recomputed from the runs after the merge: every run holding `4 x` or `x 4`
-            // gained that pair (the runs before the merge held no 4). A run may also be
-            // listed for a pair it held only between two occurrences (`1 2 1 2`: `4 1`).
-            let mut at: std::collections::BTreeMap<u64, Vec<u32>> = Default::default();
-            for (w, run) in live(&arena, &spans).iter().enumerate() {
-                let mut keys: Vec<u64> = run
-                    .windows(2)
-                    .filter(|p| p[0] == 4 || p[1] == 4)
-                    .map(|p| pair_key(p[0], p[1]))
-                    .collect();
-                keys.sort();
-                keys.dedup();
-                for k in keys {
-                    at.entry(k).or_default().push(w as u32);
-                }
-            }
-            at
-        };
-        let (one_at, split_at) = (appeared(&one), appeared(&split));
-        assert!(
-            one_at == split_at,
-            "the pieces list other runs than one thread"
-        );
-        for (k, runs) in &holding {
-            let listed = &one_at[k];
-            assert!(
-                runs.iter().all(|w| listed.binary_search(w).is_ok()),
-                "pair {k:x}: a run is missing"
-            );
         }
         // And it starts afresh: applying the merge again changes nothing.
-        step.apply_split(&words, &mut spans, &mut arena, &mut split);
-        assert!(split.iter().all(|p| p.used == 0));
+        change.clear(syms.len());
+        step.apply(&words, &mut spans, &mut arena, &mut change);
+        assert!(change.buckets().is_empty());
     }
 }
