@@ -49,7 +49,9 @@ pub struct TrainConfig {
     /// Lines longer than this many bytes are skipped, as sentencepiece does (default 4192).
     #[serde(default = "default_line_bytes")]
     pub max_line_bytes: usize,
-    /// Counting threads (0 = one per core).
+    /// Counting threads, which are also the run-building and merge threads (0 = one per
+    /// core; more than the cores makes the merge threads, which spin while they wait for
+    /// each other, slow).
     #[serde(default)]
     pub threads: usize,
     /// Where `train-tokenizer` writes the model.
@@ -463,19 +465,24 @@ impl Runs {
         runs.resolve()?;
         runs.index = RunIndex::default();
         runs.arena.shrink_to_fit();
-        for (w, sp) in runs.spans.iter().enumerate() {
-            let word = &runs.arena[sp.start as usize..][..sp.len as usize];
-            for i in 0..word.len() - 1 {
-                let (a, b) = (word[i], word[i + 1]);
+        runs.count_pairs(syms, max_chars);
+        Ok(runs)
+    }
+
+    /// Counts the pairs that may merge, and lists the runs holding each.
+    fn count_pairs(&mut self, syms: &[SymInfo], max_chars: usize) {
+        for (w, sp) in self.spans.iter().enumerate() {
+            let word = &self.arena[sp.start as usize..][..sp.len as usize];
+            for p in word.windows(2) {
+                let (a, b) = (p[0], p[1]);
                 if merged_info(&syms[a as usize], &syms[b as usize], max_chars).is_none() {
                     continue;
                 }
-                let (count, list) = runs.pairs.entry(pair_key(a, b)).or_default();
+                let (count, list) = self.pairs.entry(pair_key(a, b)).or_default();
                 *count += sp.count as i64;
                 list.push_new(w as u32);
             }
         }
-        Ok(runs)
     }
 }
 
@@ -723,6 +730,14 @@ fn train_from_counts(
             })
             .collect()
     });
+    // A thread that failed makes the others stop at the barrier: report its error.
+    let mut results = results;
+    if let Some(i) = results.iter().position(|r| {
+        r.as_ref()
+            .is_err_and(|e| !e.to_string().starts_with(BARRIER_BROKEN))
+    }) {
+        results.swap_remove(i)?;
+    }
     let mut pieces = None;
     let (mut live, mut heaped, mut listed) = (0, 0, 0);
     let mut states = Vec::with_capacity(results.len());
@@ -864,12 +879,15 @@ fn owner(pair: u64, threads: usize) -> usize {
     ((pair.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize) % threads
 }
 
-/// Adds `d` to the count of pair `k`: a pair counted nowhere any more is forgotten, and one
-/// that grew to the floor or above gets a heap entry. (Changes of one pair may come in several
-/// parts, in any order: the heap keeps an entry at or above the count of every pair at or
-/// above the floor, so the pick is the same as with their sum.)
+/// Adds `d` to the count of pair `k`; one that grew to the floor or above gets a heap entry.
+/// The changes of one pair come in several parts (buckets, other threads' mail) in any order,
+/// so a count may dip to zero or below on the way: such pairs are noted in `zeroed` and only
+/// forgotten by [`forget_zeroed`] once every part is in. (The heap keeps an entry at or above
+/// the count of every pair at or above the floor, so the pick is the same as with the sum.)
+#[allow(clippy::too_many_arguments)]
 fn add_count(
     counts: &mut FxHashMap<u64, i64>,
+    zeroed: &mut Vec<u64>,
     heap: &mut BinaryHeap<HeapEntry>,
     floor: u64,
     (syms, texts): (&[SymInfo], &[String]),
@@ -883,9 +901,21 @@ fn add_count(
     *v += d;
     let now = *v;
     if now <= 0 {
-        counts.remove(&k);
+        zeroed.push(k);
     } else if d > 0 && now as u64 >= floor {
         heap.push(entry(syms, texts, k, now));
+    }
+}
+
+/// Forgets the pairs of `zeroed` that are counted nowhere any more (all parts are in).
+fn forget_zeroed(counts: &mut FxHashMap<u64, i64>, zeroed: &mut Vec<u64>) {
+    for k in zeroed.drain(..) {
+        if let Some(&c) = counts.get(&k) {
+            debug_assert!(c >= 0, "pair {k:x} counted {c} times");
+            if c <= 0 {
+                counts.remove(&k);
+            }
+        }
     }
 }
 
@@ -948,7 +978,7 @@ impl SpinBarrier {
         let mut spins = 0u32;
         while self.generation.load(Ordering::Acquire) == generation {
             if self.broken.load(Ordering::Relaxed) {
-                bail!("another merge thread stopped");
+                bail!("{BARRIER_BROKEN}");
             }
             spins += 1;
             if spins < 1 << 12 {
@@ -960,6 +990,9 @@ impl SpinBarrier {
         Ok(())
     }
 }
+
+/// The error of a merge thread whose barrier was broken by another.
+const BARRIER_BROKEN: &str = "another merge thread stopped";
 
 /// Breaks the barrier when its merge thread leaves without finishing (error or panic).
 struct LeaveGuard<'a> {
@@ -995,6 +1028,8 @@ struct MergeWorker<'a> {
     emptied: Vec<u64>,
     /// Count of every live pair this thread owns.
     counts: FxHashMap<u64, i64>,
+    /// Owned pairs whose count fell to zero or below during this merge.
+    zeroed: Vec<u64>,
     heap: BinaryHeap<HeapEntry>,
     floor: u64,
     rebuild_at: usize,
@@ -1031,6 +1066,7 @@ impl<'a> MergeWorker<'a> {
             lists: FxHashMap::with_capacity_and_hasher(pairs.len(), Default::default()),
             emptied: Vec::new(),
             counts: FxHashMap::default(),
+            zeroed: Vec::new(),
             heap: BinaryHeap::new(),
             floor: 1,
             rebuild_at: 0,
@@ -1247,6 +1283,7 @@ impl<'a> MergeWorker<'a> {
                 if to == self.id {
                     add_count(
                         &mut self.counts,
+                        &mut self.zeroed,
                         &mut self.heap,
                         self.floor,
                         (&self.syms, &self.texts),
@@ -1286,7 +1323,8 @@ impl<'a> MergeWorker<'a> {
         }
     }
 
-    /// Adds the changes of owned pairs sent by the other threads to the counts.
+    /// Adds the changes of owned pairs sent by the other threads to the counts; then every
+    /// change of the merge is in, and the owned pairs counted nowhere any more are forgotten.
     fn receive_mail(&mut self) {
         let threads = self.exchange.threads;
         for from in 0..threads {
@@ -1297,6 +1335,7 @@ impl<'a> MergeWorker<'a> {
             for (k, d) in mail.drain(..) {
                 add_count(
                     &mut self.counts,
+                    &mut self.zeroed,
                     &mut self.heap,
                     self.floor,
                     (&self.syms, &self.texts),
@@ -1305,6 +1344,7 @@ impl<'a> MergeWorker<'a> {
                 );
             }
         }
+        forget_zeroed(&mut self.counts, &mut self.zeroed);
     }
 
     /// Rebuilds every pair's list of runs from the runs (each run once, in order).
@@ -1376,8 +1416,8 @@ const LEFT_GAINED: usize = 1;
 const RIGHT_LOST: usize = 2;
 const RIGHT_GAINED: usize = 3;
 
-/// What a merge changed in one piece of its run list: for every neighbour symbol and side,
-/// the pair, the change of its count and, for a gained pair, the runs where it appeared.
+/// What a merge changed in one thread's runs: for every neighbour symbol and side, the pair,
+/// the change of its count and, for a gained pair, the runs where it appeared.
 /// Symbols index a flat array, so counting an occurrence costs no hashing.
 #[derive(Default)]
 struct PairChange {
@@ -1779,6 +1819,56 @@ mod tests {
         assert_eq!(all.len(), 2500);
         assert_eq!(pieces(train(8)), all);
         assert_eq!(pieces(train(1)), all);
+    }
+
+    #[test]
+    fn a_count_that_dips_below_zero_within_a_merge_is_not_lost() {
+        // `a` + `bc` spells the existing symbol `abc`. In run 0 (`abc a bc`, once) the merge
+        // loses `abc a`; in run 1 (`a bc a bc`, 5 times) it gains `abc a` between the two
+        // occurrences and loses it again: the parts of its change are -1, -5, +5 (sum -1),
+        // and the pair must end counted nowhere, not at 5.
+        let letter = char_info('a');
+        let multi = |chars: u8| SymInfo { chars, ..letter };
+        let syms = vec![char_info('\0'), letter, letter, letter, multi(2), multi(3)];
+        let texts: Vec<String> = ["", "a", "b", "c", "bc", "abc"].map(String::from).into();
+        let (a, bc, abc) = (1u32, 4u32, 5u32);
+        let mut runs = Runs::default();
+        for (run, count) in [(vec![abc, a, bc], 1u64), (vec![a, bc, a, bc], 5)] {
+            runs.spans.push(Span {
+                start: runs.arena.len() as u32,
+                len: run.len() as u32,
+                count,
+            });
+            runs.arena.extend(run);
+        }
+        runs.count_pairs(&syms, 16);
+        let shared = MergeShared {
+            sym_of_text: texts
+                .iter()
+                .enumerate()
+                .skip(1)
+                .map(|(i, t)| (t.clone(), i as u32))
+                .collect(),
+            syms,
+            texts,
+            merges_wanted: 1,
+            heap_pairs: HEAP_PAIRS,
+            max_chars: 16,
+        };
+        let exchange = MergeExchange::new(1);
+        let mut worker = MergeWorker::new(0, runs, &shared, &exchange);
+        worker.merge(pair_key(a, bc), abc);
+        worker.receive_mail();
+        // The counts are the pairs of the runs after the merge: `abc abc` in both.
+        let mut truth: FxHashMap<u64, i64> = FxHashMap::default();
+        for sp in &worker.spans {
+            for p in worker.arena[sp.start as usize..][..sp.len as usize].windows(2) {
+                *truth.entry(pair_key(p[0], p[1])).or_default() += sp.count as i64;
+            }
+        }
+        assert_eq!(truth, [(pair_key(abc, abc), 6)].into_iter().collect());
+        assert_eq!(worker.counts, truth);
+        assert!(worker.lists.keys().all(|k| truth.contains_key(k)));
     }
 
     #[test]
