@@ -1466,9 +1466,16 @@ impl MergeStep<'_> {
     /// to `out` what changed.
     fn apply(&self, words: &[u32], spans: &mut [Span], arena: &mut [u32], out: &mut PairChange) {
         let (a, b) = (self.a, self.b);
+        // The runs are scattered: ask for the run record 16 ahead and the symbols of the run
+        // 8 ahead, so the memory loads overlap; the first ones are asked for all at once
+        // (most lists are short).
+        for &w in words.iter().take(16) {
+            prefetch(&spans[w as usize]);
+        }
+        for &w in words.iter().take(8) {
+            prefetch(&arena[spans[w as usize].start as usize]);
+        }
         for (k, &w) in words.iter().enumerate() {
-            // The runs are scattered: ask for the run record 16 ahead and the symbols of the
-            // run 8 ahead, so the memory loads overlap.
             if let Some(&ahead) = words.get(k + 16) {
                 prefetch(&spans[ahead as usize]);
             }
