@@ -509,7 +509,7 @@ fn count_batch(
 ) {
     let mut first = String::new();
     for line in batch.split('\n') {
-        let line = line.strip_suffix('\r').unwrap_or(line);
+        let line = line.trim_end_matches('\r');
         if line.is_empty() {
             continue;
         }
@@ -574,8 +574,9 @@ fn count_line_with_markers(
     }
 }
 
-/// Reads the sources in order and hands batches to `sink`: whole JSONL records when a source
-/// has no byte budget (the counting threads parse them), else lines of text joined by `\n`.
+/// Reads the sources in order and hands batches to `sink`: when a source has no byte budget,
+/// whole JSONL records (the counting threads parse them) or whole lines of a text file, read
+/// in blocks; else the lines of its texts up to the budget, joined by `\n`.
 fn read_sources(
     sources: &[SourceConfig],
     recycled: &Receiver<Vec<u8>>,
@@ -602,8 +603,12 @@ fn read_sources(
         let mut batch = String::with_capacity(BATCH_BYTES + 4096);
         let weight = source.weight;
         'files: for file in &files {
-            if source.max_bytes == 0 && is_jsonl(file) {
-                read_records(file, weight, recycled, &mut sink)?;
+            if source.max_bytes == 0 {
+                if is_jsonl(file) {
+                    read_records(file, weight, recycled, &mut sink)?;
+                } else {
+                    read_text(file, weight, recycled, &mut sink)?;
+                }
                 continue;
             }
             let mut add = |text: &str| -> Result<bool> {
@@ -645,8 +650,66 @@ fn read_records(
     recycled: &Receiver<Vec<u8>>,
     sink: &mut impl FnMut(Batch) -> Result<()>,
 ) -> Result<()> {
-    const BLOCK: usize = 1 << 16;
     let shared: Arc<Path> = Arc::from(path);
+    read_blocks(path, recycled, |bytes, offset| {
+        sink(Batch::Jsonl {
+            bytes,
+            weight,
+            path: shared.clone(),
+            offset,
+        })
+    })
+}
+
+/// Hands a text file to `sink` in batches of whole lines, checked to be UTF-8 (one check per
+/// batch; the line of a bad byte is only looked for when there is one).
+fn read_text(
+    path: &Path,
+    weight: u64,
+    recycled: &Receiver<Vec<u8>>,
+    sink: &mut impl FnMut(Batch) -> Result<()>,
+) -> Result<()> {
+    read_blocks(path, recycled, |bytes, offset| {
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let at = offset + e.utf8_error().valid_up_to() as u64;
+            match line_of_byte(path, at) {
+                Ok(line) => anyhow::anyhow!(
+                    "{}: line {line} (byte {at}) is not valid UTF-8; convert the file first",
+                    path.display()
+                ),
+                Err(_) => anyhow::anyhow!(
+                    "{}: byte {at} is not valid UTF-8; convert the file first",
+                    path.display()
+                ),
+            }
+        })?;
+        sink(Batch::Text { text, weight })
+    })
+}
+
+/// The line number (from 1) of byte `at` of a (maybe compressed) file.
+fn line_of_byte(path: &Path, at: u64) -> Result<u64> {
+    let mut input = open_decompressed(path)?.take(at);
+    let mut buf = vec![0u8; 1 << 16];
+    let mut line = 1;
+    loop {
+        let n = input.read(&mut buf)?;
+        if n == 0 {
+            return Ok(line);
+        }
+        line += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+    }
+}
+
+/// Reads a (maybe compressed) file in blocks and hands `emit` batches of about
+/// [`BATCH_BYTES`] cut after a `\n` (the last one: whatever is left), with the file offset of
+/// each batch's first byte. Batch buffers are taken from `recycled` when there are some.
+fn read_blocks(
+    path: &Path,
+    recycled: &Receiver<Vec<u8>>,
+    mut emit: impl FnMut(Vec<u8>, u64) -> Result<()>,
+) -> Result<()> {
+    const BLOCK: usize = 1 << 16;
     let mut input = open_decompressed(path)?;
     let mut buf: Vec<u8> = Vec::with_capacity(BATCH_BYTES + BLOCK);
     // File offset of buf[0].
@@ -684,12 +747,7 @@ fn read_records(
             buf.truncate(cut);
             let bytes = std::mem::replace(&mut buf, rest);
             buf.reserve(BATCH_BYTES + BLOCK);
-            sink(Batch::Jsonl {
-                bytes,
-                weight,
-                path: shared.clone(),
-                offset,
-            })?;
+            emit(bytes, offset)?;
             offset += cut as u64;
         }
         if at_end {
