@@ -1063,7 +1063,8 @@ impl<'a> MergeWorker<'a> {
             exchange,
             arena,
             spans,
-            lists: FxHashMap::with_capacity_and_hasher(pairs.len(), Default::default()),
+            // The shard's pair counts are its lists' counts.
+            lists: pairs,
             emptied: Vec::new(),
             counts: FxHashMap::default(),
             zeroed: Vec::new(),
@@ -1083,14 +1084,13 @@ impl<'a> MergeWorker<'a> {
             list_entries: 0,
             pushed: 0,
         };
-        for (k, (count, list)) in pairs {
+        for (&k, (count, list)) in &worker.lists {
             worker.list_entries += list.len();
-            worker.lists.insert(k, (count, list));
             let to = owner(k, threads);
             if to == id {
-                *worker.counts.entry(k).or_insert(0) += count;
+                worker.counts.insert(k, *count);
             } else {
-                worker.outgoing[to].push((k, count));
+                worker.outgoing[to].push((k, *count));
             }
         }
         worker
