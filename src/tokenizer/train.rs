@@ -263,8 +263,8 @@ struct Runs {
     index: RunIndex,
     /// Runs cut from the words, waiting for their lookup in `index`.
     pending: PendingRuns,
-    /// Live pair -> (count, the runs holding it).
-    pairs: FxHashMap<u64, (i64, RunList)>,
+    /// Live pair -> its count in these runs and the runs holding it (`here` and `list`).
+    pairs: FxHashMap<u64, PairState>,
 }
 
 /// Runs are looked up in groups of this many: the index slots of the whole group are asked
@@ -478,9 +478,9 @@ impl Runs {
                 if merged_info(&syms[a as usize], &syms[b as usize], max_chars).is_none() {
                     continue;
                 }
-                let (count, list) = self.pairs.entry(pair_key(a, b)).or_default();
-                *count += sp.count as i64;
-                list.push_new(w as u32);
+                let pair = self.pairs.entry(pair_key(a, b)).or_default();
+                pair.here += sp.count as i64;
+                pair.list.push_new(w as u32);
             }
         }
     }
@@ -879,14 +879,24 @@ fn owner(pair: u64, threads: usize) -> usize {
     ((pair.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize) % threads
 }
 
-/// Adds `d` to the count of pair `k`; one that grew to the floor or above gets a heap entry.
-/// The changes of one pair come in several parts (buckets, other threads' mail) in any order,
-/// so a count may dip to zero or below on the way: such pairs are noted in `zeroed` and only
-/// forgotten by [`forget_zeroed`] once every part is in. (The heap keeps an entry at or above
-/// the count of every pair at or above the floor, so the pick is the same as with the sum.)
+/// What a merge thread knows of a pair: its count over all threads (kept by the thread that
+/// owns the pair, 0 elsewhere), its count in this thread's runs, and the runs here holding it.
+#[derive(Default)]
+struct PairState {
+    count: i64,
+    here: i64,
+    list: RunList,
+}
+
+/// Adds `d` to the count of owned pair `k`; one that grew to the floor or above gets a heap
+/// entry. The changes of one pair come in several parts (buckets, other threads' mail) in any
+/// order, so a count may dip to zero or below on the way: such pairs are noted in `zeroed` and
+/// only forgotten by [`forget_zeroed`] once every part is in. (The heap keeps an entry at or
+/// above the count of every pair at or above the floor, so the pick is the same as with the
+/// sum.)
 #[allow(clippy::too_many_arguments)]
 fn add_count(
-    counts: &mut FxHashMap<u64, i64>,
+    pair: &mut PairState,
     zeroed: &mut Vec<u64>,
     heap: &mut BinaryHeap<HeapEntry>,
     floor: u64,
@@ -897,9 +907,8 @@ fn add_count(
     if d == 0 {
         return;
     }
-    let v = counts.entry(k).or_insert(0);
-    *v += d;
-    let now = *v;
+    pair.count += d;
+    let now = pair.count;
     if now <= 0 {
         zeroed.push(k);
     } else if d > 0 && now as u64 >= floor {
@@ -907,13 +916,17 @@ fn add_count(
     }
 }
 
-/// Forgets the pairs of `zeroed` that are counted nowhere any more (all parts are in).
-fn forget_zeroed(counts: &mut FxHashMap<u64, i64>, zeroed: &mut Vec<u64>) {
+/// Forgets the counts of the pairs of `zeroed` that are counted nowhere any more (all parts
+/// are in), and the pairs themselves when this thread's runs do not hold them either.
+fn forget_zeroed(pairs: &mut FxHashMap<u64, PairState>, zeroed: &mut Vec<u64>) {
     for k in zeroed.drain(..) {
-        if let Some(&c) = counts.get(&k) {
-            debug_assert!(c >= 0, "pair {k:x} counted {c} times");
-            if c <= 0 {
-                counts.remove(&k);
+        if let Some(pair) = pairs.get_mut(&k) {
+            debug_assert!(pair.count >= 0, "pair {k:x} counted {} times", pair.count);
+            if pair.count <= 0 {
+                pair.count = 0;
+                if pair.here <= 0 {
+                    pairs.remove(&k);
+                }
             }
         }
     }
@@ -1021,13 +1034,12 @@ struct MergeWorker<'a> {
     exchange: &'a MergeExchange,
     arena: Vec<u32>,
     spans: Vec<Span>,
-    /// Pair -> its count in this thread's runs and the runs that hold it (with stale and
-    /// repeated entries); a pair these runs no longer hold is dropped.
-    lists: FxHashMap<u64, (i64, RunList)>,
+    /// Every pair this thread owns (its count) or its runs hold (their count, and the runs
+    /// holding it, with stale and repeated entries); a pair neither live and owned nor held
+    /// here is dropped.
+    pairs: FxHashMap<u64, PairState>,
     /// Pairs whose count here fell to zero or below during a merge.
     emptied: Vec<u64>,
-    /// Count of every live pair this thread owns.
-    counts: FxHashMap<u64, i64>,
     /// Owned pairs whose count fell to zero or below during this merge.
     zeroed: Vec<u64>,
     heap: BinaryHeap<HeapEntry>,
@@ -1063,10 +1075,8 @@ impl<'a> MergeWorker<'a> {
             exchange,
             arena,
             spans,
-            // The shard's pair counts are its lists' counts.
-            lists: pairs,
+            pairs,
             emptied: Vec::new(),
-            counts: FxHashMap::default(),
             zeroed: Vec::new(),
             heap: BinaryHeap::new(),
             floor: 1,
@@ -1084,13 +1094,13 @@ impl<'a> MergeWorker<'a> {
             list_entries: 0,
             pushed: 0,
         };
-        for (&k, (count, list)) in &worker.lists {
-            worker.list_entries += list.len();
+        for (&k, pair) in worker.pairs.iter_mut() {
+            worker.list_entries += pair.list.len();
             let to = owner(k, threads);
             if to == id {
-                worker.counts.insert(k, *count);
+                pair.count = pair.here;
             } else {
-                worker.outgoing[to].push((k, *count));
+                worker.outgoing[to].push((k, pair.here));
             }
         }
         worker
@@ -1102,15 +1112,14 @@ impl<'a> MergeWorker<'a> {
         self.send_mail();
         exchange.barrier.wait()?;
         self.receive_mail();
-        self.refill(heap_floor(&self.counts, &self.banned, self.heap_pairs));
+        self.refill(heap_floor(&self.pairs, &self.banned, self.heap_pairs));
         while self.pieces.len() < self.merges_wanted {
             if self.id == 0 && self.pieces.len().is_multiple_of(2000) {
                 tracing::debug!(
-                    "{} merges; thread 0: {} owned pairs, {} heap entries, {} lists; peak RSS {} MB",
+                    "{} merges; thread 0: {} pairs, {} heap entries; peak RSS {} MB",
                     self.pieces.len(),
-                    self.counts.len(),
+                    self.pairs.len(),
                     self.heap.len(),
-                    self.lists.len(),
                     peak_rss_mb()
                 );
             }
@@ -1138,22 +1147,22 @@ impl<'a> MergeWorker<'a> {
             // floor raised again to let in about `heap_pairs` pairs. (`rebuild_at` keeps it
             // from rebuilding at every merge when many pairs tie at the floor.)
             if self.heap.len() > self.rebuild_at {
-                self.refill(heap_floor(&self.counts, &self.banned, self.heap_pairs));
+                self.refill(heap_floor(&self.pairs, &self.banned, self.heap_pairs));
             }
             if self.pushed > self.list_entries.max(1 << 20) {
                 self.rebuild_lists();
             }
         }
-        let live_pairs = self.counts.len();
+        let live_pairs = self.pairs.values().filter(|p| p.count > 0).count();
         let heap_entries = self.heap.len();
-        let list_entries = self.lists.values().map(|l| l.1.len()).sum();
+        let list_entries = self.pairs.values().map(|p| p.list.len()).sum();
         let pieces = std::mem::take(&mut self.pieces);
         Ok(MergeResult {
             pieces,
             live_pairs,
             heap_entries,
             list_entries,
-            state: Box::new((self.lists, self.counts, self.arena, self.spans, self.heap)),
+            state: Box::new((self.pairs, self.arena, self.spans, self.heap)),
         })
     }
 
@@ -1161,7 +1170,7 @@ impl<'a> MergeWorker<'a> {
     /// above it.
     fn refill(&mut self, floor: u64) {
         self.floor = floor;
-        self.heap = heap_at_least(&self.counts, &self.banned, floor, &self.syms, &self.texts);
+        self.heap = heap_at_least(&self.pairs, &self.banned, floor, &self.syms, &self.texts);
         self.rebuild_at = self
             .heap
             .len()
@@ -1175,7 +1184,7 @@ impl<'a> MergeWorker<'a> {
                 if self.floor <= 1 {
                     return None;
                 }
-                let floor = heap_floor(&self.counts, &self.banned, self.heap_pairs);
+                let floor = heap_floor(&self.pairs, &self.banned, self.heap_pairs);
                 self.refill(floor.min(self.floor - 1));
                 continue;
             };
@@ -1217,7 +1226,7 @@ impl<'a> MergeWorker<'a> {
     /// True when a popped heap entry still holds its pair's count; a stale entry of a pair
     /// still at or above the floor is pushed again with the current count.
     fn still_counted(&mut self, e: &HeapEntry) -> bool {
-        let current = self.counts.get(&e.pair).copied().unwrap_or(0);
+        let current = self.pairs.get(&e.pair).map_or(0, |p| p.count);
         let banned = self.banned.contains(&e.pair);
         if current == e.count as i64 && !banned {
             return true;
@@ -1255,13 +1264,11 @@ impl<'a> MergeWorker<'a> {
     /// made, the others go to `outgoing`, and the runs where a pair appeared to its list.
     fn merge(&mut self, pair: u64, c: u32) {
         let threads = self.exchange.threads;
-        if owner(pair, threads) == self.id {
-            self.counts.remove(&pair);
-        }
+        // The pair is gone from every run: its count (if owned) and list go.
         let mut words = self
-            .lists
+            .pairs
             .remove(&pair)
-            .map_or_else(Vec::new, |l| l.1.into_vec());
+            .map_or_else(Vec::new, |p| p.list.into_vec());
         words.sort_unstable();
         words.dedup();
         let step = MergeStep {
@@ -1278,37 +1285,46 @@ impl<'a> MergeWorker<'a> {
             if !bucket.mergeable || bucket.key == pair {
                 continue;
             }
-            if bucket.delta != 0 {
-                let to = owner(bucket.key, threads);
-                if to == self.id {
-                    add_count(
-                        &mut self.counts,
-                        &mut self.zeroed,
-                        &mut self.heap,
-                        self.floor,
-                        (&self.syms, &self.texts),
-                        bucket.key,
-                        bucket.delta,
-                    );
-                } else {
-                    self.outgoing[to].push((bucket.key, bucket.delta));
-                }
+            let to = owner(bucket.key, threads);
+            if to != self.id && bucket.delta != 0 {
+                self.outgoing[to].push((bucket.key, bucket.delta));
             }
-            let (here, list) = self.lists.entry(bucket.key).or_default();
-            *here += bucket.delta;
-            if *here <= 0 {
+            let state = self.pairs.entry(bucket.key).or_default();
+            if to == self.id {
+                add_count(
+                    state,
+                    &mut self.zeroed,
+                    &mut self.heap,
+                    self.floor,
+                    (&self.syms, &self.texts),
+                    bucket.key,
+                    bucket.delta,
+                );
+            }
+            state.here += bucket.delta;
+            if state.here <= 0 {
                 self.emptied.push(bucket.key);
             }
             for &w in &bucket.words {
-                if list.push_new(w) {
+                if state.list.push_new(w) {
                     self.pushed += 1;
                 }
             }
         }
-        // Only once every change is in (a pair may gain in one bucket and lose in another).
+        // Only once every change is in (a pair may gain in one bucket and lose in another):
+        // the runs here no longer hold these. An owned pair keeps its count until the other
+        // threads' changes are in too (see `forget_zeroed`).
         for k in self.emptied.drain(..) {
-            if self.lists.get(&k).is_some_and(|l| l.0 <= 0) {
-                self.lists.remove(&k);
+            let Some(state) = self.pairs.get_mut(&k) else {
+                continue;
+            };
+            if state.here > 0 {
+                continue;
+            }
+            if owner(k, threads) == self.id {
+                state.list = RunList::default();
+            } else {
+                self.pairs.remove(&k);
             }
         }
     }
@@ -1334,7 +1350,7 @@ impl<'a> MergeWorker<'a> {
             let mut mail = locked(&self.exchange.mail[from * threads + self.id]);
             for (k, d) in mail.drain(..) {
                 add_count(
-                    &mut self.counts,
+                    self.pairs.entry(k).or_default(),
                     &mut self.zeroed,
                     &mut self.heap,
                     self.floor,
@@ -1344,12 +1360,15 @@ impl<'a> MergeWorker<'a> {
                 );
             }
         }
-        forget_zeroed(&mut self.counts, &mut self.zeroed);
+        forget_zeroed(&mut self.pairs, &mut self.zeroed);
     }
 
     /// Rebuilds every pair's list of runs from the runs (each run once, in order).
     fn rebuild_lists(&mut self) {
-        self.lists.clear();
+        for pair in self.pairs.values_mut() {
+            pair.here = 0;
+            pair.list = RunList::default();
+        }
         for (w, sp) in self.spans.iter().enumerate() {
             let word = &self.arena[sp.start as usize..][..sp.len as usize];
             for p in word.windows(2) {
@@ -1357,12 +1376,13 @@ impl<'a> MergeWorker<'a> {
                 if merged_info(x, y, self.max_chars).is_none() {
                     continue;
                 }
-                let (here, list) = self.lists.entry(pair_key(p[0], p[1])).or_default();
-                *here += sp.count as i64;
-                list.push_new(w as u32);
+                let pair = self.pairs.entry(pair_key(p[0], p[1])).or_default();
+                pair.here += sp.count as i64;
+                pair.list.push_new(w as u32);
             }
         }
-        self.list_entries = self.lists.values().map(|l| l.1.len()).sum();
+        self.pairs.retain(|_, p| p.here > 0 || p.count > 0);
+        self.list_entries = self.pairs.values().map(|p| p.list.len()).sum();
         self.pushed = 0;
     }
 }
@@ -1373,11 +1393,15 @@ const HEAP_PAIRS: usize = 1 << 13;
 
 /// The heap floor that lets in about `heap_pairs` live pairs: the count of the
 /// `heap_pairs`-th most frequent one that is not banned (1 when there are fewer).
-fn heap_floor(pairs: &FxHashMap<u64, i64>, banned: &FxHashSet<u64>, heap_pairs: usize) -> u64 {
+fn heap_floor(
+    pairs: &FxHashMap<u64, PairState>,
+    banned: &FxHashSet<u64>,
+    heap_pairs: usize,
+) -> u64 {
     let mut counts: Vec<u64> = pairs
         .iter()
-        .filter(|(k, c)| **c > 0 && !banned.contains(*k))
-        .map(|(_, c)| *c as u64)
+        .filter(|(k, p)| p.count > 0 && !banned.contains(*k))
+        .map(|(_, p)| p.count as u64)
         .collect();
     if counts.len() <= heap_pairs.max(1) {
         return 1;
@@ -1388,7 +1412,7 @@ fn heap_floor(pairs: &FxHashMap<u64, i64>, banned: &FxHashSet<u64>, heap_pairs: 
 
 /// A heap of every live, not banned pair counted at least `floor` times.
 fn heap_at_least(
-    pairs: &FxHashMap<u64, i64>,
+    pairs: &FxHashMap<u64, PairState>,
     banned: &FxHashSet<u64>,
     floor: u64,
     syms: &[SymInfo],
@@ -1396,8 +1420,8 @@ fn heap_at_least(
 ) -> BinaryHeap<HeapEntry> {
     pairs
         .iter()
-        .filter(|(k, c)| **c > 0 && **c as u64 >= floor && !banned.contains(*k))
-        .map(|(&k, &c)| entry(syms, texts, k, c))
+        .filter(|(k, p)| p.count > 0 && p.count as u64 >= floor && !banned.contains(*k))
+        .map(|(&k, p)| entry(syms, texts, k, p.count))
         .collect()
 }
 
@@ -1875,8 +1899,17 @@ mod tests {
             }
         }
         assert_eq!(truth, [(pair_key(abc, abc), 6)].into_iter().collect());
-        assert_eq!(worker.counts, truth);
-        assert!(worker.lists.keys().all(|k| truth.contains_key(k)));
+        let counted: FxHashMap<u64, i64> = worker
+            .pairs
+            .iter()
+            .filter(|(_, p)| p.count != 0)
+            .map(|(&k, p)| (k, p.count))
+            .collect();
+        assert_eq!(counted, truth);
+        assert!(worker
+            .pairs
+            .iter()
+            .all(|(k, p)| truth.contains_key(k) && p.here == truth[k]));
     }
 
     #[test]
