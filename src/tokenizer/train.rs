@@ -739,20 +739,19 @@ fn train_from_counts(
         results.swap_remove(i)?;
     }
     let mut pieces = None;
-    let (mut live, mut heaped, mut listed) = (0, 0, 0);
+    let (mut tracked, mut heaped) = (0, 0);
     let mut states = Vec::with_capacity(results.len());
     for result in results {
         let result = result?;
-        live += result.live_pairs;
+        tracked += result.pairs;
         heaped += result.heap_entries;
-        listed += result.list_entries;
         pieces.get_or_insert(result.pieces);
         states.push(result.state);
     }
     let pieces = pieces.unwrap_or_default();
     report.merges = pieces.len();
     tracing::info!(
-        "{} merges, {live} live pairs, {heaped} heap entries, {listed} list entries; peak RSS {} MB",
+        "{} merges, {tracked} pairs tracked, {heaped} heap entries; peak RSS {} MB",
         pieces.len(),
         peak_rss_mb()
     );
@@ -852,9 +851,9 @@ struct MergeShared {
 /// the log, and its state, to be freed off the critical path.
 struct MergeResult {
     pieces: Vec<(String, f32)>,
-    live_pairs: usize,
+    /// Entries of its pair map (counting them by kind would take a scan of the map).
+    pairs: usize,
     heap_entries: usize,
-    list_entries: usize,
     state: Box<dyn Send>,
 }
 
@@ -1153,15 +1152,11 @@ impl<'a> MergeWorker<'a> {
                 self.rebuild_lists();
             }
         }
-        let live_pairs = self.pairs.values().filter(|p| p.count > 0).count();
-        let heap_entries = self.heap.len();
-        let list_entries = self.pairs.values().map(|p| p.list.len()).sum();
         let pieces = std::mem::take(&mut self.pieces);
         Ok(MergeResult {
             pieces,
-            live_pairs,
-            heap_entries,
-            list_entries,
+            pairs: self.pairs.len(),
+            heap_entries: self.heap.len(),
             state: Box::new((self.pairs, self.arena, self.spans, self.heap)),
         })
     }
