@@ -198,7 +198,7 @@ enum Command {
         /// Share of characters the alphabet covers (default 0.99995).
         #[arg(long)]
         character_coverage: Option<f64>,
-        /// Counting threads (default: one per core).
+        /// Counting, run-building and merge threads (default: one per core).
         #[arg(long)]
         threads: Option<usize>,
         /// Where to write the model.
