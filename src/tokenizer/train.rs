@@ -5,7 +5,7 @@
 //! the most frequent valid pair each step (ties: fewer characters, then the smaller string),
 //! and scores merge `k` with `-k`, then appends the alphabet. Unlike it, the pick is an exact
 //! arg-max from lazy heaps (sentencepiece scans a refreshed 5% "active" set), counts are
-//! built and merges applied in parallel (see [`MergeWorker`]), and no sentence is held in
+//! built and merges applied in parallel (see `MergeWorker`), and no sentence is held in
 //! memory.
 
 use std::cmp::Reverse;
