@@ -8,6 +8,7 @@
 pub mod corpus;
 pub mod encode;
 pub mod model;
+mod pair_map;
 pub mod proto;
 pub mod stream;
 pub mod train;

@@ -24,6 +24,7 @@ use unicode_script::{Script, UnicodeScript};
 
 use super::corpus::{count_words, SourceConfig, WordCounts, WordTable};
 use super::model::{piece_of_byte, WS};
+use super::pair_map::PairMap;
 use super::proto::{
     ModelProto, NormalizerSpec, PieceType, SentencePiece, TrainerSpec, MODEL_TYPE_BPE,
 };
@@ -265,7 +266,7 @@ struct Runs {
     /// Runs cut from the words, waiting for their lookup in `index`.
     pending: PendingRuns,
     /// Live pair -> its count in these runs and the runs holding it (`here` and `list`).
-    pairs: FxHashMap<u64, PairState>,
+    pairs: PairMap<PairState>,
 }
 
 /// Runs are looked up in groups of this many: the index slots of the whole group are asked
@@ -479,7 +480,7 @@ impl Runs {
                 if merged_info(&syms[a as usize], &syms[b as usize], max_chars).is_none() {
                     continue;
                 }
-                let pair = self.pairs.entry(pair_key(a, b)).or_default();
+                let pair = self.pairs.entry(pair_key(a, b));
                 pair.here += sp.count as i64;
                 pair.list.push_new(w as u32);
             }
@@ -879,6 +880,9 @@ fn owner(pair: u64, threads: usize) -> usize {
     ((pair.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize) % threads
 }
 
+/// Pair changes are made in groups of this many, whose memory is asked for first.
+const PAIR_GROUP: usize = 16;
+
 /// What a merge thread knows of a pair: its count over all threads (kept by the thread that
 /// owns the pair, 0 elsewhere), its count in this thread's runs, and the runs here holding it.
 #[derive(Default)]
@@ -918,14 +922,14 @@ fn add_count(
 
 /// Forgets the counts of the pairs of `zeroed` that are counted nowhere any more (all parts
 /// are in), and the pairs themselves when this thread's runs do not hold them either.
-fn forget_zeroed(pairs: &mut FxHashMap<u64, PairState>, zeroed: &mut Vec<u64>) {
+fn forget_zeroed(pairs: &mut PairMap<PairState>, zeroed: &mut Vec<u64>) {
     for k in zeroed.drain(..) {
-        if let Some(pair) = pairs.get_mut(&k) {
+        if let Some(pair) = pairs.get_mut(k) {
             debug_assert!(pair.count >= 0, "pair {k:x} counted {} times", pair.count);
             if pair.count <= 0 {
                 pair.count = 0;
                 if pair.here <= 0 {
-                    pairs.remove(&k);
+                    pairs.remove(k);
                 }
             }
         }
@@ -1037,7 +1041,7 @@ struct MergeWorker<'a> {
     /// Every pair this thread owns (its count) or its runs hold (their count, and the runs
     /// holding it, with stale and repeated entries); a pair neither live and owned nor held
     /// here is dropped.
-    pairs: FxHashMap<u64, PairState>,
+    pairs: PairMap<PairState>,
     /// Pairs whose count here fell to zero or below during a merge.
     emptied: Vec<u64>,
     /// Owned pairs whose count fell to zero or below during this merge.
@@ -1094,7 +1098,7 @@ impl<'a> MergeWorker<'a> {
             list_entries: 0,
             pushed: 0,
         };
-        for (&k, pair) in worker.pairs.iter_mut() {
+        for (k, pair) in worker.pairs.iter_mut() {
             worker.list_entries += pair.list.len();
             let to = owner(k, threads);
             if to == id {
@@ -1222,7 +1226,7 @@ impl<'a> MergeWorker<'a> {
     /// True when a popped heap entry still holds its pair's count; a stale entry of a pair
     /// still at or above the floor is pushed again with the current count.
     fn still_counted(&mut self, e: &HeapEntry) -> bool {
-        let current = self.pairs.get(&e.pair).map_or(0, |p| p.count);
+        let current = self.pairs.get(e.pair).map_or(0, |p| p.count);
         let banned = self.banned.contains(&e.pair);
         if current == e.count as i64 && !banned {
             return true;
@@ -1263,7 +1267,7 @@ impl<'a> MergeWorker<'a> {
         // The pair is gone from every run: its count (if owned) and list go.
         let mut words = self
             .pairs
-            .remove(&pair)
+            .remove(pair)
             .map_or_else(Vec::new, |p| p.list.into_vec());
         words.sort_unstable();
         words.dedup();
@@ -1276,34 +1280,44 @@ impl<'a> MergeWorker<'a> {
         };
         self.change.clear(self.syms.len());
         step.apply(&words, &mut self.spans, &mut self.arena, &mut self.change);
-        for bucket in self.change.buckets() {
-            // (`a b` itself is gone everywhere: its owner dropped it.)
-            if !bucket.mergeable || bucket.key == pair {
-                continue;
+        // In groups: first the home slots of the group's pairs are asked for, then their
+        // entries, then they are changed, so the memory loads of a group overlap.
+        for group in self.change.buckets().chunks(PAIR_GROUP) {
+            for bucket in group {
+                self.pairs.prefetch_slot(bucket.key);
             }
-            let to = owner(bucket.key, threads);
-            if to != self.id && bucket.delta != 0 {
-                self.outgoing[to].push((bucket.key, bucket.delta));
+            for bucket in group {
+                self.pairs.prefetch_entry(bucket.key);
             }
-            let state = self.pairs.entry(bucket.key).or_default();
-            if to == self.id {
-                add_count(
-                    state,
-                    &mut self.zeroed,
-                    &mut self.heap,
-                    self.floor,
-                    (&self.syms, &self.texts),
-                    bucket.key,
-                    bucket.delta,
-                );
-            }
-            state.here += bucket.delta;
-            if state.here <= 0 {
-                self.emptied.push(bucket.key);
-            }
-            for &w in &bucket.words {
-                if state.list.push_new(w) {
-                    self.pushed += 1;
+            for bucket in group {
+                // (`a b` itself is gone everywhere: its owner dropped it.)
+                if !bucket.mergeable || bucket.key == pair {
+                    continue;
+                }
+                let to = owner(bucket.key, threads);
+                if to != self.id && bucket.delta != 0 {
+                    self.outgoing[to].push((bucket.key, bucket.delta));
+                }
+                let state = self.pairs.entry(bucket.key);
+                if to == self.id {
+                    add_count(
+                        state,
+                        &mut self.zeroed,
+                        &mut self.heap,
+                        self.floor,
+                        (&self.syms, &self.texts),
+                        bucket.key,
+                        bucket.delta,
+                    );
+                }
+                state.here += bucket.delta;
+                if state.here <= 0 {
+                    self.emptied.push(bucket.key);
+                }
+                for &w in &bucket.words {
+                    if state.list.push_new(w) {
+                        self.pushed += 1;
+                    }
                 }
             }
         }
@@ -1311,7 +1325,7 @@ impl<'a> MergeWorker<'a> {
         // the runs here no longer hold these. An owned pair keeps its count until the other
         // threads' changes are in too (see `forget_zeroed`).
         for k in self.emptied.drain(..) {
-            let Some(state) = self.pairs.get_mut(&k) else {
+            let Some(state) = self.pairs.get_mut(k) else {
                 continue;
             };
             if state.here > 0 {
@@ -1320,7 +1334,7 @@ impl<'a> MergeWorker<'a> {
             if owner(k, threads) == self.id {
                 state.list = RunList::default();
             } else {
-                self.pairs.remove(&k);
+                self.pairs.remove(k);
             }
         }
     }
@@ -1344,24 +1358,33 @@ impl<'a> MergeWorker<'a> {
                 continue;
             }
             let mut mail = locked(&self.exchange.mail[from * threads + self.id]);
-            for (k, d) in mail.drain(..) {
-                add_count(
-                    self.pairs.entry(k).or_default(),
-                    &mut self.zeroed,
-                    &mut self.heap,
-                    self.floor,
-                    (&self.syms, &self.texts),
-                    k,
-                    d,
-                );
+            for group in mail.chunks(PAIR_GROUP) {
+                for &(k, _) in group {
+                    self.pairs.prefetch_slot(k);
+                }
+                for &(k, _) in group {
+                    self.pairs.prefetch_entry(k);
+                }
+                for &(k, d) in group {
+                    add_count(
+                        self.pairs.entry(k),
+                        &mut self.zeroed,
+                        &mut self.heap,
+                        self.floor,
+                        (&self.syms, &self.texts),
+                        k,
+                        d,
+                    );
+                }
             }
+            mail.clear();
         }
         forget_zeroed(&mut self.pairs, &mut self.zeroed);
     }
 
     /// Rebuilds every pair's list of runs from the runs (each run once, in order).
     fn rebuild_lists(&mut self) {
-        for pair in self.pairs.values_mut() {
+        for (_, pair) in self.pairs.iter_mut() {
             pair.here = 0;
             pair.list = RunList::default();
         }
@@ -1372,13 +1395,13 @@ impl<'a> MergeWorker<'a> {
                 if merged_info(x, y, self.max_chars).is_none() {
                     continue;
                 }
-                let pair = self.pairs.entry(pair_key(p[0], p[1])).or_default();
+                let pair = self.pairs.entry(pair_key(p[0], p[1]));
                 pair.here += sp.count as i64;
                 pair.list.push_new(w as u32);
             }
         }
         self.pairs.retain(|_, p| p.here > 0 || p.count > 0);
-        self.list_entries = self.pairs.values().map(|p| p.list.len()).sum();
+        self.list_entries = self.pairs.iter().map(|(_, p)| p.list.len()).sum();
         self.pushed = 0;
     }
 }
@@ -1389,14 +1412,10 @@ const HEAP_PAIRS: usize = 1 << 13;
 
 /// The heap floor that lets in about `heap_pairs` live pairs: the count of the
 /// `heap_pairs`-th most frequent one that is not banned (1 when there are fewer).
-fn heap_floor(
-    pairs: &FxHashMap<u64, PairState>,
-    banned: &FxHashSet<u64>,
-    heap_pairs: usize,
-) -> u64 {
+fn heap_floor(pairs: &PairMap<PairState>, banned: &FxHashSet<u64>, heap_pairs: usize) -> u64 {
     let mut counts: Vec<u64> = pairs
         .iter()
-        .filter(|(k, p)| p.count > 0 && !banned.contains(*k))
+        .filter(|(k, p)| p.count > 0 && !banned.contains(k))
         .map(|(_, p)| p.count as u64)
         .collect();
     if counts.len() <= heap_pairs.max(1) {
@@ -1408,7 +1427,7 @@ fn heap_floor(
 
 /// A heap of every live, not banned pair counted at least `floor` times.
 fn heap_at_least(
-    pairs: &FxHashMap<u64, PairState>,
+    pairs: &PairMap<PairState>,
     banned: &FxHashSet<u64>,
     floor: u64,
     syms: &[SymInfo],
@@ -1416,8 +1435,8 @@ fn heap_at_least(
 ) -> BinaryHeap<HeapEntry> {
     pairs
         .iter()
-        .filter(|(k, p)| p.count > 0 && p.count as u64 >= floor && !banned.contains(*k))
-        .map(|(&k, p)| entry(syms, texts, k, p.count))
+        .filter(|(k, p)| p.count > 0 && p.count as u64 >= floor && !banned.contains(k))
+        .map(|(k, p)| entry(syms, texts, k, p.count))
         .collect()
 }
 
@@ -1899,13 +1918,13 @@ mod tests {
             .pairs
             .iter()
             .filter(|(_, p)| p.count != 0)
-            .map(|(&k, p)| (k, p.count))
+            .map(|(k, p)| (k, p.count))
             .collect();
         assert_eq!(counted, truth);
         assert!(worker
             .pairs
             .iter()
-            .all(|(k, p)| truth.contains_key(k) && p.here == truth[k]));
+            .all(|(k, p)| truth.contains_key(&k) && p.here == truth[&k]));
     }
 
     #[test]
