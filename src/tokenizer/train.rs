@@ -605,13 +605,7 @@ fn train_from_counts(
         let handles: Vec<_> = (0..counts.shards)
             .map(|shard| scope.spawn(move || char_frequencies(counts.shard(shard))))
             .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .map_err(|_| anyhow::anyhow!("a character counting thread panicked"))
-            })
-            .collect()
+        joined(handles, "character counting")
     });
     let mut char_freq: FxHashMap<char, u64> = FxHashMap::default();
     for part in parts {
@@ -673,13 +667,9 @@ fn train_from_counts(
                 })
             })
             .collect();
-        handles
+        joined(handles, "run building")
             .into_iter()
-            .map(|h| {
-                h.join()
-                    .map_err(|_| anyhow::anyhow!("a run building thread panicked"))
-                    .and_then(|r| r)
-            })
+            .map(|r| r.and_then(|r| r))
             .collect()
     });
     drop(counts);
@@ -723,13 +713,9 @@ fn train_from_counts(
                 })
             })
             .collect();
-        handles
+        joined(handles, "merge")
             .into_iter()
-            .map(|h| {
-                h.join()
-                    .map_err(|_| anyhow::anyhow!("a merge thread panicked"))
-                    .and_then(|r| r)
-            })
+            .map(|r| r.and_then(|r| r))
             .collect()
     });
     // A thread that failed makes the others stop at the barrier: report its error.
@@ -838,6 +824,17 @@ impl RunList {
 
 // No larger than the `Vec` it replaces.
 const _: () = assert!(std::mem::size_of::<RunList>() == 24);
+
+/// Joins scoped threads in order; a panic becomes an error naming the `what` thread.
+fn joined<T>(handles: Vec<std::thread::ScopedJoinHandle<'_, T>>, what: &str) -> Vec<Result<T>> {
+    handles
+        .into_iter()
+        .map(|h| {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("a {what} thread panicked"))
+        })
+        .collect()
+}
 
 /// What every merge thread starts from.
 struct MergeShared {
