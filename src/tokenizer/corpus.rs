@@ -2,6 +2,7 @@
 //! parallel: each line gets sentencepiece's dummy `▁` prefix and `▁` for spaces, and is cut
 //! into words the way the trainer does (a run of `▁` plus the characters up to the next `▁`).
 
+use std::fs::File;
 use std::hash::BuildHasher;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -9,6 +10,7 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use memmap2::{Mmap, MmapOptions};
 use rustc_hash::FxBuildHasher;
 use serde::Deserialize;
 
@@ -239,10 +241,17 @@ enum Batch {
         path: Arc<Path>,
         offset: u64,
     },
+    /// Block `block` of a plain text file, counted in place (see [`MappedText`]).
+    Mapped {
+        text: Arc<MappedText>,
+        block: u64,
+        weight: u64,
+    },
 }
 
 /// Reads every source and counts its words on `threads` threads. The reading thread only
-/// decompresses and cuts the input into batches of whole records, handed out in turn (so the
+/// decompresses and cuts the input into batches of whole records (or names the blocks of a
+/// plain text file, which the counting threads map themselves), handed out in turn (so the
 /// result does not depend on timing); each counting thread parses its batches and counts
 /// into its own table.
 pub fn count_words(
@@ -254,7 +263,9 @@ pub fn count_words(
     let mut senders = Vec::with_capacity(workers);
     let mut receivers = Vec::with_capacity(workers);
     for _ in 0..workers {
-        let (tx, rx) = sync_channel::<Batch>(2);
+        // Each batch goes with its place in the input, so that of several bad batches the
+        // first is the one reported.
+        let (tx, rx) = sync_channel::<(u64, Batch)>(2);
         senders.push(tx);
         receivers.push(rx);
     }
@@ -266,53 +277,23 @@ pub fn count_words(
             .into_iter()
             .map(|rx| {
                 let recycle = recycle.clone();
-                scope.spawn(move || -> Result<ShardCounter> {
+                scope.spawn(move || -> Result<ShardCounter, (u64, anyhow::Error)> {
                     let mut counter = ShardCounter::new(workers);
                     let mut norm = String::new();
-                    while let Ok(batch) = rx.recv() {
-                        let mut done = match batch {
-                            Batch::Text { text, weight } => {
-                                count_batch(&text, weight, max_line_bytes, &mut norm, &mut counter);
-                                text.into_bytes()
-                            }
-                            Batch::Jsonl {
-                                bytes,
-                                weight,
-                                path,
-                                offset,
-                            } => {
-                                let mut at = offset;
-                                for line in bytes.split(|&b| b == b'\n') {
-                                    let record = trim_eol(line);
-                                    if !record.iter().all(u8::is_ascii_whitespace) {
-                                        let rec: TextRecord = serde_json::from_slice(record)
-                                            .with_context(|| {
-                                                format!(
-                                                    "{}: the record at byte {at} is not a JSON \
-                                                     object with a `text` string",
-                                                    path.display()
-                                                )
-                                            })?;
-                                        count_batch(
-                                            &rec.text,
-                                            weight,
-                                            max_line_bytes,
-                                            &mut norm,
-                                            &mut counter,
-                                        );
-                                    }
-                                    at += line.len() as u64 + 1;
-                                }
-                                bytes
-                            }
-                        };
-                        done.clear();
-                        // A full channel means enough spare buffers: drop this one.
-                        let _ = recycle.try_send(done);
-                        counter.error.take().map_or(Ok(()), Err)?;
+                    let mut last = 0;
+                    while let Ok((seq, batch)) = rx.recv() {
+                        last = seq;
+                        let done = count_one_batch(batch, max_line_bytes, &mut norm, &mut counter)
+                            .map_err(|e| (seq, e))?;
+                        if let Some(mut done) = done {
+                            done.clear();
+                            // A full channel means enough spare buffers: drop this one.
+                            let _ = recycle.try_send(done);
+                        }
+                        counter.error.take().map_or(Ok(()), |e| Err((seq, e)))?;
                     }
                     counter.flush_hot();
-                    counter.error.take().map_or(Ok(()), Err)?;
+                    counter.error.take().map_or(Ok(()), |e| Err((last, e)))?;
                     for table in &mut counter.words {
                         table.arena.shrink_to_fit();
                     }
@@ -320,19 +301,20 @@ pub fn count_words(
                 })
             })
             .collect();
-        let mut next = 0usize;
+        let mut next = 0u64;
         drop(recycle);
         let read = read_sources(sources, &recycled, |batch| {
-            let tx = &senders[next % senders.len()];
+            let tx = &senders[next as usize % senders.len()];
             next += 1;
-            tx.send(batch).context("a counting thread stopped")
+            tx.send((next - 1, batch))
+                .context("a counting thread stopped")
         });
         drop(senders);
         let mut total = WordCounts {
             shards: workers,
             ..Default::default()
         };
-        let mut failure = None;
+        let mut failure: Option<(u64, anyhow::Error)> = None;
         for h in handles {
             let part = h
                 .join()
@@ -344,16 +326,306 @@ pub fn count_words(
                     total.long_lines += part.long_lines;
                     total.words.extend(part.words);
                 }
-                Err(e) => failure = failure.or(Some(e)),
+                Err(e) => {
+                    if failure.as_ref().is_none_or(|f| e.0 < f.0) {
+                        failure = Some(e);
+                    }
+                }
             }
         }
         // A counting thread's error (bad record) explains a failed send; report it first.
-        if let Some(e) = failure {
+        if let Some((_, e)) = failure {
             return Err(e);
         }
         read?;
         Ok(total)
     })
+}
+
+/// Counts the words of one batch; gives back its buffer, if it has one, to be filled again.
+fn count_one_batch(
+    batch: Batch,
+    max_line_bytes: usize,
+    norm: &mut String,
+    counter: &mut ShardCounter,
+) -> Result<Option<Vec<u8>>> {
+    Ok(match batch {
+        Batch::Text { text, weight } => {
+            count_batch(&text, weight, max_line_bytes, norm, counter);
+            Some(text.into_bytes())
+        }
+        Batch::Jsonl {
+            bytes,
+            weight,
+            path,
+            offset,
+        } => {
+            let mut at = offset;
+            for line in bytes.split(|&b| b == b'\n') {
+                let record = trim_eol(line);
+                if !record.iter().all(u8::is_ascii_whitespace) {
+                    let rec: TextRecord = serde_json::from_slice(record).with_context(|| {
+                        format!(
+                            "{}: the record at byte {at} is not a JSON object with a `text` \
+                             string",
+                            path.display()
+                        )
+                    })?;
+                    count_batch(&rec.text, weight, max_line_bytes, norm, counter);
+                }
+                at += line.len() as u64 + 1;
+            }
+            Some(bytes)
+        }
+        Batch::Mapped {
+            text,
+            block,
+            weight,
+        } => {
+            text.count_block(block, weight, max_line_bytes, norm, counter)?;
+            None
+        }
+    })
+}
+
+/// Bytes of a plain text file a counting thread maps and counts at once.
+const MAPPED_BLOCK: u64 = 1 << 21;
+
+/// A plain (uncompressed) text file whose blocks the counting threads map and count in
+/// place: the reading thread neither copies nor checks its bytes, and the file is never
+/// mapped whole (the memory in use stays a few blocks, however big the file).
+///
+/// Block `k` holds bytes `[k * block, (k + 1) * block)`. It counts the lines
+/// that start in it (the last one read on into the next block) and checks that its own bytes
+/// are UTF-8 (a character cut by its end is checked whole), so every byte is checked.
+struct MappedText {
+    path: Arc<Path>,
+    file: File,
+    len: u64,
+    /// Bytes a block ([`MAPPED_BLOCK`]; smaller in tests).
+    block: u64,
+}
+
+impl MappedText {
+    /// Opens `path` to be counted in place, or `None` when it must be streamed: compressed,
+    /// or not a regular file (a pipe).
+    fn open(path: &Path) -> Result<Option<MappedText>> {
+        let name = crate::doc::file_name(path);
+        if [".gz", ".zst", ".bz2"]
+            .iter()
+            .any(|ext| name.ends_with(ext))
+        {
+            return Ok(None);
+        }
+        let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let meta = file
+            .metadata()
+            .with_context(|| format!("cannot read the size of {}", path.display()))?;
+        if !meta.is_file() {
+            return Ok(None);
+        }
+        Ok(Some(MappedText {
+            path: Arc::from(path),
+            file,
+            len: meta.len(),
+            block: MAPPED_BLOCK,
+        }))
+    }
+
+    /// The number of blocks.
+    fn blocks(&self) -> u64 {
+        self.len.div_ceil(self.block)
+    }
+
+    /// Maps bytes `[from, to)` of the file.
+    fn map(&self, from: u64, to: u64) -> Result<Mmap> {
+        let len = usize::try_from(to - from).context("a block larger than memory")?;
+        // SAFETY: the map is only read, and dropped before this block's counting returns.
+        // A file written while it is read gives wrong counts, and one cut short under the
+        // map ends the process (SIGBUS): training reads files that nothing writes meanwhile.
+        unsafe {
+            MmapOptions::new()
+                .offset(from)
+                .len(len)
+                .populate()
+                .map(&self.file)
+        }
+        .with_context(|| format!("{}: cannot map bytes {from}..{to}", self.path.display()))
+    }
+
+    /// Counts the lines starting in block `block` (see [`MappedText`]).
+    fn count_block(
+        &self,
+        block: u64,
+        weight: u64,
+        max_line_bytes: usize,
+        norm: &mut String,
+        counts: &mut ShardCounter,
+    ) -> Result<()> {
+        let start = block * self.block;
+        let end = (start + self.block).min(self.len);
+        if start >= end {
+            return Ok(());
+        }
+        // How far past the block the map reaches: enough to end any line that is not too
+        // long to count.
+        let mut reach = max_line_bytes as u64 + 4096;
+        loop {
+            // Three bytes back: the start of a character cut by the block's start.
+            let from = start.saturating_sub(3);
+            let to = end.saturating_add(reach).min(self.len);
+            let map = self.map(from, to)?;
+            match BlockLines::find(&map, from, start, end, self.len, max_line_bytes) {
+                Some(lines) => {
+                    return self.count_lines(
+                        &map,
+                        from,
+                        &lines,
+                        weight,
+                        max_line_bytes,
+                        norm,
+                        counts,
+                    )
+                }
+                None => reach = reach.saturating_mul(2),
+            }
+        }
+    }
+
+    /// Checks the bytes of `lines.check` and counts the lines of `lines.count`; `map` starts
+    /// at file byte `from`.
+    #[allow(clippy::too_many_arguments)]
+    fn count_lines(
+        &self,
+        map: &[u8],
+        from: u64,
+        lines: &BlockLines,
+        weight: u64,
+        max_line_bytes: usize,
+        norm: &mut String,
+        counts: &mut ShardCounter,
+    ) -> Result<()> {
+        let at = |byte: u64| (byte - from) as usize;
+        let checked = &map[at(lines.check.0)..at(lines.check.1)];
+        // (simdutf8 checks ten times as fast as std on text that is not all ASCII.)
+        let text = simdutf8::compat::from_utf8(checked).map_err(|e| {
+            let bad = lines.check.0 + e.valid_up_to() as u64;
+            not_utf8(&self.path, bad)
+        })?;
+        if lines.count.0 < lines.count.1 {
+            let count = text
+                .get(at(lines.count.0) - at(lines.check.0)..at(lines.count.1) - at(lines.check.0))
+                .context("a block's lines are not cut at characters")?;
+            count_batch(count, weight, max_line_bytes, norm, counts);
+        }
+        counts.long_lines += lines.long_tail as u64;
+        Ok(())
+    }
+}
+
+/// Where the work of one block of a [`MappedText`] lies (file byte ranges).
+#[derive(Debug, PartialEq)]
+struct BlockLines {
+    /// The lines to count: those starting in the block, the last one to its end.
+    count: (u64, u64),
+    /// The bytes to check: the block's own (less the end of a character the block before
+    /// checks), a character cut by the block's end, and the end of its last line.
+    check: (u64, u64),
+    /// The block's last line runs on too far to be counted: it is only counted as long.
+    long_tail: bool,
+}
+
+impl BlockLines {
+    /// Finds the lines and bytes of block `[start, end)` of a file of `len` bytes, from
+    /// `map`, which holds its bytes from `from` (at most 3 before `start`). `None` when the
+    /// map ends before it is known whether the last line is too long (the caller maps more).
+    fn find(
+        map: &[u8],
+        from: u64,
+        start: u64,
+        end: u64,
+        len: u64,
+        max_line_bytes: usize,
+    ) -> Option<BlockLines> {
+        let at = |byte: u64| (byte - from) as usize;
+        let map_end = from + map.len() as u64;
+        // The first line starting in the block: the file's first, or the one after the first
+        // `\n` from the byte before the block on.
+        let first = if start == 0 {
+            start
+        } else {
+            memchr::memchr(b'\n', &map[at(start - 1)..at(end)]).map_or(end, |p| start + p as u64)
+        };
+        let mut long_tail = false;
+        let last_end = if first == end || end == len || map[at(end - 1)] == b'\n' {
+            end.max(first)
+        } else if let Some(p) = memchr::memchr(b'\n', &map[at(end)..]) {
+            end + p as u64 + 1
+        } else if map_end == len {
+            len
+        } else {
+            // No `\n` in reach: the last line is too long if it holds more than
+            // `max_line_bytes` before its trailing `\r`s (which are not counted).
+            let last_start = memchr::memrchr(b'\n', &map[at(first)..at(end)])
+                .map_or(first, |p| first + p as u64 + 1);
+            let beyond = &map[(at(last_start) + max_line_bytes).min(map.len())..];
+            if !beyond.iter().any(|&b| b != b'\r') {
+                return None;
+            }
+            long_tail = true;
+            last_start
+        };
+        // (After a `\n`, `first` starts a character, unless the text is bad there: the block
+        // before, which checks that character, then fails.)
+        let check_start = if first < end {
+            first.min(char_end(map, from, start))
+        } else {
+            char_end(map, from, start)
+        };
+        let check_end = last_end.max(char_end(map, from, end)).min(map_end);
+        Some(BlockLines {
+            count: (first, last_end),
+            check: (check_start, check_end),
+            long_tail,
+        })
+    }
+}
+
+/// The file byte where the character holding file byte `byte` ends, when it starts before
+/// `byte` (judged by its lead byte, up to 3 bytes back in `map`, which starts at file byte
+/// `from`); else `byte`. The result is not past the map's end.
+fn char_end(map: &[u8], from: u64, byte: u64) -> u64 {
+    for back in 1..=3u64 {
+        if byte < from + back {
+            break;
+        }
+        let b = map[(byte - back - from) as usize];
+        if b & 0xC0 == 0x80 {
+            continue;
+        }
+        let len = match b {
+            0xC0..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF7 => 4,
+            _ => 1,
+        };
+        return (byte - back + len).max(byte).min(from + map.len() as u64);
+    }
+    byte
+}
+
+/// The error for a byte that is not UTF-8, naming its line when the file can be read again.
+fn not_utf8(path: &Path, at: u64) -> anyhow::Error {
+    match line_of_byte(path, at) {
+        Ok(line) => anyhow::anyhow!(
+            "{}: line {line} (byte {at}) is not valid UTF-8; convert the file first",
+            path.display()
+        ),
+        Err(_) => anyhow::anyhow!(
+            "{}: byte {at} is not valid UTF-8; convert the file first",
+            path.display()
+        ),
+    }
 }
 
 /// Words of at most this many bytes go through [`HotWords`].
@@ -610,6 +882,15 @@ fn read_sources(
             if source.max_bytes == 0 {
                 if is_jsonl(file) {
                     read_records(file, weight, recycled, &mut sink)?;
+                } else if let Some(text) = MappedText::open(file)? {
+                    let text = Arc::new(text);
+                    for block in 0..text.blocks() {
+                        sink(Batch::Mapped {
+                            text: text.clone(),
+                            block,
+                            weight,
+                        })?;
+                    }
                 } else {
                     read_text(file, weight, recycled, &mut sink)?;
                 }
@@ -674,19 +955,8 @@ fn read_text(
     sink: &mut impl FnMut(Batch) -> Result<()>,
 ) -> Result<()> {
     read_blocks(path, recycled, |bytes, offset| {
-        let text = String::from_utf8(bytes).map_err(|e| {
-            let at = offset + e.utf8_error().valid_up_to() as u64;
-            match line_of_byte(path, at) {
-                Ok(line) => anyhow::anyhow!(
-                    "{}: line {line} (byte {at}) is not valid UTF-8; convert the file first",
-                    path.display()
-                ),
-                Err(_) => anyhow::anyhow!(
-                    "{}: byte {at} is not valid UTF-8; convert the file first",
-                    path.display()
-                ),
-            }
-        })?;
+        let text = String::from_utf8(bytes)
+            .map_err(|e| not_utf8(path, offset + e.utf8_error().valid_up_to() as u64))?;
         sink(Batch::Text { text, weight })
     })
 }
@@ -921,5 +1191,92 @@ mod tests {
                 ("ccc".to_string(), 4)
             ]
         );
+    }
+    /// Counts `text` as a file mapped in blocks of `block` bytes, block after block, as the
+    /// counting threads do; the first error stops it.
+    fn count_mapped(
+        text: &[u8],
+        block: u64,
+        max_line_bytes: usize,
+    ) -> Result<(std::collections::BTreeMap<String, u64>, u64, u64, u64)> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("lines.txt");
+        std::fs::write(&path, text).expect("write");
+        let mut mapped = MappedText::open(&path)
+            .expect("open")
+            .expect("a plain file");
+        mapped.block = block;
+        let mut counter = ShardCounter::new(2);
+        let mut norm = String::new();
+        for b in 0..mapped.blocks() {
+            mapped.count_block(b, 1, max_line_bytes, &mut norm, &mut counter)?;
+        }
+        Ok(totals(counter))
+    }
+
+    /// Words with their counts, lines, bytes and long lines of a counter.
+    fn totals(
+        mut counter: ShardCounter,
+    ) -> (std::collections::BTreeMap<String, u64>, u64, u64, u64) {
+        counter.flush_hot();
+        let mut words = std::collections::BTreeMap::new();
+        for table in &counter.words {
+            for (word, count) in table.iter() {
+                *words.entry(word.to_string()).or_insert(0) += count;
+            }
+        }
+        (words, counter.lines, counter.bytes, counter.long_lines)
+    }
+
+    #[test]
+    fn mapped_blocks_count_what_one_batch_counts_wherever_the_blocks_end() {
+        // Characters of 1 to 4 bytes, CRLF and empty lines, runs of spaces, lines just under
+        // and over the limit (one over it for many blocks), a short line padded with more
+        // `\r`s than the first map reaches, no final newline.
+        let max_line_bytes = 24;
+        let mut text = String::new();
+        text.push_str("Grüße aus Köln  und 東京 🙂🙂 x\r\n\n  indented line\n");
+        text.push_str("exactly twenty-four byte");
+        text.push('\n');
+        text.push_str("twenty-five bytes is long\n");
+        text.push_str(&"a very long line ".repeat(400));
+        text.push_str("\nshort\n");
+        text.push_str("cr");
+        text.push_str(&"\r".repeat(5000));
+        text.push_str("\nlast 𝄞 line without newline é");
+        let mut whole = ShardCounter::new(2);
+        count_batch(&text, 1, max_line_bytes, &mut String::new(), &mut whole);
+        let expected = totals(whole);
+        // The first line, the 25-byte one, the very long one and the last one.
+        assert_eq!(expected.3, 4, "lines over the limit");
+        for block in (1..=40).chain([63, 64, 100, 4097, 7000, 1 << 20]) {
+            let got = count_mapped(text.as_bytes(), block, max_line_bytes).expect("count");
+            assert_eq!(got, expected, "blocks of {block} bytes");
+        }
+    }
+
+    #[test]
+    fn a_bad_byte_is_found_at_its_offset_wherever_the_blocks_end() {
+        let good = "ab\ncé€\n𝄞z\n".as_bytes();
+        // A stray continuation byte, a character cut short before ASCII, one cut short at
+        // the end, a byte that never starts one, a character cut by a newline.
+        let cases: Vec<Vec<u8>> = vec![
+            [good, b"\x80rest\n"].concat(),
+            [good, b"x\xE2\x82y\n"].concat(),
+            [good, b"tail\xF0\x9D"].concat(),
+            [b"\xFF".as_slice(), good].concat(),
+            [good, b"\xE2\n\x82\xAC\n", good].concat(),
+        ];
+        for bad in &cases {
+            let at = std::str::from_utf8(bad).expect_err("bad").valid_up_to();
+            for block in 1..=20 {
+                let err = count_mapped(bad, block, 1000).expect_err("not UTF-8");
+                let msg = format!("{err:#}");
+                assert!(
+                    msg.contains(&format!("(byte {at})")) && msg.contains("not valid UTF-8"),
+                    "blocks of {block}, {bad:?}: {msg}"
+                );
+            }
+        }
     }
 }
