@@ -639,13 +639,13 @@ struct HotWords {
     slots: Vec<HotSlot>,
 }
 
-/// One slot of [`HotWords`]; empty when `count` is 0.
+/// One slot of [`HotWords`]; empty when `key` is 0 (no word has length 0).
 #[derive(Clone, Copy, Default)]
 struct HotSlot {
+    /// The word as one number (see [`ShortKey`]).
+    key: u128,
     hash: u64,
     count: u64,
-    len: u8,
-    bytes: [u8; HOT_WORD_BYTES],
 }
 
 // Two slots a cache line.
@@ -661,6 +661,62 @@ impl HotWords {
     }
 }
 
+/// A word of at most [`HOT_WORD_BYTES`] bytes as one `u128`: its bytes from the lowest byte
+/// up, zeros after them, its length in the top byte. Two words are equal when their keys
+/// are, so a hot slot is checked with one comparison, and the key is read from the text
+/// with one load when 16 bytes of text follow the word's start.
+struct ShortKey;
+
+impl ShortKey {
+    /// The bytes `text[at..at + len]` (`len` at most 15) in the low bytes, without the
+    /// length.
+    #[inline(always)]
+    fn bytes_at(text: &[u8], at: usize, len: usize) -> u128 {
+        debug_assert!(len <= HOT_WORD_BYTES);
+        let raw = match text
+            .get(at..at + 16)
+            .and_then(|b| <&[u8; 16]>::try_from(b).ok())
+        {
+            Some(b) => u128::from_le_bytes(*b),
+            None => {
+                let mut b = [0u8; 16];
+                b[..len].copy_from_slice(&text[at..at + len]);
+                u128::from_le_bytes(b)
+            }
+        };
+        raw & ((1u128 << (8 * len)) - 1)
+    }
+
+    /// The key of a word whose bytes (from [`Self::bytes_at`]) are `bytes`, `len` of them.
+    #[inline(always)]
+    fn with_len(bytes: u128, len: usize) -> u128 {
+        bytes | ((len as u128) << 120)
+    }
+
+    /// The word's bytes back from its key.
+    fn word(key: u128) -> ([u8; 16], usize) {
+        (key.to_le_bytes(), (key >> 120) as usize)
+    }
+
+    /// The hash of a key: two folded 64 x 64 -> 128 bit multiplications. (Long words get
+    /// `FxBuildHasher`'s: a word's length decides which, so each word has one hash.)
+    #[inline(always)]
+    fn hash(key: u128) -> u64 {
+        fn fold(a: u64, b: u64) -> u64 {
+            let m = (a as u128).wrapping_mul(b as u128);
+            (m as u64) ^ ((m >> 64) as u64)
+        }
+        let (lo, hi) = (key as u64, (key >> 64) as u64);
+        fold(
+            fold(lo ^ 0x243F_6A88_85A3_08D3, hi ^ 0x1319_8A2E_0370_7344),
+            0xA409_3822_299F_31D0,
+        )
+    }
+}
+
+/// Short words wait for their hot slot in groups of this many.
+const QUEUED: usize = 16;
+
 /// Words pushed out of [`HotWords`] wait in groups of this many: the table slots of the
 /// whole group are fetched from memory together, then the words are added.
 const PENDING: usize = 16;
@@ -668,6 +724,8 @@ const PENDING: usize = 16;
 /// One counting thread's state: the words of its batches, one table per hash shard.
 struct ShardCounter {
     hot: HotWords,
+    /// Short words (key, hash, weight) waiting for their hot slot.
+    queue: Vec<(u128, u64, u64)>,
     /// Words pushed out of their hot slot, not yet in their table.
     pending: Vec<HotSlot>,
     words: Vec<WordTable>,
@@ -690,6 +748,7 @@ impl ShardCounter {
             .collect();
         ShardCounter {
             hot: HotWords::new(),
+            queue: Vec::with_capacity(QUEUED),
             pending: Vec::with_capacity(PENDING),
             words,
             error: None,
@@ -699,31 +758,74 @@ impl ShardCounter {
         }
     }
 
-    /// Counts `word` `weight` times: in its hot slot when short, else in its table.
-    #[inline]
+    /// Counts `word` `weight` times.
     fn add_word(&mut self, word: &str, weight: u64) {
-        let h = FxBuildHasher.hash_one(word.as_bytes());
         let bytes = word.as_bytes();
         if bytes.len() > HOT_WORD_BYTES {
-            self.add_to_table(bytes, h, weight);
-            return;
+            self.add_long(bytes, weight);
+        } else {
+            let key = ShortKey::bytes_at(bytes, 0, bytes.len());
+            self.add_short(ShortKey::with_len(key, bytes.len()), weight);
         }
+    }
+
+    /// Counts the word `text[at..at + len]`, which is cut at characters.
+    #[inline(always)]
+    fn add_word_at(&mut self, text: &[u8], at: usize, len: usize, weight: u64) {
+        if len > HOT_WORD_BYTES {
+            self.add_long(&text[at..at + len], weight);
+        } else {
+            let key = ShortKey::bytes_at(text, at, len);
+            self.add_short(ShortKey::with_len(key, len), weight);
+        }
+    }
+
+    /// Counts a word longer than a hot slot holds, in its table.
+    fn add_long(&mut self, bytes: &[u8], weight: u64) {
+        let h = FxBuildHasher.hash_one(bytes);
+        self.add_to_table(bytes, h, weight);
+    }
+
+    /// Queues the short word `key` for its hot slot, which is asked for now: the words of
+    /// a queue are counted together (see [`QUEUED`]), so their slot loads overlap.
+    #[inline(always)]
+    fn add_short(&mut self, key: u128, weight: u64) {
+        let h = ShortKey::hash(key);
+        prefetch(&self.hot.slots[(h >> 17) as usize & (HotWords::SLOTS - 1)]);
+        self.queue.push((key, h, weight));
+        if self.queue.len() == QUEUED {
+            self.count_queued();
+        }
+    }
+
+    /// Counts the queued short words in their hot slots.
+    fn count_queued(&mut self) {
+        let mut queue = std::mem::take(&mut self.queue);
+        for &(key, h, weight) in &queue {
+            self.count_short(key, h, weight);
+        }
+        queue.clear();
+        self.queue = queue;
+    }
+
+    /// Counts the short word `key`, hashed `h`, in its hot slot; the word it pushes out
+    /// goes to the pending group.
+    #[inline(always)]
+    fn count_short(&mut self, key: u128, h: u64, weight: u64) {
         let slot = &mut self.hot.slots[(h >> 17) as usize & (HotWords::SLOTS - 1)];
-        if slot.count > 0 && slot.hash == h && &slot.bytes[..slot.len as usize] == bytes {
+        if slot.key == key {
             slot.count = slot.count.saturating_add(weight);
             return;
         }
         let old = std::mem::replace(
             slot,
             HotSlot {
+                key,
                 hash: h,
                 count: weight,
-                len: bytes.len() as u8,
-                bytes: [0; HOT_WORD_BYTES],
             },
         );
-        slot.bytes[..bytes.len()].copy_from_slice(bytes);
-        if old.count > 0 {
+        if old.key != 0 {
             self.pending.push(old);
             if self.pending.len() == PENDING {
                 self.add_pending();
@@ -745,7 +847,8 @@ impl ShardCounter {
         }
         let mut pending = std::mem::take(&mut self.pending);
         for p in &pending {
-            self.add_to_table(&p.bytes[..p.len as usize], p.hash, p.count);
+            let (bytes, len) = ShortKey::word(p.key);
+            self.add_to_table(&bytes[..len], p.hash, p.count);
         }
         pending.clear();
         self.pending = pending;
@@ -765,11 +868,13 @@ impl ShardCounter {
     /// Moves the counts still pending or in the hot slots to the tables (the hot slots are
     /// left empty, ready for more words).
     fn flush_hot(&mut self) {
+        self.count_queued();
         self.add_pending();
         for i in 0..self.hot.slots.len() {
             let slot = std::mem::take(&mut self.hot.slots[i]);
-            if slot.count > 0 {
-                self.add_to_table(&slot.bytes[..slot.len as usize], slot.hash, slot.count);
+            if slot.key != 0 {
+                let (bytes, len) = ShortKey::word(slot.key);
+                self.add_to_table(&bytes[..len], slot.hash, slot.count);
             }
         }
     }
@@ -783,6 +888,7 @@ fn count_batch(
     norm: &mut String,
     counts: &mut ShardCounter,
 ) {
+    let text = batch.as_bytes();
     let mut first = String::new();
     for line in batch.split('\n') {
         let line = line.trim_end_matches('\r');
@@ -799,34 +905,38 @@ fn count_batch(
             count_line_with_markers(line, weight, norm, &mut first, counts);
             continue;
         }
+        // Where the line starts in the batch (words are read from the batch, which may go on
+        // past the word: see `ShortKey`).
+        let off = line.as_ptr() as usize - batch.as_ptr() as usize;
         // A word is a run of spaces plus the characters up to the next space; the first word
         // gets the dummy-prefix space. Keys keep ' ' for `▁`.
         let bytes = line.as_bytes();
-        let mut start = 0;
-        let mut first_word = true;
-        for p in memchr::memchr_iter(b' ', bytes) {
-            if p == 0 || bytes[p - 1] == b' ' {
-                continue;
-            }
-            if first_word {
-                first.clear();
-                first.push(' ');
-                first.push_str(&line[..p]);
-                counts.add_word(&first, weight);
-                first_word = false;
-            } else {
-                counts.add_word(&line[start..p], weight);
-            }
-            start = p;
-        }
-        if first_word {
+        let first_end = memchr::memchr_iter(b' ', bytes)
+            .find(|&p| p > 0 && bytes[p - 1] != b' ')
+            .unwrap_or(bytes.len());
+        if first_end < HOT_WORD_BYTES {
+            let key = (ShortKey::bytes_at(text, off, first_end) << 8) | b' ' as u128;
+            counts.add_short(ShortKey::with_len(key, first_end + 1), weight);
+        } else {
             first.clear();
             first.push(' ');
-            first.push_str(line);
+            first.push_str(&line[..first_end]);
             counts.add_word(&first, weight);
-        } else {
-            counts.add_word(&line[start..], weight);
         }
+        let mut start = first_end;
+        if start == bytes.len() {
+            continue;
+        }
+        let base = start + 1;
+        for p in memchr::memchr_iter(b' ', &bytes[base..]) {
+            let p = base + p;
+            if bytes[p - 1] == b' ' {
+                continue;
+            }
+            counts.add_word_at(text, off + start, p - start, weight);
+            start = p;
+        }
+        counts.add_word_at(text, off + start, bytes.len() - start, weight);
     }
 }
 
