@@ -1389,4 +1389,43 @@ mod tests {
             }
         }
     }
+    #[test]
+    fn a_batch_counts_the_words_a_plain_split_gives() {
+        // Words around the hot-slot limit (first words with the dummy prefix too), runs of
+        // spaces, multi-byte characters, and lines at the batch's end (whose keys cannot be
+        // read 16 bytes at a time).
+        let mut lines: Vec<String> = Vec::new();
+        for n in 10..=18 {
+            let w = "x".repeat(n);
+            lines.push(format!("{w} {w}  {w}   é{w}"));
+            lines.push(format!("  {w} ü{}", "y".repeat(n - 3)));
+        }
+        lines.push("a b  c   d".into());
+        lines.push("trailing spaces   ".into());
+        lines.push("∑ 東京 🙂".into());
+        let mut expected: std::collections::BTreeMap<String, u64> = Default::default();
+        for line in &lines {
+            let mut word = String::from(" ");
+            let mut prev_space = false;
+            for (i, c) in line.char_indices() {
+                if c == ' ' && i > 0 && !prev_space {
+                    *expected.entry(std::mem::take(&mut word)).or_insert(0) += 1;
+                }
+                word.push(c);
+                prev_space = c == ' ';
+            }
+            *expected.entry(word).or_insert(0) += 1;
+        }
+        for end in 0..lines.len() {
+            // Every line once, the batch ending after line `end`.
+            let mut counter = ShardCounter::new(2);
+            let head = lines[..=end].join("\n");
+            let tail = lines[end + 1..].join("\n");
+            count_batch(&head, 1, 1000, &mut String::new(), &mut counter);
+            count_batch(&tail, 1, 1000, &mut String::new(), &mut counter);
+            let (words, lines_counted, _, _) = totals(counter);
+            assert_eq!(words, expected, "batch ending after line {end}");
+            assert_eq!(lines_counted, lines.len() as u64);
+        }
+    }
 }
