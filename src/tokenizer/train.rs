@@ -710,9 +710,12 @@ fn train_from_counts(
         shards.push(part?);
     }
     tracing::info!(
-        "{} words, {} symbols, {} pair lists over {} threads; peak RSS {} MB",
+        "{} distinct runs, {} symbols, {} pair lists over {} threads; peak RSS {} MB",
         shards.iter().map(|r| r.runs).sum::<usize>(),
-        shards.iter().map(|r| r.arena.len()).sum::<usize>(),
+        shards
+            .iter()
+            .map(|r| r.arena.len() - RUN_HEAD * r.runs)
+            .sum::<usize>(),
         shards.iter().map(|r| r.pairs.len()).sum::<usize>(),
         shards.len(),
         peak_rss_mb()
