@@ -150,7 +150,7 @@ impl WordTable {
         }
     }
 
-    /// Adds `weight` to the count of `word`, whose `FxBuildHasher` hash is `h`.
+    /// Adds `weight` to the count of `word`, whose hash is `h` (see [`ShardCounter::add_word`]).
     /// (`word` is UTF-8: every caller cut it from a `&str` at character boundaries.)
     fn add(&mut self, word: &[u8], h: u64, weight: u64) -> Result<()> {
         if (self.len + 1) * 2 > self.slots.len() {
@@ -217,9 +217,10 @@ impl WordTable {
             at = (at + RECORD_HEAD + word.len()).next_multiple_of(8);
             debug_assert!(std::str::from_utf8(word).is_ok());
             // SAFETY: every word reaches the table through `add`, whose callers all pass the
-            // bytes of a `&str` cut at character boundaries (a word of a line, or a hot slot
-            // copied from one), so the bytes are UTF-8. (Checking them again took a tenth of
-            // the run building time.)
+            // bytes of a `&str` cut at character boundaries (a word of a line, or the bytes of
+            // a `ShortKey` made from one), so the bytes are UTF-8. (A mapped text file is
+            // checked before its words are cut; see `MappedText::map` for the one way around
+            // that. Checking them again took a tenth of the run building time.)
             let word = unsafe { std::str::from_utf8_unchecked(word) };
             Some((word, count))
         })
@@ -421,7 +422,8 @@ impl MappedText {
         let meta = file
             .metadata()
             .with_context(|| format!("cannot read the size of {}", path.display()))?;
-        if !meta.is_file() {
+        // (A file whose size reads 0 may still have content, as in /proc: streamed.)
+        if !meta.is_file() || meta.len() == 0 {
             return Ok(None);
         }
         Ok(Some(MappedText {
@@ -441,8 +443,10 @@ impl MappedText {
     fn map(&self, from: u64, to: u64) -> Result<Mmap> {
         let len = usize::try_from(to - from).context("a block larger than memory")?;
         // SAFETY: the map is only read, and dropped before this block's counting returns.
-        // A file written while it is read gives wrong counts, and one cut short under the
-        // map ends the process (SIGBUS): training reads files that nothing writes meanwhile.
+        // This relies on nothing writing the file while it is trained on (the README says
+        // so; training data is not written meanwhile): bytes changed after the UTF-8 check
+        // would break the `&str` made of them (undefined behaviour), and a file cut short
+        // under the map ends the process (SIGBUS). The streaming path copies instead.
         unsafe {
             MmapOptions::new()
                 .offset(from)
@@ -467,9 +471,10 @@ impl MappedText {
         if start >= end {
             return Ok(());
         }
-        // How far past the block the map reaches: enough to end any line that is not too
-        // long to count.
-        let mut reach = max_line_bytes as u64 + 4096;
+        // How far past the block the map reaches: enough to end a line that is not too long
+        // to count, at first at most 1 MB (with a huge `max_line_bytes`, widened only for a
+        // block whose last line runs on that far).
+        let mut reach = (max_line_bytes as u64).saturating_add(4096).min(1 << 20);
         loop {
             // Three bytes back: the start of a character cut by the block's start.
             let from = start.saturating_sub(3);
@@ -565,11 +570,12 @@ impl BlockLines {
             len
         } else {
             // No `\n` in reach: the last line is too long if it holds more than
-            // `max_line_bytes` before its trailing `\r`s (which are not counted).
+            // `max_line_bytes` before its trailing `\r`s (which are not counted); when the
+            // map ends before that can be seen, the caller maps more.
             let last_start = memchr::memrchr(b'\n', &map[at(first)..at(end)])
                 .map_or(first, |p| first + p as u64 + 1);
-            let beyond = &map[(at(last_start) + max_line_bytes).min(map.len())..];
-            if !beyond.iter().any(|&b| b != b'\r') {
+            let limit = at(last_start).saturating_add(max_line_bytes);
+            if limit >= map.len() || !map[limit..].iter().any(|&b| b != b'\r') {
                 return None;
             }
             long_tail = true;
@@ -770,7 +776,9 @@ impl ShardCounter {
         }
     }
 
-    /// Counts `word` `weight` times.
+    /// Counts `word` `weight` times. A word of up to [`HOT_WORD_BYTES`] bytes is hashed as a
+    /// [`ShortKey`], a longer one with `FxBuildHasher`: its length decides, so every word
+    /// has one hash, which picks its table shard and slot.
     fn add_word(&mut self, word: &str, weight: u64) {
         let bytes = word.as_bytes();
         if bytes.len() > HOT_WORD_BYTES {
@@ -1387,22 +1395,38 @@ mod tests {
         let good = "ab\ncé€\n𝄞z\n".as_bytes();
         // A stray continuation byte, a character cut short before ASCII, one cut short at
         // the end, a byte that never starts one, a character cut by a newline.
+        // With a limit of 8 bytes a line: a bad byte inside a line too long to count that
+        // spans many blocks, and one after more `\r`s than the first map reaches.
+        let long = "é long line ".repeat(30);
+        let crs = "\r".repeat(5000);
         let cases: Vec<Vec<u8>> = vec![
             [good, b"\x80rest\n"].concat(),
             [good, b"x\xE2\x82y\n"].concat(),
             [good, b"tail\xF0\x9D"].concat(),
             [b"\xFF".as_slice(), good].concat(),
             [good, b"\xE2\n\x82\xAC\n", good].concat(),
+            [
+                good,
+                long.as_bytes(),
+                b"\xC3(",
+                long.as_bytes(),
+                b"\n",
+                good,
+            ]
+            .concat(),
+            [good, b"cr", crs.as_bytes(), b"\xE9\n", good].concat(),
         ];
         for bad in &cases {
             let at = std::str::from_utf8(bad).expect_err("bad").valid_up_to();
-            for block in 1..=20 {
-                let err = count_mapped(bad, block, 1000).expect_err("not UTF-8");
-                let msg = format!("{err:#}");
-                assert!(
-                    msg.contains(&format!("(byte {at})")) && msg.contains("not valid UTF-8"),
-                    "blocks of {block}, {bad:?}: {msg}"
-                );
+            for max_line_bytes in [1000, 8] {
+                for block in (1..=20).chain([333, 4099]) {
+                    let err = count_mapped(bad, block, max_line_bytes).expect_err("not UTF-8");
+                    let msg = format!("{err:#}");
+                    assert!(
+                        msg.contains(&format!("(byte {at})")) && msg.contains("not valid UTF-8"),
+                        "blocks of {block}, limit {max_line_bytes}, {bad:?}: {msg}"
+                    );
+                }
             }
         }
     }
@@ -1443,6 +1467,29 @@ mod tests {
             let (words, lines_counted, _, _) = totals(counter);
             assert_eq!(words, expected, "batch ending after line {end}");
             assert_eq!(lines_counted, lines.len() as u64);
+        }
+    }
+    #[test]
+    fn a_line_past_the_first_map_is_counted_when_the_limit_allows_it() {
+        // With a 2 MB limit the first map reaches 1 MB past a block: a 1.5 MB line must be
+        // counted (the map widened), a 2.5 MB one only counted as long.
+        let max_line_bytes = 2 << 20;
+        let mut text = String::from("first line\n");
+        text.push_str(&"ab cd ".repeat(250_000));
+        text.push_str("\nmiddle\n");
+        text.push_str(&"ef gh ".repeat(420_000));
+        text.push_str("\nlast line\n");
+        let mut whole = ShardCounter::new(2);
+        count_batch(&text, 1, max_line_bytes, &mut String::new(), &mut whole);
+        let expected = totals(whole);
+        assert_eq!(
+            (expected.1, expected.3),
+            (4, 1),
+            "four lines counted, one long"
+        );
+        for block in [4096, 1 << 20] {
+            let got = count_mapped(text.as_bytes(), block, max_line_bytes).expect("count");
+            assert_eq!(got, expected, "blocks of {block} bytes");
         }
     }
 }
