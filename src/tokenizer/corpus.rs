@@ -1349,6 +1349,16 @@ mod tests {
         Ok(totals(counter))
     }
 
+    /// What counting `text` as one batch gives (see [`totals`]).
+    fn count_whole(
+        text: &str,
+        max_line_bytes: usize,
+    ) -> (std::collections::BTreeMap<String, u64>, u64, u64, u64) {
+        let mut whole = ShardCounter::new(2);
+        count_batch(text, 1, max_line_bytes, &mut String::new(), &mut whole);
+        totals(whole)
+    }
+
     /// Words with their counts, lines, bytes and long lines of a counter.
     fn totals(
         mut counter: ShardCounter,
@@ -1379,9 +1389,7 @@ mod tests {
         text.push_str("cr");
         text.push_str(&"\r".repeat(5000));
         text.push_str("\nlast 𝄞 line without newline é");
-        let mut whole = ShardCounter::new(2);
-        count_batch(&text, 1, max_line_bytes, &mut String::new(), &mut whole);
-        let expected = totals(whole);
+        let expected = count_whole(&text, max_line_bytes);
         // The first line, the 25-byte one, the very long one and the last one.
         assert_eq!(expected.3, 4, "lines over the limit");
         for block in (1..=40).chain([63, 64, 100, 4097, 7000, 1 << 20]) {
@@ -1479,9 +1487,7 @@ mod tests {
         text.push_str("\nmiddle\n");
         text.push_str(&"ef gh ".repeat(420_000));
         text.push_str("\nlast line\n");
-        let mut whole = ShardCounter::new(2);
-        count_batch(&text, 1, max_line_bytes, &mut String::new(), &mut whole);
-        let expected = totals(whole);
+        let expected = count_whole(&text, max_line_bytes);
         assert_eq!(
             (expected.1, expected.3),
             (4, 1),
