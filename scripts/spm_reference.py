@@ -7,6 +7,9 @@
   spm_reference.py decode MODEL IDS OUT      decode each line of ids; texts written as UTF-8 lines
   spm_reference.py speed MODEL LINES         print the encoding speed (MB/s, one thread) and
                                              bytes per token over LINES
+  spm_reference.py hf MODEL LINES OUT        load MODEL with Hugging Face's LlamaTokenizer and
+                                             write the ids of each UTF-8 line (no BOS/EOS), then
+                                             a last line: vocabulary size, BOS, EOS, UNK ids
 """
 import sys
 import time
@@ -59,6 +62,17 @@ def speed(model, lines_path):
           f"{size / tokens:.4f} bytes/token, {tokens} tokens")
 
 
+def hf(model, lines_path, out_path):
+    from transformers import LlamaTokenizer  # transformers==4.46.3 in .venv (make setup-python)
+
+    tok = LlamaTokenizer(vocab_file=model, legacy=True)
+    with open(out_path, "w") as out:
+        for line in read_lines(lines_path):
+            ids = tok.encode(line.decode("utf-8"), add_special_tokens=False)
+            out.write(" ".join(map(str, ids)) + "\n")
+        out.write(f"{tok.vocab_size} {tok.bos_token_id} {tok.eos_token_id} {tok.unk_token_id}\n")
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"train": train, "encode": encode, "decode": decode, "speed": speed}[cmd](*args)
+    {"train": train, "encode": encode, "decode": decode, "speed": speed, "hf": hf}[cmd](*args)

@@ -24,7 +24,7 @@ fn python() -> PathBuf {
     let py = root().join(".venv/bin/python");
     assert!(
         py.exists(),
-        "{} is missing: run `make setup-python` (creates .venv with sentencepiece==0.2.3)",
+        "{} is missing: run `make setup-python` (creates .venv with sentencepiece==0.2.3 and transformers==4.46.3)",
         py.display()
     );
     py
@@ -317,6 +317,70 @@ fn parity_with_sentencepiece_on_a_datamill_trained_model() {
     let model = dir.path().join("dm.model");
     write_model(&proto, &model).unwrap();
     assert_parity(&model, &lines, dir.path());
+}
+
+#[test]
+fn hugging_face_llama_tokenizer_loads_a_datamill_model_and_gives_its_ids() {
+    // transformers' LlamaTokenizer (the slow one, on Python's sentencepiece), as a user
+    // loading the `.model` of a LLaMA checkpoint would; lines with the texts of special
+    // tokens are left out (LlamaTokenizer cuts them out before sentencepiece sees them).
+    let dir = tempfile::tempdir().unwrap();
+    let lines = mixed_lines();
+    let train = dir.path().join("train.txt");
+    write_lines(&train, &training_text(&lines, 2 << 20));
+    let (proto, _) = train_tokenizer(&config_for(&[&train], 4000)).unwrap();
+    let model = dir.path().join("dm.model");
+    write_model(&proto, &model).unwrap();
+    let plain: Vec<Vec<u8>> = lines
+        .iter()
+        .step_by(5)
+        .filter(|l| {
+            std::str::from_utf8(l)
+                .is_ok_and(|t| !["<s>", "</s>", "<unk>"].iter().any(|s| t.contains(s)))
+        })
+        .take(20_000)
+        .cloned()
+        .collect();
+    assert!(plain.len() > 10_000, "{} lines", plain.len());
+    let lines_path = dir.path().join("hf_lines.txt");
+    write_lines(&lines_path, &plain);
+    let out = dir.path().join("hf_ids.txt");
+    run_python(&[
+        "hf",
+        &model.display().to_string(),
+        &lines_path.display().to_string(),
+        &out.display().to_string(),
+    ]);
+    let mut hf = parse_id_lines(&out);
+    let specials = hf.pop().unwrap();
+    let tok = Tokenizer::load(&model).unwrap();
+    let ids = |id: Option<u32>| id.expect("the model has <s> and </s>");
+    assert_eq!(
+        specials,
+        [
+            tok.vocab_size() as u32,
+            ids(tok.bos_id()),
+            ids(tok.eos_id()),
+            tok.unk_id()
+        ]
+    );
+    assert_eq!(hf.len(), plain.len());
+    let differ: Vec<String> = plain
+        .iter()
+        .zip(&hf)
+        .filter_map(|(line, hf_ids)| {
+            let text = std::str::from_utf8(line).unwrap();
+            let ours = tok.encode(text);
+            (ours != *hf_ids)
+                .then(|| format!("{text:?}: datamill {ours:?}, LlamaTokenizer {hf_ids:?}"))
+        })
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "{} lines differ, first: {:?}",
+        differ.len(),
+        differ.first()
+    );
 }
 
 #[test]
