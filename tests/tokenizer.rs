@@ -173,6 +173,13 @@ fn training_text(lines: &[Vec<u8>], bytes: usize) -> Vec<Vec<u8>> {
     out
 }
 
+/// Writes `dir/train.txt`: the training text of about `bytes` from `lines`.
+fn training_file(dir: &Path, lines: &[Vec<u8>], bytes: usize) -> PathBuf {
+    let train = dir.join("train.txt");
+    write_lines(&train, &training_text(lines, bytes));
+    train
+}
+
 fn parse_id_lines(path: &Path) -> Vec<Vec<u32>> {
     let text = std::fs::read_to_string(path).unwrap();
     text.lines()
@@ -282,8 +289,7 @@ fn assert_parity(model: &Path, lines: &[Vec<u8>], dir: &Path) {
 fn parity_with_sentencepiece_on_a_python_trained_model() {
     let dir = tempfile::tempdir().unwrap();
     let lines = mixed_lines();
-    let train = dir.path().join("train.txt");
-    write_lines(&train, &training_text(&lines, 4 << 20));
+    let train = training_file(dir.path(), &lines, 4 << 20);
     let prefix = dir.path().join("py");
     run_python(&[
         "train",
@@ -298,8 +304,7 @@ fn parity_with_sentencepiece_on_a_python_trained_model() {
 fn parity_with_sentencepiece_on_a_datamill_trained_model() {
     let dir = tempfile::tempdir().unwrap();
     let lines = mixed_lines();
-    let train = dir.path().join("train.txt");
-    write_lines(&train, &training_text(&lines, 4 << 20));
+    let train = training_file(dir.path(), &lines, 4 << 20);
     let config = TrainConfig {
         vocab_size: 8000,
         threads: 2,
@@ -326,8 +331,7 @@ fn hugging_face_llama_tokenizer_loads_a_datamill_model_and_gives_its_ids() {
     // tokens are left out (LlamaTokenizer cuts them out before sentencepiece sees them).
     let dir = tempfile::tempdir().unwrap();
     let lines = mixed_lines();
-    let train = dir.path().join("train.txt");
-    write_lines(&train, &training_text(&lines, 2 << 20));
+    let train = training_file(dir.path(), &lines, 2 << 20);
     let (proto, _) = train_tokenizer(&config_for(&[&train], 4000)).unwrap();
     let model = dir.path().join("dm.model");
     write_model(&proto, &model).unwrap();
@@ -388,8 +392,7 @@ fn the_model_does_not_depend_on_the_number_of_threads() {
     // Shards and text files, several batches per file: the counting and run-building threads
     // split the work differently for each thread count; the model must not change.
     let dir = tempfile::tempdir().unwrap();
-    let train = dir.path().join("train.txt");
-    write_lines(&train, &training_text(&mixed_lines(), 3 << 20));
+    let train = training_file(dir.path(), &mixed_lines(), 3 << 20);
     let c4 = root().join("samples/c4");
     let models: Vec<_> = [1, 2, 3]
         .iter()
