@@ -54,26 +54,44 @@ impl Document {
     }
 }
 
-/// Opens a file for reading and undoes its compression, chosen by extension:
-/// `.gz` (multi-member), `.zst`, `.bz2` (multi-stream); anything else is read as is.
-pub fn open_decompressed(path: &Path) -> Result<Box<dyn Read + Send>> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+/// A compression [`open_decompressed`] undoes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    /// `.gz` (multi-member).
+    Gzip,
+    /// `.zst`.
+    Zstd,
+    /// `.bz2` (multi-stream).
+    Bzip2,
+}
+
+/// The compression of a file, chosen by extension; `None`: read as is.
+pub fn compression_of(path: &Path) -> Option<Compression> {
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or_default();
+    [
+        (".gz", Compression::Gzip),
+        (".zst", Compression::Zstd),
+        (".bz2", Compression::Bzip2),
+    ]
+    .into_iter()
+    .find_map(|(ext, c)| name.ends_with(ext).then_some(c))
+}
+
+/// Opens a file for reading and undoes its compression (see [`compression_of`]).
+pub fn open_decompressed(path: &Path) -> Result<Box<dyn Read + Send>> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let raw = BufReader::with_capacity(1 << 16, file);
-    Ok(if name.ends_with(".gz") {
-        Box::new(flate2::bufread::MultiGzDecoder::new(raw))
-    } else if name.ends_with(".zst") {
-        Box::new(
+    Ok(match compression_of(path) {
+        Some(Compression::Gzip) => Box::new(flate2::bufread::MultiGzDecoder::new(raw)),
+        Some(Compression::Zstd) => Box::new(
             zstd::stream::read::Decoder::with_buffer(raw)
                 .with_context(|| format!("{}: not a zstd stream", path.display()))?,
-        )
-    } else if name.ends_with(".bz2") {
-        Box::new(bzip2::bufread::MultiBzDecoder::new(raw))
-    } else {
-        Box::new(raw)
+        ),
+        Some(Compression::Bzip2) => Box::new(bzip2::bufread::MultiBzDecoder::new(raw)),
+        None => Box::new(raw),
     })
 }
 

@@ -411,11 +411,7 @@ impl MappedText {
     /// Opens `path` to be counted in place, or `None` when it must be streamed: compressed,
     /// or not a regular file (a pipe).
     fn open(path: &Path) -> Result<Option<MappedText>> {
-        let name = crate::doc::file_name(path);
-        if [".gz", ".zst", ".bz2"]
-            .iter()
-            .any(|ext| name.ends_with(ext))
-        {
+        if crate::doc::compression_of(path).is_some() {
             return Ok(None);
         }
         let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -780,30 +776,19 @@ impl ShardCounter {
     /// [`ShortKey`], a longer one with `FxBuildHasher`: its length decides, so every word
     /// has one hash, which picks its table shard and slot.
     fn add_word(&mut self, word: &str, weight: u64) {
-        let bytes = word.as_bytes();
-        if bytes.len() > HOT_WORD_BYTES {
-            self.add_long(bytes, weight);
-        } else {
-            let key = ShortKey::bytes_at(bytes, 0, bytes.len());
-            self.add_short(ShortKey::with_len(key, bytes.len()), weight);
-        }
+        self.add_word_at(word.as_bytes(), 0, word.len(), weight);
     }
 
     /// Counts the word `text[at..at + len]`, which is cut at characters.
     #[inline(always)]
     fn add_word_at(&mut self, text: &[u8], at: usize, len: usize, weight: u64) {
         if len > HOT_WORD_BYTES {
-            self.add_long(&text[at..at + len], weight);
+            let bytes = &text[at..at + len];
+            self.add_to_table(bytes, FxBuildHasher.hash_one(bytes), weight);
         } else {
             let key = ShortKey::bytes_at(text, at, len);
             self.add_short(ShortKey::with_len(key, len), weight);
         }
-    }
-
-    /// Counts a word longer than a hot slot holds, in its table.
-    fn add_long(&mut self, bytes: &[u8], weight: u64) {
-        let h = FxBuildHasher.hash_one(bytes);
-        self.add_to_table(bytes, h, weight);
     }
 
     /// Queues the short word `key` for its hot slot, which is asked for now: the words of

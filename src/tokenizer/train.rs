@@ -505,17 +505,23 @@ impl Runs {
 
     /// Counts the pairs that may merge, and lists the runs holding each.
     fn count_pairs(&mut self, syms: &[SymInfo], max_chars: usize) {
-        for w in run_starts(&self.arena) {
-            let count = run_count(&self.arena, w) as i64;
-            for p in run_syms(&self.arena, w).windows(2) {
-                let (a, b) = (p[0], p[1]);
-                if merged_info(&syms[a as usize], &syms[b as usize], max_chars).is_none() {
-                    continue;
-                }
-                let pair = self.pairs.entry(pair_key(a, b));
-                pair.here += count;
-                pair.list.push_new(w);
+        list_pairs(&self.arena, &mut self.pairs, syms, max_chars);
+    }
+}
+
+/// Adds the runs of `arena` to `pairs`: per pair that may merge, its count in them (`here`)
+/// and the runs holding it, each once, in order.
+fn list_pairs(arena: &[u32], pairs: &mut PairMap<PairState>, syms: &[SymInfo], max_chars: usize) {
+    for w in run_starts(arena) {
+        let count = run_count(arena, w) as i64;
+        for p in run_syms(arena, w).windows(2) {
+            let (a, b) = (p[0], p[1]);
+            if merged_info(&syms[a as usize], &syms[b as usize], max_chars).is_none() {
+                continue;
             }
+            let pair = pairs.entry(pair_key(a, b));
+            pair.here += count;
+            pair.list.push_new(w);
         }
     }
 }
@@ -1414,18 +1420,7 @@ impl<'a> MergeWorker<'a> {
             pair.here = 0;
             pair.list = RunList::default();
         }
-        for w in run_starts(&self.arena) {
-            let count = run_count(&self.arena, w) as i64;
-            for p in run_syms(&self.arena, w).windows(2) {
-                let (x, y) = (&self.syms[p[0] as usize], &self.syms[p[1] as usize]);
-                if merged_info(x, y, self.max_chars).is_none() {
-                    continue;
-                }
-                let pair = self.pairs.entry(pair_key(p[0], p[1]));
-                pair.here += count;
-                pair.list.push_new(w);
-            }
-        }
+        list_pairs(&self.arena, &mut self.pairs, &self.syms, self.max_chars);
         self.pairs.retain(|_, p| p.here > 0 || p.count > 0);
         self.list_entries = self.pairs.iter().map(|(_, p)| p.list.len()).sum();
         self.pushed = 0;
