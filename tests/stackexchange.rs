@@ -195,16 +195,44 @@ fn pack_site(site: &str, dir: &Path, archive_name: &str, method: &str) -> PathBu
     .unwrap();
     std::fs::create_dir_all(dir).unwrap();
     let archive = dir.join(archive_name);
+    let method = format!("-m0={method}");
+    let archive_arg = archive.to_string_lossy().into_owned();
+    sevenzip(
+        &["a", "-t7z", &method, &archive_arg, "Posts.xml"],
+        staging.path(),
+    );
+    archive
+}
+
+/// Runs Debian's 7-Zip (`7zz`) quietly in `cwd`.
+fn sevenzip(args: &[&str], cwd: &Path) {
     let status = std::process::Command::new("7zz")
-        .args(["a", "-bso0", "-bsp0", "-t7z"])
-        .arg(format!("-m0={method}"))
-        .arg(&archive)
-        .arg("Posts.xml")
-        .current_dir(staging.path())
+        .args(args)
+        .args(["-bso0", "-bsp0"])
+        .current_dir(cwd)
         .status()
         .expect("7zz (Debian package 7zip, installed by `make setup`) must be on PATH");
-    assert!(status.success());
-    archive
+    assert!(status.success(), "7zz {args:?}");
+}
+
+/// Runs the Stack Exchange pipeline over the dump folder `dump` with reader `options`.
+fn run_dump(dump: &Path, out: &Path, options: &str) -> datamill::run::RunSummary {
+    let text = std::fs::read_to_string(root().join("pipelines/stackexchange.toml")).unwrap();
+    let mut config = PipelineConfig::parse(&text).unwrap();
+    config.input.paths = vec![dump.to_string_lossy().into_owned()];
+    config.input.options = toml::from_str(options).unwrap();
+    config.output.dir = out.to_path_buf();
+    let summary = run_config(
+        &config,
+        &RunOptions {
+            world_size: 1,
+            threads: 2,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(summary.failures.is_empty(), "{:?}", summary.failures);
+    summary
 }
 
 /// Every document as its JSON line, to compare byte for byte.
@@ -270,31 +298,14 @@ fn a_dump_folder_of_archives_is_one_site_per_archive() {
         "<comments>\n</comments>\n",
     )
     .unwrap();
-    let status = std::process::Command::new("7zz")
-        .args(["a", "-bso0", "-bsp0", "-t7z"])
-        .arg(dump.join("stackoverflow.com-Comments.7z"))
-        .arg("Comments.xml")
-        .current_dir(staging.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let comments = dump.join("stackoverflow.com-Comments.7z");
+    sevenzip(
+        &["a", "-t7z", &comments.to_string_lossy(), "Comments.xml"],
+        staging.path(),
+    );
 
     let out = dir.path().join("out");
-    let text = std::fs::read_to_string(root().join("pipelines/stackexchange.toml")).unwrap();
-    let mut config = PipelineConfig::parse(&text).unwrap();
-    config.input.paths = vec![dump.to_string_lossy().into_owned()];
-    config.input.options = toml::from_str("largest_sites = 2").unwrap();
-    config.output.dir = out.clone();
-    let summary = run_config(
-        &config,
-        &RunOptions {
-            world_size: 1,
-            threads: 2,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    assert!(summary.failures.is_empty(), "{:?}", summary.failures);
+    let summary = run_dump(&dump, &out, "largest_sites = 2");
     // Sorted inputs: conlang.meta, datascience.meta, stackoverflow.com-Comments,
     // stackoverflow.com-Posts. The two largest Posts.xml the archives list are matheducators'
     // (as stackoverflow.com) and datascience.meta's.
@@ -356,13 +367,15 @@ fn broken_archives_are_named_and_the_other_sites_still_read() {
         "matheducators.stackexchange.com.7z",
         "LZMA",
     );
-    let status = std::process::Command::new("7zz")
-        .args(["rn", "-bso0", "-bsp0"])
-        .arg(&escaping)
-        .args(["Posts.xml", "../Posts.xml"])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    sevenzip(
+        &[
+            "rn",
+            &escaping.to_string_lossy(),
+            "Posts.xml",
+            "../Posts.xml",
+        ],
+        dir.path(),
+    );
 
     let items = read(&cut, "");
     assert_eq!(items.len(), 1);
@@ -388,25 +401,14 @@ fn broken_archives_are_named_and_the_other_sites_still_read() {
 
     // In a run, the good site is read whole and each broken one is one quarantined record.
     let out = dir.path().join("out");
-    let text = std::fs::read_to_string(root().join("pipelines/stackexchange.toml")).unwrap();
-    let mut config = PipelineConfig::parse(&text).unwrap();
-    config.input.paths = vec![dump.to_string_lossy().into_owned()];
-    config.output.dir = out.clone();
-    let summary = run_config(
-        &config,
-        &RunOptions {
-            world_size: 1,
-            threads: 2,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    assert!(summary.failures.is_empty(), "{:?}", summary.failures);
-    assert_eq!(
-        json_lines(&read(&good, "")).len(),
-        read_shard(&out.join("00000.jsonl.zst")).unwrap().len()
-    );
-    assert_eq!(read_shard(&out.join("00000.jsonl.zst")).unwrap().len(), 54);
+    let summary = run_dump(&dump, &out, "largest_sites = 28");
+    let conlang = read_shard(&out.join("00000.jsonl.zst")).unwrap();
+    let expected = json_lines(&read(&good, ""));
+    assert_eq!(expected.len(), 54);
+    assert!(conlang
+        .iter()
+        .map(|d| serde_json::to_string(d).unwrap())
+        .eq(expected));
     let drops = &summary.stats.stages[0].drops;
     assert_eq!(drops["bad_archive"], 2, "{drops:?}");
     assert_eq!(drops["unsafe_path"], 1, "{drops:?}");

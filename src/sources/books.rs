@@ -20,7 +20,9 @@ use anyhow::Result;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::archive::{stream_from_thread, walk_tar, MemberBody, WalkEvent, WalkLimits};
+use super::archive::{
+    skipped_member, stream_from_thread, walk_tar, MemberBody, WalkEvent, WalkLimits,
+};
 use super::{stop_after_fatal, Reader, Records};
 use crate::doc::{Document, JsonlReader, RecordError, RecordResult};
 use crate::run::config::parse_params;
@@ -171,11 +173,7 @@ fn read_tar(
                 name,
                 reason,
                 offset,
-            } => Err(RecordError::record(
-                offset,
-                reason,
-                format!("member `{name}` not read ({reason})"),
-            )),
+            } => Err(skipped_member(&file, &name, reason, offset)),
         })
     });
     if let Err(mut e) = walked {
