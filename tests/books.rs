@@ -1,5 +1,6 @@
 //! Books pipeline on the real Gutenberg samples: encodings, header/footer removal and
-//! book-level MinHash near-duplicate clusters.
+//! book-level MinHash near-duplicate clusters; the same books from a Books3-style tar (made here
+//! with GNU tar) and broken tars.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -183,4 +184,125 @@ fn bad_books_are_counted_and_the_rest_processed() {
         0,
         "spill folder removed"
     );
+}
+
+/// `(id, text, encoding)` of every book read from `path` by the `books` reader.
+fn books_of(path: &Path) -> Vec<(String, String, String)> {
+    datamill::sources::build_reader("books", &toml::Table::new())
+        .unwrap()
+        .read(path, "books")
+        .unwrap()
+        .map(|r| {
+            let d = r.unwrap();
+            let enc = d.meta_str("encoding").unwrap().to_string();
+            (d.id, d.text, enc)
+        })
+        .collect()
+}
+
+#[test]
+fn a_tar_of_the_books_gives_the_books_of_their_files() {
+    let samples = root().join("samples/books");
+    let mut expected = Vec::new();
+    for folder in std::fs::read_dir(&samples).unwrap() {
+        for file in std::fs::read_dir(folder.unwrap().path()).unwrap() {
+            expected.extend(books_of(&file.unwrap().path()));
+        }
+    }
+    expected.sort();
+    assert_eq!(expected.len(), 5);
+    let dir = tempfile::tempdir().unwrap();
+    for (name, flags) in [("books.tar.gz", "-czf"), ("books.tar", "-cf")] {
+        let archive = dir.path().join(name);
+        let status = std::process::Command::new("tar")
+            .arg("-C")
+            .arg(&samples)
+            .arg(flags)
+            .arg(&archive)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut got = books_of(&archive);
+        got.sort();
+        assert!(
+            got == expected,
+            "{name}: {:?}",
+            got.iter().map(|b| &b.0).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn a_tar_with_a_huge_declared_member_or_an_escaping_path_loses_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let oz =
+        std::fs::read(root().join("samples/books/The-Wonderful-Wizard-of-Oz_55/55.txt")).unwrap();
+    let pride =
+        std::fs::read(root().join("samples/books/Pride-and-Prejudice_1342/1342.txt")).unwrap();
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(oz.len() as u64);
+    header.set_mode(0o644);
+    tar.append_data(&mut header, "books3/oz.txt", &oz[..])
+        .unwrap();
+    // A member named to climb out of any extraction folder.
+    let mut escape = tar::Header::new_gnu();
+    escape.as_old_mut().name[..13].copy_from_slice(b"../escape.txt");
+    escape.set_size(5);
+    escape.set_mode(0o644);
+    escape.set_cksum();
+    tar.append(&escape, &b"hello"[..]).unwrap();
+    // The members so far, without the end-of-archive blocks `into_inner` would add.
+    let mut bytes = tar.get_ref().clone();
+    // A header declaring a 3 GB member, followed by only part of a book.
+    let mut huge = tar::Header::new_gnu();
+    huge.set_path("books3/huge.txt").unwrap();
+    huge.set_size(3 << 30);
+    huge.set_mode(0o644);
+    huge.set_cksum();
+    bytes.extend_from_slice(huge.as_bytes());
+    bytes.extend_from_slice(&pride[..64 << 10]);
+    std::fs::write(input.join("books3.tar"), &bytes).unwrap();
+    std::fs::write(input.join("pride.txt"), &pride).unwrap();
+
+    let out = dir.path().join("out");
+    let summary = run_books(vec![input.to_string_lossy().into_owned()], &out, |c| {
+        c.stages.truncate(1);
+    });
+    let read = &summary.stats.stages[0];
+    assert_eq!(read.docs_out, 2);
+    assert_eq!(read.drops.get("unsafe_path"), Some(&1), "{:?}", read.drops);
+    assert_eq!(
+        read.drops.get("book_too_large"),
+        Some(&1),
+        "{:?}",
+        read.drops
+    );
+    assert_eq!(read.drops.get("bad_archive"), Some(&1), "{:?}", read.drops);
+    let (kept, _) = all_docs(&out);
+    let ids: Vec<&str> = kept.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, ["books3/oz.txt", "pride.txt"]);
+    let q = std::fs::read_to_string(out.join("quarantine/00000.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = q
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{q}");
+    assert!(lines
+        .iter()
+        .all(|l| l["file"].as_str().unwrap().ends_with("books3.tar")));
+    assert!(lines[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("../escape.txt"));
+    assert_eq!(lines[1]["reason"], "book_too_large");
+    assert!(lines[1]["message"]
+        .as_str()
+        .unwrap()
+        .contains("books3/huge.txt"));
+    assert_eq!(lines[2]["reason"], "bad_archive");
+    assert!(lines[2]["message"].as_str().unwrap().contains("books3.tar"));
 }

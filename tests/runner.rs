@@ -284,6 +284,21 @@ fn bad_inputs_are_quarantined_and_the_run_goes_on() {
     assert!(datamill::doc::read_shard(&out.join("00000.jsonl.zst"))
         .unwrap()
         .is_empty());
+    // The empty file gave no document and no record: the run says so, in the log, the summary
+    // and the shard's stats; the files that gave documents are not named.
+    assert!(stderr.contains("empty.jsonl: no document read"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert!(stdout.contains("1 input(s) gave no document: "), "{stdout}");
+    assert!(
+        stdout.contains("empty.jsonl") && !stdout.contains("mixed.jsonl"),
+        "{stdout}"
+    );
+    let stats: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("00000.stats.json")).unwrap()).unwrap();
+    assert_eq!(stats["no_documents"], true);
+    let stats: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("00001.stats.json")).unwrap()).unwrap();
+    assert!(stats.get("no_documents").is_none());
 }
 
 #[test]

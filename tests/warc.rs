@@ -148,6 +148,80 @@ fn whirlwind_warc_and_wet_give_the_same_page() {
     assert!(wat.is_empty() && errors.is_empty());
 }
 
+/// A WARC/0.18 file laid out as ClueWeb09's are: LF line ends in the WARC headers, a
+/// warcinfo record with the crawl's `software`/`isPartOf`/`conformsTo` fields, response records
+/// with `WARC-TREC-ID`, a bare `WARC-Warcinfo-ID`, an empty `WARC-Identified-Payload-Type`
+/// and the out-of-range dates ClueWeb09 wrote (`2009-03-65`); the whole file is one gzip stream.
+fn clueweb09_style(response_block: &[u8], url: &str) -> Vec<u8> {
+    let info = "software: Nutch 1.0-dev (modified for clueweb09)\nisPartOf: clueweb09-en\n\
+                description: clueweb09 crawl with WARC output\nformat: WARC file version 0.18\n\
+                conformsTo: http://www.archive.org/documents/WarcFileFormat-0.18.html\n";
+    let mut out = format!(
+        "WARC/0.18\nWARC-Type: warcinfo\nWARC-Date: 2009-03-65T08:43:19-0800\n\
+         WARC-Record-ID: <urn:uuid:993d3969-9643-4934-b1c6-68d4dbe55b83>\n\
+         Content-Type: application/warc-fields\nContent-Length: {}\n\n{info}\n\n",
+        info.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(
+        format!(
+            "WARC/0.18\nWARC-Type: response\nWARC-Target-URI: {url}\n\
+             WARC-Warcinfo-ID: 993d3969-9643-4934-b1c6-68d4dbe55b83\n\
+             WARC-Date: 2009-03-65T08:43:19-0800\n\
+             WARC-Record-ID: <urn:uuid:67f7cabd-146c-41cf-bd01-04f5fa7d5229>\n\
+             WARC-TREC-ID: clueweb09-en0000-00-00000\n\
+             Content-Type: application/http;msgtype=response\n\
+             WARC-Identified-Payload-Type: \nContent-Length: {}\n\n",
+            response_block.len()
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(response_block);
+    out.extend_from_slice(b"\n\n");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&out).unwrap();
+    gz.finish().unwrap()
+}
+
+#[test]
+fn warc_0_18_records_written_as_clueweb09_does_are_read() {
+    let original = sample("whirlwind-python/whirlwind.warc.gz");
+    let (expected, errors) = read(&original);
+    assert!(errors.is_empty() && expected.len() == 1, "{errors:?}");
+    let plain = gunzip(&original);
+    let wanted = vec!["response".to_string()];
+    let response = WarcRecordReader::new(plain.as_slice(), StreamKind::Plain, 1 << 20, &wanted)
+        .next()
+        .unwrap()
+        .unwrap();
+    let url = response.headers.get("WARC-Target-URI").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("00.warc.gz");
+    std::fs::write(&path, clueweb09_style(&response.block, url)).unwrap();
+    let (docs, errors) = read(&path);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(docs.len(), 1);
+    let (doc, want) = (&docs[0], &expected[0]);
+    assert_eq!(doc.text, want.text);
+    assert_eq!(doc.meta_str("warc_version"), Some("0.18"));
+    assert_eq!(want.meta_str("warc_version"), Some("1.0"));
+    assert_eq!(doc.meta_str("url"), want.meta_str("url"));
+    assert_eq!(doc.meta_str("title"), want.meta_str("title"));
+    assert_eq!(doc.meta_str("date"), Some("2009-03-65T08:43:19-0800"));
+    assert_eq!(
+        doc.meta_str("warc_record_id"),
+        Some("<urn:uuid:67f7cabd-146c-41cf-bd01-04f5fa7d5229>")
+    );
+    // The record's offset in the decompressed stream is its id, as for any WARC.
+    let info_len = gunzip(&path)
+        .windows(10)
+        .skip(1)
+        .position(|w| w == b"WARC/0.18\n")
+        .unwrap()
+        + 1;
+    assert_eq!(doc.id, format!("00.warc.gz:{info_len}"));
+}
+
 #[test]
 fn wet_reader_reads_only_conversion_records() {
     let (docs, errors) = split(read_with(

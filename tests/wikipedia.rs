@@ -223,3 +223,71 @@ fn multistream_bz2_is_read_as_one_dump() {
     assert_eq!(items.len(), 2004);
     assert!(items.iter().all(|r| r.is_ok()));
 }
+
+/// `text` as UTF-16 (little- or big-endian), with a byte-order mark or not.
+fn utf16(text: &str, little_endian: bool, bom: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    if bom {
+        out.extend_from_slice(if little_endian {
+            &[0xFF, 0xFE]
+        } else {
+            &[0xFE, 0xFF]
+        });
+    }
+    for unit in text.encode_utf16() {
+        out.extend_from_slice(&if little_endian {
+            unit.to_le_bytes()
+        } else {
+            unit.to_be_bytes()
+        });
+    }
+    out
+}
+
+#[test]
+fn utf16_exports_give_the_pages_of_the_utf8_dump() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("extraction-framework/ru/wiki.xml.bz2", true, true),
+        (
+            "dumpster-dive/smallwiki-latest-pages-articles.xml",
+            true,
+            true,
+        ),
+        (
+            "dumpster-dive/smallwiki-latest-pages-articles.xml",
+            false,
+            false,
+        ),
+    ];
+    for (rel, little_endian, bom) in cases {
+        let original = root().join("samples/wikipedia").join(rel);
+        let mut xml = String::new();
+        datamill::doc::open_decompressed(&original)
+            .unwrap()
+            .read_to_string(&mut xml)
+            .unwrap();
+        // A re-exporting tool writes the declaration of the encoding it uses.
+        let exported = format!("<?xml version=\"1.0\" encoding=\"UTF-16\"?>\n{xml}");
+        let folder = dir
+            .path()
+            .join(format!("{little_endian}-{bom}"))
+            .join(original.parent().unwrap().file_name().unwrap());
+        std::fs::create_dir_all(&folder).unwrap();
+        let copy = folder.join("wiki.xml");
+        std::fs::write(&copy, utf16(&exported, little_endian, bom)).unwrap();
+        let json = |items: Vec<RecordResult>| -> Vec<String> {
+            items
+                .into_iter()
+                .map(|r| serde_json::to_string(&r.unwrap()).unwrap())
+                .collect()
+        };
+        let expected = json(read(&original));
+        assert!(!expected.is_empty());
+        assert!(
+            json(read(&copy)) == expected,
+            "{rel} le {little_endian} bom {bom}"
+        );
+    }
+}

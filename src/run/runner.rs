@@ -243,7 +243,7 @@ pub fn run_pipeline(config_path: &Path, opts: &RunOptions) -> Result<RunSummary>
 /// Runs an already loaded pipeline.
 pub fn run_config(config: &PipelineConfig, opts: &RunOptions) -> Result<RunSummary> {
     let started = Instant::now();
-    let reader = build_reader(&config.input.reader, &config.input.options)?;
+    let mut reader = build_reader(&config.input.reader, &config.input.options)?;
     let mut stages: Vec<Box<dyn Stage>> = config
         .stages
         .iter()
@@ -273,6 +273,7 @@ pub fn run_config(config: &PipelineConfig, opts: &RunOptions) -> Result<RunSumma
     let out_dir = config.output.dir.clone();
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create output folder {}", out_dir.display()))?;
+    reader.use_scratch_dir(&out_dir.join(".work").join("scratch"));
 
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads)
@@ -884,6 +885,14 @@ fn process_shard(
         );
     }
     read_stats.docs_in += quarantine.records();
+    // An input that gave no document is reported, never a silent zero.
+    let mut no_documents = seg.index == 0 && read_stats.docs_out == 0;
+    if no_documents {
+        tracing::warn!(
+            "{shown}: no document read ({} records set aside)",
+            quarantine.records()
+        );
+    }
 
     let output = writer.finish()?;
     // From here on the shard is visible under its final name; if its stats or manifest cannot
@@ -910,6 +919,7 @@ fn process_shard(
             .first()
             .map_or(0, |r| r.drops.values().sum());
         all_stats.extend(prev_stats.stages);
+        no_documents = prev_stats.no_documents;
     }
     all_stats.extend(stats);
     let shard_stats = ShardStats {
@@ -917,6 +927,7 @@ fn process_shard(
         source: ctx.config.source.clone(),
         input: shown.clone(),
         stages: all_stats,
+        no_documents,
     };
     let stats_path = dir.join(format!("{name}.stats.json"));
     placed.0.push(stats_path.clone());

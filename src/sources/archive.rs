@@ -66,6 +66,16 @@ pub enum WalkEvent {
     },
 }
 
+/// The record of a member a walk skipped (see [`WalkEvent::Skipped`]); `owner` names the
+/// archive or repository in the message.
+pub fn skipped_member(owner: &str, name: &str, reason: &'static str, offset: u64) -> RecordError {
+    RecordError::record(
+        offset,
+        reason,
+        format!("{owner}: member `{name}` not read ({reason})"),
+    )
+}
+
 /// The kinds of inputs a walk understands, chosen from the file name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ArchiveKind {

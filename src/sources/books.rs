@@ -1,6 +1,11 @@
 //! Books (`reader = "books"`): one plain-text book per file in any encoding (Project Gutenberg
 //! `.txt`, optionally `.gz`/`.zst`/`.bz2`), or Books3/PG19-style JSONL (`.jsonl[.gz|.zst]`,
-//! one book a line, `{"text", "meta": {...}}`).
+//! one book a line, `{"text", "meta": {...}}`), or a tar archive of such text files as Books3
+//! is published (`.tar`, `.tar.gz`, `.tgz`, `.tar.zst`, `.tar.bz2`): one book per regular
+//! member, the member's path as its id. Archives are walked with the same safety rules as
+//! repository archives ([`super::archive`]): nothing is extracted to disk, members with
+//! absolute or `..` paths, links and device files are reported and never read, and a member
+//! over `max_book_mb` is set aside as `book_too_large` without being read.
 //!
 //! Encoding of a text file, in this order: a byte-order mark (UTF-8, UTF-16); valid UTF-8; the
 //! `Character set encoding:` line of a Gutenberg header, when the bytes decode cleanly with it;
@@ -15,6 +20,9 @@ use anyhow::Result;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::archive::{
+    skipped_member, stream_from_thread, walk_tar, MemberBody, WalkEvent, WalkLimits,
+};
 use super::{stop_after_fatal, Reader, Records};
 use crate::doc::{Document, JsonlReader, RecordError, RecordResult};
 use crate::run::config::parse_params;
@@ -92,6 +100,13 @@ impl Reader for BooksSource {
             })));
         }
         let max = self.options.max_book_mb.saturating_mul(1 << 20);
+        if super::archive::ArchiveKind::of(path) == Some(super::archive::ArchiveKind::Tar) {
+            let input = crate::doc::open_decompressed(path)?;
+            let (path, mb) = (path.to_path_buf(), self.options.max_book_mb);
+            return Ok(stream_from_thread(move |send| {
+                read_tar(input, &path, max, mb, &source, send)
+            }));
+        }
         let mut input = crate::doc::open_decompressed(path)?;
         let mut bytes = Vec::new();
         let item = match (&mut input).take(max + 1).read_to_end(&mut bytes) {
@@ -100,22 +115,70 @@ impl Reader for BooksSource {
                 "read_error",
                 format!("cannot read further: {e}"),
             )),
-            Ok(_) if bytes.len() as u64 > max => Err(RecordError::record(
-                0,
-                "book_too_large",
-                format!(
-                    "book is larger than {} MB (max_book_mb)",
-                    self.options.max_book_mb
-                ),
-            )),
-            Ok(_) => decode_book(&bytes).map(|(text, encoding, how)| {
-                Document::new(id, text, source)
-                    .with("file", path.to_string_lossy().as_ref())
-                    .with("encoding", encoding)
-                    .with("encoding_source", how)
-            }),
+            Ok(_) if bytes.len() as u64 > max => Err(too_large(0, self.options.max_book_mb, "")),
+            Ok(_) => book_document(&bytes, id, &path.to_string_lossy(), &source),
         };
         Ok(Box::new(std::iter::once(item)))
+    }
+}
+
+/// The `book_too_large` record of a book (`member` names it inside an archive).
+fn too_large(offset: u64, max_mb: u64, member: &str) -> RecordError {
+    RecordError::record(
+        offset,
+        "book_too_large",
+        format!("book {member}is larger than {max_mb} MB (max_book_mb)"),
+    )
+}
+
+/// A book's document from its bytes, or why they cannot be read as text.
+fn book_document(bytes: &[u8], id: &str, file: &str, source: &str) -> RecordResult {
+    decode_book(bytes).map(|(text, encoding, how)| {
+        Document::new(id, text, source)
+            .with("file", file)
+            .with("encoding", encoding)
+            .with("encoding_source", how)
+    })
+}
+
+/// Streams the books of a tar archive (already decompressed) to `send`: one per regular
+/// member, in archive order; unsafe members and oversized books as records, a broken archive
+/// as a last fatal record. Offsets are those of the members in the decompressed tar stream.
+fn read_tar(
+    input: impl Read,
+    path: &Path,
+    max: u64,
+    max_mb: u64,
+    source: &str,
+    send: &mut dyn FnMut(RecordResult) -> bool,
+) {
+    let limits = WalkLimits {
+        max_member_bytes: max,
+        max_total_bytes: u64::MAX,
+    };
+    let file = path.to_string_lossy();
+    let walked = walk_tar(input, limits, &mut |_, _| true, &mut |event| {
+        send(match event {
+            WalkEvent::File(m) => match m.body {
+                MemberBody::Bytes(bytes) => {
+                    book_document(&bytes, &m.path, &file, source).map_err(|mut e| {
+                        e.offset += m.offset;
+                        e.message = format!("{}: {}", m.path, e.message);
+                        e
+                    })
+                }
+                _ => Err(too_large(m.offset, max_mb, &format!("{} ", m.path))),
+            },
+            WalkEvent::Skipped {
+                name,
+                reason,
+                offset,
+            } => Err(skipped_member(&file, &name, reason, offset)),
+        })
+    });
+    if let Err(mut e) = walked {
+        e.message = format!("{}: {}", path.display(), e.message);
+        send(Err(e));
     }
 }
 

@@ -23,7 +23,9 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::archive::{stream_from_thread, walk, ArchiveKind, MemberBody, WalkEvent, WalkLimits};
+use super::archive::{
+    skipped_member, stream_from_thread, walk, ArchiveKind, MemberBody, WalkEvent, WalkLimits,
+};
 use super::{Reader, Records};
 use crate::clean::github::{base_name, language_of};
 use crate::clean::license::{
@@ -241,11 +243,7 @@ fn read_repository(
                 name,
                 reason,
                 offset,
-            } => Err(RecordError::record(
-                offset,
-                reason,
-                format!("{repo}: member `{name}` not read ({reason})"),
-            )),
+            } => Err(skipped_member(&repo, &name, reason, offset)),
         };
         alive = send(record);
         alive

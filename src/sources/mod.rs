@@ -11,6 +11,7 @@ pub mod jsonl;
 pub mod stackexchange;
 pub mod warc;
 pub mod wiki;
+pub mod xml_encoding;
 
 use std::path::Path;
 
@@ -34,6 +35,13 @@ pub trait Reader: Send + Sync {
     fn read_named(&self, path: &Path, name: &str, source: &str) -> Result<Records> {
         let _ = name;
         self.read(path, source)
+    }
+
+    /// Gives the reader a folder for temporary files, next to the run's output (readers that
+    /// unpack or re-encode an input before reading it use it; the others ignore it). Without
+    /// it they use the system's temporary folder.
+    fn use_scratch_dir(&mut self, dir: &Path) {
+        let _ = dir;
     }
 }
 

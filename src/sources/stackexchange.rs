@@ -1,5 +1,8 @@
-//! Stack Exchange data dump (`reader = "stackexchange"`): one site's `Posts.xml` per input
-//! file (the runner gives one file per shard; other files of a site folder yield nothing).
+//! Stack Exchange data dump (`reader = "stackexchange"`): one site per input file, either its
+//! `Posts.xml` in a site folder or the site's `.7z` archive as the dump publishes it
+//! (`math.stackexchange.com.7z`, `stackoverflow.com-Posts.7z`); other files (the other tables
+//! of a site) yield nothing. The site name is the folder's or archive's name without
+//! `.stackexchange.com` (`math`, `french.meta`, `stackoverflow.com`).
 //!
 //! One document per question (`PostTypeId="1"`), text laid out as
 //!
@@ -24,15 +27,24 @@
 //! and, per question, 4 bytes (its id); pass 2 streams the questions and reads each answer
 //! row back from its offset. An answer whose parent question is not in the file is counted as
 //! `missing_parent` with its byte offset. Other post types (tag wikis, ...) are skipped.
-//! Posts.xml must be a plain file (the dump's `.7z` archives are extracted first).
 //!
-//! Site selection: with `largest_sites = N` (LLaMA: 28), only the N sites with the most posts
-//! among the site folders next to this one are read; the others yield one
-//! `site_not_selected` record.
+//! Pass 2 needs random access, so `Posts.xml` is read from a file: the site folder's own when it
+//! is UTF-8, otherwise a temporary UTF-8 copy in the run's scratch folder next to the output
+//! (from a `.7z`, or from a file in another encoding: UTF-16 with or without a byte-order
+//! mark, or the XML declaration's encoding). The copy is unlinked as soon as it is created, so
+//! it disappears when the reader is done, even if the run stops. LZMA, LZMA2, BZip2 and PPMd
+//! archives are read (pure Rust); a member with an unsafe path (absolute, `..`) is
+//! never used and is reported as `unsafe_path`; a truncated or corrupt archive is one
+//! `bad_archive` record naming the file. Byte offsets count in the UTF-8 text.
+//!
+//! Site selection: with `largest_sites = N` (LLaMA: 28), only the N sites with the largest
+//! `Posts.xml` (its size on disk, or the uncompressed size an archive lists) among the sites
+//! next to this one (folders and archives) are read; the others yield one `site_not_selected`
+//! record.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -41,6 +53,8 @@ use anyhow::{Context, Result};
 use quick_xml::events::{BytesStart, Event};
 use serde::Deserialize;
 
+use super::archive::safe_member_path;
+use super::xml_encoding::{sniff, utf8_xml};
 use super::{Reader, Records};
 use crate::doc::{Document, RecordError, RecordResult};
 use crate::run::config::parse_params;
@@ -49,16 +63,19 @@ use crate::run::config::parse_params;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StackExchangeOptions {
-    /// Read only the N sites with the most posts among the sibling site folders (0 = all).
+    /// Read only the N sites with the largest `Posts.xml` among the sites next to the input
+    /// (folders and `.7z` archives; 0 = all).
     #[serde(default)]
     pub largest_sites: usize,
 }
 
-/// Reads Stack Exchange `Posts.xml` files.
+/// Reads Stack Exchange `Posts.xml` files and site archives.
 pub struct StackExchangeSource {
     options: StackExchangeOptions,
-    /// Dump folder → the site folders selected in it.
+    /// Dump folder → the sites (folders or archives) selected in it.
     selected: Mutex<HashMap<PathBuf, HashSet<PathBuf>>>,
+    /// Folder for temporary UTF-8 copies of `Posts.xml` (default: the system's).
+    scratch: Option<PathBuf>,
 }
 
 impl StackExchangeSource {
@@ -67,10 +84,12 @@ impl StackExchangeSource {
         Ok(StackExchangeSource {
             options: parse_params("reader stackexchange", options)?,
             selected: Mutex::new(HashMap::new()),
+            scratch: None,
         })
     }
 
-    /// True when the site folder `site` is among the largest sites of its dump folder.
+    /// True when the site `site` (folder or archive) is among the largest sites of its dump
+    /// folder.
     fn is_selected(&self, site: &Path) -> Result<bool> {
         if self.options.largest_sites == 0 {
             return Ok(true);
@@ -88,44 +107,80 @@ impl StackExchangeSource {
     }
 }
 
-/// Counts `<row` elements of a Posts.xml with a byte scan.
-pub fn count_posts(path: &Path) -> Result<u64> {
-    let mut f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let finder = memchr::memmem::Finder::new(b"<row ");
-    let mut buf = vec![0u8; 1 << 20];
-    let mut carry = 0usize;
-    let mut count = 0u64;
-    loop {
-        let n = f
-            .read(&mut buf[carry..])
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        let end = carry + n;
-        count += finder.find_iter(&buf[..end]).count() as u64;
-        // Keep the last 4 bytes so a match across the boundary is found once.
-        let keep = end.min(4);
-        buf.copy_within(end - keep..end, 0);
-        carry = keep;
-    }
-    Ok(count)
-}
-
-/// The `n` site folders of `root` with the most posts (ties by name).
+/// The `n` sites of `root` (folders with a `Posts.xml`, site archives) with the largest
+/// `Posts.xml`, ties by name. An archive whose listing cannot be read counts as empty (reading
+/// it reports why).
 pub fn largest_sites(root: &Path, n: usize) -> Result<HashSet<PathBuf>> {
     let mut sites = Vec::new();
-    for entry in
-        std::fs::read_dir(root).with_context(|| format!("cannot list {}", root.display()))?
-    {
-        let dir = entry?.path();
-        let posts = dir.join("Posts.xml");
+    for path in crate::doc::sorted_entries(root)? {
+        let posts = path.join("Posts.xml");
         if posts.is_file() {
-            sites.push((count_posts(&posts)?, dir));
+            let size = std::fs::metadata(&posts)
+                .with_context(|| format!("cannot read {}", posts.display()))?
+                .len();
+            sites.push((size, path));
+        } else if path.is_file() && archive_site(&crate::doc::file_name(&path)).is_some() {
+            let size = posts_size_in_archive(&path).unwrap_or_else(|e| {
+                tracing::warn!("{}: {e:#}", path.display());
+                0
+            });
+            sites.push((size, path));
         }
     }
     sites.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     Ok(sites.into_iter().take(n).map(|(_, d)| d).collect())
+}
+
+/// The uncompressed size of the `Posts.xml` a site archive lists (0 if it lists none).
+pub fn posts_size_in_archive(path: &Path) -> Result<u64> {
+    let mut file = BufReader::new(
+        File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
+    );
+    let archive = sevenz_rust2::Archive::read(&mut file, &sevenz_rust2::Password::empty())
+        .with_context(|| format!("{} is not a readable 7z archive", path.display()))?;
+    Ok(archive
+        .files
+        .iter()
+        .find(|e| is_posts_member(e.name()))
+        .map_or(0, |e| e.size()))
+}
+
+/// Tables of a site in the dump; `stackoverflow.com` is published one archive per table.
+const TABLES: &[&str] = &[
+    "Badges",
+    "Comments",
+    "PostHistory",
+    "PostLinks",
+    "Posts",
+    "Tags",
+    "Users",
+    "Votes",
+];
+
+/// The site of a dump archive's file name: `math.stackexchange.com.7z` → `math`,
+/// `stackoverflow.com-Posts.7z` → `stackoverflow.com`; `None` for other files and for the
+/// archives of other tables (`stackoverflow.com-Comments.7z`).
+pub fn archive_site(file_name: &str) -> Option<String> {
+    let stem = file_name.strip_suffix(".7z")?;
+    let site = match stem.rsplit_once('-') {
+        Some((site, "Posts")) => site,
+        Some((_, table)) if TABLES.contains(&table) => return None,
+        _ => stem,
+    };
+    (!site.is_empty()).then(|| site_name(site))
+}
+
+/// A site's name from its folder or archive name: without `.stackexchange.com`.
+pub fn site_name(folder: &str) -> String {
+    folder
+        .strip_suffix(".stackexchange.com")
+        .unwrap_or(folder)
+        .to_string()
+}
+
+/// True for an archive member that is a site's `Posts.xml` (at any depth).
+fn is_posts_member(name: &str) -> bool {
+    name.rsplit(['/', '\\']).next() == Some("Posts.xml")
 }
 
 /// The host of a site folder: `math.stackexchange.com` and `stackoverflow.com` stay as they
@@ -139,13 +194,25 @@ pub fn site_host(site: &str) -> String {
 }
 
 impl Reader for StackExchangeSource {
+    fn use_scratch_dir(&mut self, dir: &Path) {
+        self.scratch = Some(dir.to_path_buf());
+    }
+
     fn read(&self, path: &Path, source: &str) -> Result<Records> {
-        if crate::doc::file_name(path) != "Posts.xml" {
+        let name = crate::doc::file_name(path);
+        let (site, key, archive) = if name == "Posts.xml" {
+            let site_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+            (
+                site_name(&crate::doc::file_name(&site_dir)),
+                site_dir,
+                false,
+            )
+        } else if let Some(site) = archive_site(&name) {
+            (site, path.to_path_buf(), true)
+        } else {
             return Ok(Box::new(std::iter::empty()));
-        }
-        let site_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let site = crate::doc::file_name(&site_dir);
-        if !self.is_selected(&site_dir)? {
+        };
+        if !self.is_selected(&key)? {
             let e = RecordError::record(
                 0,
                 "site_not_selected",
@@ -156,18 +223,37 @@ impl Reader for StackExchangeSource {
             );
             return Ok(Box::new(std::iter::once(Err(e))));
         }
-        let index = AnswerIndex::build(path)?;
-        let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let scratch = self.scratch.clone().unwrap_or_else(std::env::temp_dir);
+        let mut notes = Vec::new();
+        let opened = if archive {
+            extract_posts(path, &scratch, &mut notes)
+        } else {
+            open_posts(path, &scratch)
+        };
+        let posts = match opened {
+            Ok(p) => p,
+            Err(e) => {
+                notes.push(e);
+                return Ok(Box::new(notes.into_iter().map(Err)));
+            }
+        };
+        let shown = if archive {
+            format!("{}:Posts.xml", path.display())
+        } else {
+            path.display().to_string()
+        };
+        let index = AnswerIndex::build(&posts, &shown)?;
         let mut xml = quick_xml::Reader::from_reader(BufReader::with_capacity(
             1 << 16,
-            Box::new(file.try_clone()?) as Box<dyn Read + Send>,
+            Box::new(posts.stream()?) as Box<dyn Read + Send>,
         ));
         xml.config_mut().trim_text(false);
-        let orphans = index.orphans();
+        let mut orphans = index.orphans();
+        orphans.extend(notes);
         Ok(Box::new(Questions {
             xml,
             buf: Vec::new(),
-            file,
+            file: posts.file,
             index,
             orphans: orphans.into_iter(),
             host: site_host(&site),
@@ -175,6 +261,128 @@ impl Reader for StackExchangeSource {
             source: source.to_string(),
             done: false,
         }))
+    }
+}
+
+/// A site's `Posts.xml` as a UTF-8 file open for random access.
+struct PostsFile {
+    file: File,
+    /// Length of a UTF-8 byte-order mark at its start (quick-xml positions start after it).
+    bom: u64,
+}
+
+impl PostsFile {
+    /// A sequential reader over the whole file that leaves the shared file offset alone.
+    fn stream(&self) -> Result<FileStream> {
+        Ok(FileStream {
+            file: self.file.try_clone().context("cannot reopen Posts.xml")?,
+            pos: 0,
+        })
+    }
+}
+
+/// Reads a file from `pos` on with positioned reads.
+struct FileStream {
+    file: File,
+    pos: u64,
+}
+
+impl Read for FileStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// A new unlinked temporary file in `dir` (created if missing).
+fn scratch_file(dir: &Path) -> std::io::Result<File> {
+    std::fs::create_dir_all(dir)?;
+    tempfile::tempfile_in(dir)
+}
+
+/// Copies an XML stream as UTF-8 into a new scratch file.
+fn utf8_copy(input: impl Read, scratch: &Path) -> std::io::Result<File> {
+    let file = scratch_file(scratch)?;
+    let mut out = BufWriter::with_capacity(1 << 16, file);
+    std::io::copy(&mut utf8_xml(input)?.reader, &mut out)?;
+    out.flush()?;
+    out.into_inner().map_err(|e| e.into_error())
+}
+
+/// Opens a site folder's `Posts.xml`: the file itself when it is UTF-8, else a UTF-8 copy.
+fn open_posts(path: &Path, scratch: &Path) -> Result<PostsFile, RecordError> {
+    let file = File::open(path).map_err(|e| {
+        RecordError::fatal(
+            0,
+            "read_error",
+            format!("cannot open {}: {e}", path.display()),
+        )
+    })?;
+    let mut head = vec![0u8; 1024];
+    let n = file.read_at(&mut head, 0).unwrap_or(0);
+    let (encoding, bom) = sniff(&head[..n]);
+    if encoding == encoding_rs::UTF_8 {
+        return Ok(PostsFile {
+            file,
+            bom: bom as u64,
+        });
+    }
+    let copy = utf8_copy(BufReader::new(file), scratch).map_err(|e| {
+        RecordError::fatal(
+            0,
+            "read_error",
+            format!(
+                "cannot write a UTF-8 copy of {} ({}) in {}: {e}",
+                path.display(),
+                encoding.name(),
+                scratch.display()
+            ),
+        )
+    })?;
+    Ok(PostsFile { file: copy, bom: 0 })
+}
+
+/// Extracts the `Posts.xml` of a site archive into a UTF-8 scratch file, streaming; members
+/// with unsafe paths are reported in `notes` and never used.
+fn extract_posts(
+    path: &Path,
+    scratch: &Path,
+    notes: &mut Vec<RecordError>,
+) -> Result<PostsFile, RecordError> {
+    let bad =
+        |why: String| RecordError::fatal(0, "bad_archive", format!("{}: {why}", path.display()));
+    let file = File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
+    let mut archive =
+        sevenz_rust2::ArchiveReader::new(BufReader::new(file), sevenz_rust2::Password::empty())
+            .map_err(|e| bad(format!("not a readable 7z archive (truncated?): {e}")))?;
+    archive.set_thread_count(1);
+    let mut copied: Option<std::io::Result<File>> = None;
+    let walked = archive.for_each_entries_with_decision(|entry, data| {
+        use sevenz_rust2::EntryDecision;
+        if entry.is_directory() || !is_posts_member(entry.name()) {
+            return Ok(EntryDecision::Continue);
+        }
+        if safe_member_path(entry.name().as_bytes()).is_none() {
+            notes.push(RecordError::record(
+                0,
+                "unsafe_path",
+                format!(
+                    "{}: member {:?} has an unsafe path and is not read",
+                    path.display(),
+                    entry.name()
+                ),
+            ));
+            return Ok(EntryDecision::Continue);
+        }
+        copied = Some(utf8_copy(data, scratch));
+        Ok(EntryDecision::Stop)
+    });
+    match (walked, copied) {
+        (Err(e), _) => Err(bad(format!("cannot decompress: {e}"))),
+        (Ok(()), Some(Ok(file))) => Ok(PostsFile { file, bom: 0 }),
+        (Ok(()), Some(Err(e))) => Err(bad(format!("cannot extract Posts.xml: {e}"))),
+        (Ok(()), None) => Err(bad("no Posts.xml with a safe path in the archive".into())),
     }
 }
 
@@ -204,15 +412,6 @@ struct AnswerIndex {
     xml_error: Option<RecordError>,
 }
 
-/// 3 when the file starts with a UTF-8 byte-order mark, else 0.
-fn bom_len(file: &File) -> u64 {
-    let mut head = [0u8; 3];
-    match file.read_exact_at(&mut head, 0) {
-        Ok(()) if head == [0xEF, 0xBB, 0xBF] => 3,
-        _ => 0,
-    }
-}
-
 fn attr(e: &BytesStart, name: &str) -> Option<String> {
     e.attributes()
         .flatten()
@@ -239,10 +438,10 @@ fn date_key(s: &str) -> u64 {
 }
 
 impl AnswerIndex {
-    fn build(path: &Path) -> Result<Self> {
-        let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        let bom = bom_len(&file);
-        let mut xml = quick_xml::Reader::from_reader(BufReader::with_capacity(1 << 16, file));
+    fn build(posts: &PostsFile, shown: &str) -> Result<Self> {
+        let bom = posts.bom;
+        let mut xml =
+            quick_xml::Reader::from_reader(BufReader::with_capacity(1 << 16, posts.stream()?));
         xml.config_mut().trim_text(false);
         let mut buf = Vec::new();
         let mut index = AnswerIndex {
@@ -298,7 +497,7 @@ impl AnswerIndex {
                     index.xml_error = Some(RecordError::fatal(
                         xml.error_position() + bom,
                         "bad_xml",
-                        format!("{}: {e}", path.display()),
+                        format!("{shown}: {e}"),
                     ));
                     break;
                 }

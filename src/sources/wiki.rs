@@ -10,11 +10,15 @@
 //! Language: the reader option `language`, else (with `language_from_folder`) the name of the
 //! dump's folder when it looks like a language code (the sample minidumps all claim `enwiki`),
 //! else the siteinfo `dbname` without its `wiki` suffix, else the root's `xml:lang`.
+//!
+//! Encoding: UTF-8, or UTF-16 (LE/BE) with or without a byte-order mark, or the encoding named
+//! in the XML declaration ([`super::xml_encoding`]); byte offsets in errors count in the text
+//! as decoded to UTF-8.
 
 use std::io::BufReader;
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use quick_xml::events::Event;
 use serde::Deserialize;
 
@@ -67,7 +71,11 @@ impl Reader for WikiSource {
     }
 
     fn read_named(&self, path: &Path, name: &str, source: &str) -> Result<Records> {
-        let input = crate::doc::open_decompressed(path)?;
+        let input: Box<dyn std::io::Read + Send> = Box::new(
+            super::xml_encoding::utf8_xml(crate::doc::open_decompressed(path)?)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .reader,
+        );
         let mut xml = quick_xml::Reader::from_reader(BufReader::with_capacity(1 << 16, input));
         xml.config_mut().trim_text(false);
         let folder_lang = path

@@ -63,6 +63,9 @@ pub struct ShardStats {
     pub input: String,
     /// One entry per stage, `read` first.
     pub stages: Vec<StageStats>,
+    /// True when the reader gave no document at all for this input (a silent zero must show).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_documents: bool,
 }
 
 /// Stats merged over many shards: stages matched by position and name.
@@ -76,12 +79,18 @@ pub struct MergedStats {
     pub shards: u64,
     /// Per stage totals.
     pub stages: Vec<StageStats>,
+    /// Inputs from which the reader gave no document at all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub empty_inputs: Vec<String>,
 }
 
 impl MergedStats {
     /// Adds one shard's stats.
     pub fn add(&mut self, shard: &ShardStats) {
         self.shards += 1;
+        if shard.no_documents {
+            self.empty_inputs.push(shard.input.clone());
+        }
         if !self.pipelines.contains(&shard.pipeline) {
             self.pipelines.push(shard.pipeline.clone());
         }
@@ -141,6 +150,13 @@ impl MergedStats {
                 s.bytes_out as f64 / 1e6,
                 s.seconds,
                 drops
+            ));
+        }
+        if !self.empty_inputs.is_empty() {
+            out.push_str(&format!(
+                "{} input(s) gave no document: {}\n",
+                self.empty_inputs.len(),
+                self.empty_inputs.join(", ")
             ));
         }
         out

@@ -1,5 +1,6 @@
-//! WARC and WET readers (`warc`, `wet`): Common Crawl and other WARC/1.0–1.1 files, plain or
-//! gzip (one member per record), streamed record by record.
+//! WARC and WET readers (`warc`, `wet`): Common Crawl and other WARC/1.0–1.1 files, and the
+//! WARC/0.17–0.18 drafts of older crawls (ClueWeb09), plain or gzip (one member per record),
+//! streamed record by record. `metadata.warc_version` keeps the version (`1.0`, `0.18`).
 //!
 //! WET `conversion` records give their text directly; WARC `response` records holding HTML
 //! are de-chunked, content-decoded, charset-decoded and turned into main-content text;
@@ -374,6 +375,10 @@ impl DocumentBuilder {
             doc.set("warc_record_id", id);
         }
         doc.set("warc_type", warc_type);
+        doc.set(
+            "warc_version",
+            rec.version.strip_prefix("WARC/").unwrap_or(&rec.version),
+        );
         doc.set("content_type", content_type);
         if let Some((name, source)) = charset {
             doc.set("charset", name);

@@ -1,10 +1,12 @@
-//! Streaming WARC/1.0 and WARC/1.1 record parser.
+//! Streaming WARC record parser: WARC/1.0 and 1.1 (ISO 28500), and the drafts WARC/0.17 and
+//! WARC/0.18 that older crawls such as ClueWeb09 wrote (same record layout, named fields).
 //!
 //! Reads one record at a time from a (decompressed) byte stream: the version line, the header
 //! fields, then exactly `Content-Length` bytes of block. Only records of the wanted types are
 //! held in memory, and only up to a size cap; everything else is read past. A malformed header
-//! becomes a [`RecordError`] and reading resynchronises on the next line that starts with
-//! `WARC/1.`; a stream that cannot be read further ends with a fatal error.
+//! becomes a [`RecordError`] and reading resynchronises on the next version line
+//! (`WARC/1.x`, `WARC/0.17`, `WARC/0.18`); a stream that cannot be read further ends with a
+//! fatal error.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, ErrorKind, Read};
@@ -53,7 +55,7 @@ impl WarcHeaders {
 pub struct WarcRecord {
     /// Byte offset of the record's version line in the decompressed stream.
     pub offset: u64,
-    /// The version line without its line end (`WARC/1.0`, `WARC/1.1`).
+    /// The version line without its line end (`WARC/1.0`, `WARC/1.1`, `WARC/0.18`).
     pub version: String,
     /// Header fields.
     pub headers: WarcHeaders,
@@ -253,7 +255,7 @@ impl<R: BufRead> WarcRecordReader<R> {
         Ok(len - left)
     }
 
-    /// Scans forward to the next line starting with `WARC/1.` and leaves it pending.
+    /// Scans forward to the next version line and leaves it pending.
     fn resync(&mut self) {
         loop {
             match self.read_line(MAX_HEADER_LINE_BYTES) {
@@ -381,7 +383,7 @@ impl<R: BufRead> WarcRecordReader<R> {
                                 start,
                                 "warc_bad_header",
                                 format!(
-                                    "expected a `WARC/1.x` version line, found {:?}",
+                                    "expected a `WARC/1.x` or `WARC/0.18` version line, found {:?}",
                                     preview(&self.line)
                                 ),
                             );
@@ -454,7 +456,7 @@ impl<R: BufRead> WarcRecordReader<R> {
                 }
             }
             // A block that does not end where Content-Length says (a hand-edited file, line
-            // ends converted after writing) is re-read up to the next `WARC/1.` line.
+            // ends converted after writing) is re-read up to the next version line.
             let mut after = Vec::new();
             let consistent = if (block.len() as u64) < length {
                 if !contains_version_line(&block) {
@@ -533,7 +535,7 @@ impl<R: BufRead> WarcRecordReader<R> {
                                 start,
                                 "warc_bad_header",
                                 format!(
-                                    "expected a `WARC/1.x` version line, found a line of more than {MAX_HEADER_LINE_BYTES} bytes"
+                                    "expected a `WARC/1.x` or `WARC/0.18` version line, found a line of more than {MAX_HEADER_LINE_BYTES} bytes"
                                 ),
                             ));
                             self.resync();
@@ -605,13 +607,21 @@ fn truncated(start: u64, got: u64, length: u64) -> RecordError {
     )
 }
 
+/// Draft versions read besides `WARC/1.x`: the record layout is the same.
+const DRAFT_VERSIONS: [&[u8]; 2] = [b"WARC/0.17", b"WARC/0.18"];
+
+/// True for a record's first line: `WARC/1.` and a minor version, or a draft version.
 fn is_version_line(line: &[u8]) -> bool {
     line.starts_with(b"WARC/1.")
+        || DRAFT_VERSIONS.iter().any(|v| {
+            line.strip_prefix(*v)
+                .is_some_and(|rest| matches!(rest.first(), None | Some(b'\r' | b'\n')))
+        })
 }
 
-/// True when a `WARC/1.` line starts somewhere inside `block` (not at its first byte).
+/// True when a version line starts somewhere inside `block` (not at its first byte).
 fn contains_version_line(block: &[u8]) -> bool {
-    memchr::memmem::find(block, b"\nWARC/1.").is_some()
+    memchr::memmem::find_iter(block, b"\nWARC/").any(|at| is_version_line(&block[at + 1..]))
 }
 
 fn trim_line_end(mut line: &[u8]) -> &[u8] {
@@ -657,6 +667,39 @@ mod tests {
             Some("<urn:uuid:conversion>")
         );
         assert_eq!(rec.version, "WARC/1.1");
+    }
+
+    #[test]
+    fn draft_and_current_versions_are_read_and_others_refused() {
+        let mut input = String::new();
+        for v in [
+            "WARC/0.17",
+            "WARC/0.18",
+            "WARC/1.0",
+            "WARC/1.1",
+            "WARC/0.9",
+            "WARC/0.180",
+        ] {
+            input += &record("conversion", v).replacen("WARC/1.1", v, 1);
+        }
+        let items = read_all(input.as_bytes(), &["conversion"], 1 << 20);
+        let read: Vec<String> = items
+            .iter()
+            .map(|r| match r {
+                Ok(rec) => format!("{} {}", rec.version, String::from_utf8_lossy(&rec.block)),
+                Err(e) => e.reason.clone(),
+            })
+            .collect();
+        assert_eq!(
+            read,
+            [
+                "WARC/0.17 WARC/0.17",
+                "WARC/0.18 WARC/0.18",
+                "WARC/1.0 WARC/1.0",
+                "WARC/1.1 WARC/1.1",
+                "warc_bad_header"
+            ]
+        );
     }
 
     #[test]
