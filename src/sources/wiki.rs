@@ -1,5 +1,6 @@
 //! MediaWiki XML dumps (`reader = "wikipedia"`): `pages-articles.xml`, `.bz2` (also
-//! multistream, read as one stream), streamed page by page with quick-xml.
+//! multistream: read whole, or with `split_bytes` as ranges of bz2 streams, each read after the
+//! dump's first stream so it knows the `<siteinfo>`), streamed page by page with quick-xml.
 //!
 //! Every `<page>` becomes one document, so the runner counts everything: an article (namespace
 //! 0, not a redirect) gets its wikitext converted to plain text ([`crate::clean::wiki`]); a
@@ -18,7 +19,7 @@ use anyhow::Result;
 use quick_xml::events::Event;
 use serde::Deserialize;
 
-use super::{stop_after_fatal, Reader, Records};
+use super::{stop_after_fatal, InputStream, Reader, Records};
 use crate::clean::wiki::{wikitext_to_text, LinkPrefixes};
 use crate::doc::{Document, RecordError, RecordResult};
 use crate::run::config::parse_params;
@@ -68,13 +69,34 @@ impl Reader for WikiSource {
 
     fn read_named(&self, path: &Path, name: &str, source: &str) -> Result<Records> {
         let input = crate::doc::open_decompressed(path)?;
-        let mut xml = quick_xml::Reader::from_reader(BufReader::with_capacity(1 << 16, input));
-        xml.config_mut().trim_text(false);
-        let folder_lang = path
+        let folder = path
             .parent()
             .and_then(|p| p.file_name())
-            .map(|n| n.to_string_lossy().into_owned())
-            .filter(|n| looks_like_language(n));
+            .map(|n| n.to_string_lossy().into_owned());
+        Ok(self.pages(input, folder, name, source))
+    }
+
+    fn reads_streams(&self) -> bool {
+        true
+    }
+
+    fn read_stream(&self, input: InputStream, source: &str) -> Result<Records> {
+        Ok(self.pages(input.data, input.folder, &input.name, source))
+    }
+}
+
+impl WikiSource {
+    /// The pages of a decompressed dump held in folder `folder`, named `name` in errors.
+    fn pages(
+        &self,
+        input: Box<dyn std::io::Read + Send>,
+        folder: Option<String>,
+        name: &str,
+        source: &str,
+    ) -> Records {
+        let mut xml = quick_xml::Reader::from_reader(BufReader::with_capacity(1 << 16, input));
+        xml.config_mut().trim_text(false);
+        let folder_lang = folder.filter(|n| looks_like_language(n));
         let forced = self
             .options
             .language
@@ -84,7 +106,7 @@ impl Reader for WikiSource {
             } else {
                 None
             });
-        Ok(stop_after_fatal(DumpPages {
+        stop_after_fatal(DumpPages {
             xml,
             buf: Vec::new(),
             source: source.to_string(),
@@ -94,7 +116,7 @@ impl Reader for WikiSource {
             site: SiteInfo::default(),
             prefixes: LinkPrefixes::default(),
             done: false,
-        }))
+        })
     }
 }
 
