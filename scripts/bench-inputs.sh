@@ -11,6 +11,7 @@ CORPUS=${1:-../shared/data/bench/docs.jsonl.zst}
 SPLIT=${SPLIT:-32MB}
 WIKI_COPIES=${WIKI_COPIES:-6}
 CC_COPIES=${CC_COPIES:-24}
+PARTS=${PARTS:-c4 wiki cc}   # which of the three measurements to run
 TMP=$(mktemp -d)
 SERVER_PID=
 cleanup() {
@@ -37,7 +38,9 @@ pipeline() { # file name reader input-lines stage-lines
 echo "machine: $(nproc) cores, $(uname -sr); $(date -u +%F)"
 
 # (1) C4 on one big JSONL file.
-if [ -f "$CORPUS" ]; then
+if [[ " $PARTS " != *" c4 "* ]]; then
+  :
+elif [ -f "$CORPUS" ]; then
   zstdcat "$CORPUS" > "$TMP/docs.jsonl"
   echo "== C4 pipeline, $(du -m "$TMP/docs.jsonl" | cut -f1) MB as one JSONL file (split_bytes = $SPLIT)"
   C4_STAGES=$(sed -n '/^\[\[stages\]\]/,$p' pipelines/c4.toml)
@@ -54,6 +57,7 @@ else
 fi
 
 # (2) Wikipedia multistream dump: the gensim sample's pages repeated, 100 pages per stream.
+if [[ " $PARTS " == *" wiki "* ]]; then
 python3 - "$TMP/wiki" "$WIKI_COPIES" <<'EOF'
 import bz2, glob, os, re, sys
 out, copies = sys.argv[1], int(sys.argv[2])
@@ -66,7 +70,8 @@ data, index = bytearray(bz2.compress(xml[:head_end].encode())), []
 for i in range(0, len(pages), 100):
     group = pages[i:i + 100]
     for p in group:
-        index.append(f"{len(data)}:{re.search(r'<id>(\d+)</id>', p).group(1)}:x\n")
+        page_id = re.search(r"<id>(\d+)</id>", p).group(1)
+        index.append("%d:%s:x\n" % (len(data), page_id))
     data += bz2.compress("".join(group).encode())
 data += bz2.compress(b"</mediawiki>\n")
 open(name + ".xml.bz2", "wb").write(data)
@@ -81,8 +86,10 @@ for t in 1 2; do
   timed "wikipedia unsplit, $t thread(s)" run "$TMP/wiki.toml" --threads "$t"
   timed "wikipedia split 4MB, $t thread(s)" run "$TMP/wiki-split.toml" --threads "$t"
 done
+fi
 
 # (3) Common Crawl reader + line dedup + LID: disk against a local HTTP server.
+[[ " $PARTS " == *" cc "* ]] || exit 0
 mkdir -p "$TMP/www/cc"
 for i in $(seq 1 "$CC_COPIES"); do
   mkdir -p "$TMP/www/cc/c$i"; cp -r samples/commoncrawl/. "$TMP/www/cc/c$i/"
