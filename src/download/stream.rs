@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::fetch::{parse_content_range, MAX_PROGRESS_RETRIES};
 use super::rate::RateLimiter;
-use super::retry::{status_is_retryable, RetryPolicy};
+use super::retry::{retry_after, status_is_retryable, transport_is_retryable, RetryPolicy};
 
 /// What every remote stream of a process shares.
 #[derive(Clone)]
@@ -308,7 +308,7 @@ impl RemoteReader {
                 return Err(if status_is_retryable(code) {
                     Failed {
                         reason,
-                        retry_after: resp.header("Retry-After").and_then(retry_after_secs),
+                        retry_after: resp.header("Retry-After").and_then(retry_after),
                         retryable: true,
                     }
                 } else {
@@ -316,15 +316,11 @@ impl RemoteReader {
                 });
             }
             Err(ureq::Error::Transport(t)) => {
-                use ureq::ErrorKind as K;
                 let reason = t.to_string();
-                return Err(match t.kind() {
-                    K::InvalidUrl
-                    | K::UnknownScheme
-                    | K::TooManyRedirects
-                    | K::InsecureRequestHttpsOnly
-                    | K::InvalidProxyUrl => Failed::fatal(reason),
-                    _ => Failed::retry(reason),
+                return Err(if transport_is_retryable(t.kind()) {
+                    Failed::retry(reason)
+                } else {
+                    Failed::fatal(reason)
                 });
             }
         };
@@ -447,11 +443,6 @@ impl Read for RemoteReader {
             }
         }
     }
-}
-
-/// A `Retry-After` given in seconds (the HTTP-date form is not honoured: the backoff applies).
-fn retry_after_secs(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// Whether the remote file still is the version `known` describes, asked with one
