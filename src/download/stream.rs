@@ -59,6 +59,18 @@ impl RemoteOptions {
     }
 }
 
+impl RemoteOptions {
+    /// The rate limit in bytes per second, if any.
+    pub fn bytes_per_sec(&self) -> Option<f64> {
+        self.limiter.as_ref().map(|l| l.bytes_per_sec())
+    }
+
+    /// Most connections open at once.
+    pub fn max_connections(&self) -> usize {
+        self.connections.max
+    }
+}
+
 /// A counting semaphore over open connections.
 struct ConnectionCap {
     max: usize,

@@ -255,6 +255,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn each_task_gets_its_share_of_the_global_limits() {
+        let cfg = RemoteConfig {
+            rate_limit_mb: Some(8.0),
+            max_connections: 10,
+            ..RemoteConfig::default()
+        };
+        let one = remote_options(&cfg, 1).unwrap();
+        assert_eq!(
+            (one.bytes_per_sec(), one.max_connections()),
+            (Some(8e6), 10)
+        );
+        let four = remote_options(&cfg, 4).unwrap();
+        assert_eq!(
+            (four.bytes_per_sec(), four.max_connections()),
+            (Some(2e6), 2)
+        );
+        let many = remote_options(&cfg, 64).unwrap();
+        assert_eq!(many.max_connections(), 1, "at least one connection");
+        let unlimited = remote_options(&RemoteConfig::default(), 4).unwrap();
+        assert_eq!(unlimited.bytes_per_sec(), None);
+    }
+
+    #[test]
     fn url_folders() {
         assert_eq!(
             url_folder("https://h/dumps/de/wiki.xml.bz2").as_deref(),
