@@ -303,3 +303,37 @@ fn a_reader_that_needs_a_file_reads_a_temporary_copy_removed_after() {
         .collect();
     assert!(left.is_empty(), "temporary copies left: {left:?}");
 }
+
+#[test]
+fn ranks_split_a_path_list_as_they_split_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let www = dir.path().join("www");
+    let entries = publish(&www, "commoncrawl", "cc");
+    let server = Server::start(&www);
+    let local = dir.path().join("local");
+    let input = format!("paths = [\"{}\"]", www.join("cc").display());
+    assert!(run(&pipeline("warc", &input, &local, ""))
+        .failures
+        .is_empty());
+    let out = dir.path().join("ranks");
+    let config = pipeline("warc", &url_input(&server, "cc.paths.gz"), &out, "");
+    let mut done = 0;
+    for rank in 0..3 {
+        let opts = RunOptions {
+            threads: 1,
+            rank,
+            world_size: 3,
+            ..Default::default()
+        };
+        let summary = run_config(&config, &opts).unwrap();
+        assert!(summary.failures.is_empty(), "{:?}", summary.failures);
+        assert_eq!(
+            summary.shards_done,
+            (entries.len() + 2 - rank) / 3,
+            "rank {rank}"
+        );
+        done += summary.shards_done;
+    }
+    assert_eq!(done, entries.len());
+    assert_same_shards(&local, &out);
+}
