@@ -24,7 +24,7 @@ CC_SAMPLE := samples/c4/dolma/CC-MAIN-20190717121559-20190717143559-00140.jsonl.
 # (Debian's 7zip, LZMA as the dump's archives), not committed.
 SE_7Z := samples/stackexchange-7z/conlang.meta.stackexchange.com.7z
 
-.PHONY: all setup setup-sys setup-python samples-7z run recipe test bench bench-tokenizer bench-pack build clean lint quality-models bench-quality bench-sources bench-code bench-minhash-ranks
+.PHONY: all setup setup-sys setup-python samples-7z run recipe test bench bench-tokenizer bench-pack build clean lint quality-models bench-quality bench-sources bench-code bench-minhash-ranks bench-inputs
 
 all: build
 
@@ -159,3 +159,9 @@ bench: bench-minhash-ranks
 bench-minhash-ranks: build
 	@if [ -f "$(BENCH_CORPUS)" ]; then CORPUS="$(BENCH_CORPUS)" bash scripts/bench-minhash-ranks.sh 4 4; \
 	else echo "bench-minhash-ranks: $(BENCH_CORPUS) not found; skipped"; fi
+
+## bench-inputs: C4 on the benchmark corpus as one JSONL file with and without split_bytes,
+## the wikipedia reader on a multistream dump split and unsplit, Common Crawl over HTTP vs disk.
+bench: bench-inputs
+bench-inputs: build
+	@bash scripts/bench-inputs.sh "$(BENCH_CORPUS)"

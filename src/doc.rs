@@ -84,12 +84,18 @@ pub fn compression_of(path: &Path) -> Option<Compression> {
 pub fn open_decompressed(path: &Path) -> Result<Box<dyn Read + Send>> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let raw = BufReader::with_capacity(1 << 16, file);
-    Ok(match compression_of(path) {
+    decompress(raw, compression_of(path))
+        .with_context(|| format!("{}: not a zstd stream", path.display()))
+}
+
+/// Undoes `compression` over a stream of raw bytes.
+pub fn decompress<R: BufRead + Send + 'static>(
+    raw: R,
+    compression: Option<Compression>,
+) -> Result<Box<dyn Read + Send>> {
+    Ok(match compression {
         Some(Compression::Gzip) => Box::new(flate2::bufread::MultiGzDecoder::new(raw)),
-        Some(Compression::Zstd) => Box::new(
-            zstd::stream::read::Decoder::with_buffer(raw)
-                .with_context(|| format!("{}: not a zstd stream", path.display()))?,
-        ),
+        Some(Compression::Zstd) => Box::new(zstd::stream::read::Decoder::with_buffer(raw)?),
         Some(Compression::Bzip2) => Box::new(bzip2::bufread::MultiBzDecoder::new(raw)),
         None => Box::new(raw),
     })
@@ -158,14 +164,25 @@ pub const MAX_LINE_BYTES: usize = 256 << 20;
 impl JsonlReader {
     /// Opens `path` (compression chosen by extension).
     pub fn open(path: &Path) -> Result<Self> {
-        Ok(JsonlReader {
+        Ok(Self::from_stream(path, open_decompressed(path)?, 0, 0))
+    }
+
+    /// Reads decompressed JSONL from `input`, named `path` in errors, whose first byte is at
+    /// `offset` of the whole input after `lines_before` lines (a range of a bigger file).
+    pub fn from_stream(
+        path: &Path,
+        input: Box<dyn Read + Send>,
+        lines_before: u64,
+        offset: u64,
+    ) -> Self {
+        JsonlReader {
             path: path.to_path_buf(),
-            input: Box::new(BufReader::with_capacity(1 << 16, open_decompressed(path)?)),
-            line_no: 0,
-            offset: 0,
+            input: Box::new(BufReader::with_capacity(1 << 16, input)),
+            line_no: lines_before,
+            offset,
             buf: Vec::new(),
             done: false,
-        })
+        }
     }
 
     /// The file being read.

@@ -9,6 +9,7 @@ pub mod dedup;
 pub mod doc;
 pub mod download;
 pub mod filter;
+pub mod inputs;
 pub mod lm;
 pub mod mixture;
 pub mod quality;

@@ -22,11 +22,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a pipeline TOML over its inputs; one output shard per input file, resumable.
+    /// Run a pipeline TOML over its inputs; one output shard per input (file, URL or range of
+    /// a big file), resumable.
     Run {
         /// The pipeline file (see pipelines/).
         pipeline: PathBuf,
-        /// Input files, folders or globs (replace the pipeline's [input] paths).
+        /// Input files, folders, globs or http(s) URLs (replace the pipeline's [input] paths
+        /// and path_list).
         #[arg(long, num_args = 1..)]
         input: Vec<String>,
         /// Output folder (replaces the pipeline's [output] dir).

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::checksum::sha256_of;
 use super::rate::RateLimiter;
-use super::retry::{status_is_retryable, RetryPolicy};
+use super::retry::{retry_after, status_is_retryable, transport_is_retryable, RetryPolicy};
 use super::PART_SUFFIX;
 
 /// Bytes read from the network per call (and per rate-limiter charge).
@@ -218,10 +218,7 @@ impl Transfer<'_> {
                     AttemptError::Retry {
                         status: Some(code),
                         reason,
-                        retry_after: resp
-                            .header("Retry-After")
-                            .and_then(|v| v.trim().parse::<u64>().ok())
-                            .map(Duration::from_secs),
+                        retry_after: resp.header("Retry-After").and_then(retry_after),
                     }
                 } else {
                     AttemptError::Fatal {
@@ -231,15 +228,11 @@ impl Transfer<'_> {
                 });
             }
             Err(ureq::Error::Transport(t)) => {
-                use ureq::ErrorKind as K;
                 let reason = t.to_string();
-                return Err(match t.kind() {
-                    K::InvalidUrl
-                    | K::UnknownScheme
-                    | K::TooManyRedirects
-                    | K::InsecureRequestHttpsOnly
-                    | K::InvalidProxyUrl => fatal(reason),
-                    _ => retry(reason),
+                return Err(if transport_is_retryable(t.kind()) {
+                    retry(reason)
+                } else {
+                    fatal(reason)
                 });
             }
         };

@@ -3,7 +3,8 @@
 //!
 //! The parts, one job each: [`paths`] reads the list, [`checksum`] the expected digests,
 //! [`fetch`] moves one file (resume, retry, size and digest check), [`rate`] is the global
-//! token bucket, [`retry`] the backoff policy and [`manifest`] records what is complete.
+//! token bucket, [`retry`] the backoff policy and [`manifest`] records what is complete;
+//! [`stream`] reads a remote file as a resumable stream (URL inputs of a run).
 
 pub mod checksum;
 pub mod fetch;
@@ -11,6 +12,7 @@ pub mod manifest;
 pub mod paths;
 pub mod rate;
 pub mod retry;
+pub mod stream;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -32,10 +32,13 @@ pub struct PathList {
 /// Opens a file and undoes gzip when its first two bytes are the gzip magic, whatever its name.
 pub fn open_maybe_gzipped(path: &Path) -> Result<Box<dyn BufRead + Send>> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut raw = BufReader::with_capacity(1 << 16, file);
-    let head = raw
-        .fill_buf()
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    maybe_gunzip(BufReader::with_capacity(1 << 16, file))
+        .with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// Undoes gzip when the stream starts with the gzip magic.
+pub fn maybe_gunzip<R: BufRead + Send + 'static>(mut raw: R) -> Result<Box<dyn BufRead + Send>> {
+    let head = raw.fill_buf()?;
     Ok(if head.starts_with(&[0x1f, 0x8b]) {
         Box::new(BufReader::new(MultiGzDecoder::new(raw)))
     } else {

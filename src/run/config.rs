@@ -26,13 +26,83 @@ pub struct PipelineConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputConfig {
-    /// Files, folders (read recursively) or glob patterns.
+    /// Files, folders (read recursively), glob patterns or `http(s)://` URLs.
+    #[serde(default)]
     pub paths: Vec<String>,
+    /// A Common Crawl style path list (local file or URL, plain or gzipped): one path per
+    /// line, each read from `base_url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_list: Option<String>,
+    /// Prefix of the path list's entries (a URL, or a local folder holding a mirror); with
+    /// URLs in `paths`, the root their names in document ids are relative to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// Cut big inputs into ranges of about this size (`"1GB"`), each its own shard: plain
+    /// JSONL files at line ends, multistream MediaWiki dumps at bz2 streams.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_bytes: Option<String>,
     /// Reader name (`jsonl`, `warc`, `wet`, ...).
     pub reader: String,
     /// Reader options.
     #[serde(default)]
     pub options: toml::Table,
+    /// How URL inputs are fetched.
+    #[serde(default)]
+    pub remote: RemoteConfig,
+}
+
+/// `[input.remote]`: limits and retries of URL inputs. The rate and connection limits are
+/// global: each of the run's tasks gets its share.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteConfig {
+    /// All tasks together read at most this many MB/s (1 MB = 10^6 bytes); none: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_mb: Option<f64>,
+    /// All tasks together keep at most this many connections open (default 16).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Connect timeout and the longest a read may stall, in seconds (default 60).
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: f64,
+    /// Failed requests in a row without new bytes before an input fails (default 6).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Backoff before the second attempt, in seconds; doubles per attempt (default 1).
+    #[serde(default = "default_retry_secs")]
+    pub retry_base_secs: f64,
+    /// Longest backoff (and longest `Retry-After` honoured), in seconds (default 60).
+    #[serde(default = "default_retry_max_secs")]
+    pub retry_max_secs: f64,
+}
+
+fn default_max_connections() -> usize {
+    16
+}
+fn default_timeout_secs() -> f64 {
+    60.0
+}
+fn default_max_attempts() -> u32 {
+    6
+}
+fn default_retry_secs() -> f64 {
+    1.0
+}
+fn default_retry_max_secs() -> f64 {
+    60.0
+}
+
+impl Default for RemoteConfig {
+    fn default() -> Self {
+        RemoteConfig {
+            rate_limit_mb: None,
+            max_connections: default_max_connections(),
+            timeout_secs: default_timeout_secs(),
+            max_attempts: default_max_attempts(),
+            retry_base_secs: default_retry_secs(),
+            retry_max_secs: default_retry_max_secs(),
+        }
+    }
 }
 
 /// `[output]`: the output folder and what else to keep.

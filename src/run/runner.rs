@@ -1,6 +1,6 @@
-//! Runs a pipeline: expands the inputs, picks this rank's files, runs the stages over each
-//! file in parallel (one input file gives one output shard), and makes every output atomic and
-//! resumable.
+//! Runs a pipeline: builds the input list ([`crate::inputs`]: files, URLs, ranges of big
+//! files), picks this rank's items, runs the stages over each item in parallel (one input item
+//! gives one output shard), and makes every output atomic and resumable.
 //!
 //! A pipeline whose stages include group stages (deduplication) is cut into segments, each
 //! starting at a group stage. Every segment but the last writes its shards to
@@ -16,13 +16,16 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::config::PipelineConfig;
-use super::input_names::input_names;
 use super::progress::Progress;
 pub use super::quarantine::QuarantineRecord;
 use super::quarantine::QuarantineWriter;
 use super::registry::build_stage;
 use crate::dedup::{partitioned, FirstSeenMap};
-use crate::doc::{file_name, write_atomic, JsonlReader, RecordError, ShardFile, ShardWriter};
+use crate::doc::{write_atomic, JsonlReader, RecordError, ShardFile, ShardWriter};
+use crate::download::stream::{RemoteOptions, StreamReport, Validators};
+pub use crate::inputs::expand_inputs;
+use crate::inputs::open::{read_item, remote_options, RemoteFreshness};
+use crate::inputs::{input_list, items_for_rank, ByteRange, InputItem, Location};
 use crate::sources::{build_reader, Reader, Records};
 use crate::stage::{DocPos, Stage};
 use crate::stats::{peak_rss_bytes, MergedStats, ShardStats, StageStats};
@@ -30,7 +33,7 @@ use crate::stats::{peak_rss_bytes, MergedStats, ShardStats, StageStats};
 /// How to run: overrides of the pipeline file and the execution settings.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
-    /// Replace `[input] paths`.
+    /// Replace `[input] paths` (and `path_list`).
     pub inputs: Vec<String>,
     /// Replace `[output] dir`.
     pub output: Option<PathBuf>,
@@ -92,9 +95,10 @@ pub struct RunSummary {
     pub shards_done: usize,
     /// Shards found complete and skipped.
     pub shards_skipped: usize,
-    /// Shards that failed (I/O errors writing outputs), with the error.
+    /// Shards that failed (I/O errors writing outputs, a URL that could not be read) and
+    /// path-list lines refused, with the error.
     pub failures: Vec<String>,
-    /// Input bytes of this rank's files.
+    /// Input bytes of this rank's items (URLs: the bytes read now).
     pub input_bytes: u64,
     /// Wall time in seconds.
     pub seconds: f64,
@@ -109,13 +113,20 @@ pub struct RunSummary {
 /// The manifest beside each output shard; its presence marks the shard complete.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
-    /// Input file path as given.
+    /// Input file path or URL as given.
     pub input: String,
+    /// The part of the input the shard was made from (`None`: all of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<ByteRange>,
+    /// A URL input's ETag, Last-Modified and size as its response gave them; a rerun makes
+    /// the shard again when the remote file no longer matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<Validators>,
     /// The input's name in document ids (path relative to the input root); a shard whose ids
     /// were made under another name is redone.
     #[serde(default)]
     pub input_name: String,
-    /// Input file size in bytes.
+    /// Input size in bytes (of the range, for a range; as read, for a URL).
     pub input_bytes: u64,
     /// Hash of the reader and stage configuration that produced the shard.
     pub config_hash: String,
@@ -128,14 +139,11 @@ pub struct Manifest {
     pub quarantined: u64,
 }
 
-/// One input file of the run.
+/// One input item of the run with its shard number.
 #[derive(Debug, Clone)]
 struct InputFile {
     index: u32,
-    path: PathBuf,
-    /// Path relative to the input root, used in document ids.
-    name: String,
-    bytes: u64,
+    item: InputItem,
 }
 
 /// A run of consecutive stages; every segment but the first starts with a group stage.
@@ -144,66 +152,6 @@ struct Segment {
     stages: std::ops::Range<usize>,
     last: bool,
     config_hash: String,
-}
-
-/// Expands paths, folders (recursive) and globs into a sorted, de-duplicated file list.
-/// A pattern matching nothing is reported and skipped.
-pub fn expand_inputs(patterns: &[String]) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for pat in patterns {
-        let p = Path::new(pat);
-        if p.is_dir() {
-            collect_dir(p, &mut files)?;
-            continue;
-        }
-        if p.is_file() {
-            files.push(p.to_path_buf());
-            continue;
-        }
-        let mut matched = 0;
-        for entry in glob::glob(pat).with_context(|| format!("bad glob pattern `{pat}`"))? {
-            match entry {
-                Ok(path) if path.is_file() => {
-                    files.push(path);
-                    matched += 1;
-                }
-                Ok(path) if path.is_dir() => {
-                    matched += collect_dir(&path, &mut files)?;
-                }
-                Ok(_) => {}
-                Err(e) => tracing::error!("{}: cannot read: {}", e.path().display(), e.error()),
-            }
-        }
-        if matched == 0 {
-            tracing::error!("input `{pat}` matches no file; going on with the others");
-        }
-    }
-    files.sort();
-    files.dedup();
-    Ok(files)
-}
-
-fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<usize> {
-    let mut n = 0;
-    for p in crate::doc::sorted_entries(dir)? {
-        let name = file_name(&p);
-        if p.is_dir() {
-            n += collect_dir(&p, out)?;
-        } else if p.is_file() && !name.ends_with(".md") {
-            out.push(p);
-            n += 1;
-        }
-    }
-    Ok(n)
-}
-
-/// The files rank `rank` of `world` takes: every `world`-th file of the sorted list.
-pub fn files_for_rank(all: &[PathBuf], rank: usize, world: usize) -> Vec<(u32, PathBuf)> {
-    all.iter()
-        .enumerate()
-        .filter(|(i, _)| i % world.max(1) == rank)
-        .map(|(i, p)| (i as u32, p.clone()))
-        .collect()
 }
 
 /// Rank and world size from the options, else from Slurm's array variables, else 0 of 1.
@@ -233,6 +181,7 @@ pub fn run_pipeline(config_path: &Path, opts: &RunOptions) -> Result<RunSummary>
     let mut config = PipelineConfig::load(config_path)?;
     if !opts.inputs.is_empty() {
         config.input.paths = opts.inputs.clone();
+        config.input.path_list = None;
     }
     if let Some(out) = &opts.output {
         config.output.dir = out.clone();
@@ -250,23 +199,31 @@ pub fn run_config(config: &PipelineConfig, opts: &RunOptions) -> Result<RunSumma
         .enumerate()
         .map(|(i, t)| build_stage(t).with_context(|| format!("stage #{}", i + 1)))
         .collect::<Result<_>>()?;
-    let all = expand_inputs(&config.input.paths)?;
+    let list = input_list(&config.input)?;
+    for refused in &list.refused {
+        tracing::error!("path list entry refused: {refused}");
+    }
+    let all = list.items;
     if all.is_empty() {
-        bail!("no input file matches {:?}", config.input.paths);
+        bail!(
+            "no input matches {:?}{}",
+            config.input.paths,
+            config
+                .input
+                .path_list
+                .as_ref()
+                .map(|l| format!(" or path list {l}"))
+                .unwrap_or_default()
+        );
     }
     let world = opts.world_size.max(1);
-    let names = input_names(&config.input.paths, &all);
-    let files: Vec<InputFile> = files_for_rank(&all, opts.rank, world)
+    let remote = remote_options(&config.input.remote, world)?;
+    let freshness = RemoteFreshness::new(Some(remote.clone()));
+    let files: Vec<InputFile> = items_for_rank(&all, opts.rank, world)
         .into_iter()
-        .map(|(index, path)| {
-            let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            let name = names[index as usize].clone();
-            InputFile {
-                index,
-                path,
-                name,
-                bytes,
-            }
+        .map(|(index, item)| InputFile {
+            index,
+            item: item.clone(),
         })
         .collect();
     let segments = plan_segments(config, &stages)?;
@@ -280,13 +237,19 @@ pub fn run_config(config: &PipelineConfig, opts: &RunOptions) -> Result<RunSumma
         .build()
         .context("cannot start worker threads")?;
     let threads = pool.current_num_threads();
-    let input_bytes = files.iter().map(|f| f.bytes).sum();
+    let input_bytes = files.iter().filter_map(|f| f.item.bytes).sum();
     let mut summary = RunSummary {
         input_bytes,
         threads,
         output: out_dir.clone(),
+        failures: list
+            .refused
+            .iter()
+            .map(|r| format!("path list entry refused: {r}"))
+            .collect(),
         ..Default::default()
     };
+    let refused = summary.failures.len();
 
     let steps = match opts.step {
         Step::All => segments.len(),
@@ -301,6 +264,8 @@ pub fn run_config(config: &PipelineConfig, opts: &RunOptions) -> Result<RunSumma
         progress: &progress,
         files: &files,
         opts,
+        remote: &remote,
+        freshness: &freshness,
     };
     match opts.step {
         Step::All => {
@@ -314,7 +279,7 @@ pub fn run_config(config: &PipelineConfig, opts: &RunOptions) -> Result<RunSumma
             let last = segments.last().context("pipeline has no segment")?;
             let todo = files
                 .iter()
-                .filter(|f| opts.force || !is_complete(&out_dir, last, f))
+                .filter(|f| opts.force || !is_complete(&out_dir, last, f, &freshness))
                 .count();
             summary.shards_skipped = files.len() - todo;
             if todo > 0 {
@@ -328,12 +293,12 @@ pub fn run_config(config: &PipelineConfig, opts: &RunOptions) -> Result<RunSumma
                         }
                     }
                     pool.install(|| process_segment(&ctx, seg, &stages, &mut summary));
-                    if !summary.failures.is_empty() {
+                    if summary.failures.len() > refused {
                         break;
                     }
                 }
-                summary.shards_done = todo.saturating_sub(summary.failures.len());
-                if summary.failures.is_empty() && world == 1 && segments.len() > 1 {
+                summary.shards_done = todo.saturating_sub(summary.failures.len() - refused);
+                if summary.failures.len() == refused && world == 1 && segments.len() > 1 {
                     let _ = std::fs::remove_dir_all(out_dir.join(".work"));
                 }
             }
@@ -352,13 +317,13 @@ pub fn run_config(config: &PipelineConfig, opts: &RunOptions) -> Result<RunSumma
             }
             let todo = files
                 .iter()
-                .filter(|f| opts.force || !is_complete(&out_dir, seg, f))
+                .filter(|f| opts.force || !is_complete(&out_dir, seg, f, &freshness))
                 .count();
             pool.install(|| process_segment(&ctx, seg, &stages, &mut summary));
             if seg.last {
                 summary.shards_skipped = files.len() - todo;
-                summary.shards_done = todo.saturating_sub(summary.failures.len());
-            } else if summary.failures.is_empty() {
+                summary.shards_done = todo.saturating_sub(summary.failures.len() - refused);
+            } else if summary.failures.len() == refused {
                 let next = &segments[k + 1];
                 let stage = stages[next.stages.start].as_ref();
                 pool.install(|| write_partitioned_scans(&ctx, next, stage))?;
@@ -435,8 +400,8 @@ fn finish_summary(
 /// for resubmitting only unfinished work).
 #[derive(Debug, Clone)]
 pub struct RunState {
-    /// Every input file of the run, sorted.
-    pub inputs: Vec<PathBuf>,
+    /// Every input item of the run, in shard order.
+    pub inputs: Vec<InputItem>,
     /// One entry per segment.
     pub segments: Vec<SegmentState>,
 }
@@ -467,18 +432,17 @@ pub fn run_state(config: &PipelineConfig) -> Result<RunState> {
         .enumerate()
         .map(|(i, t)| build_stage(t).with_context(|| format!("stage #{}", i + 1)))
         .collect::<Result<_>>()?;
-    let inputs = expand_inputs(&config.input.paths)?;
+    let inputs = input_list(&config.input)?.items;
     let files: Vec<InputFile> = inputs
         .iter()
         .enumerate()
-        .zip(input_names(&config.input.paths, &inputs))
-        .map(|((i, path), name)| InputFile {
+        .map(|(i, item)| InputFile {
             index: i as u32,
-            path: path.clone(),
-            name,
-            bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+            item: item.clone(),
         })
         .collect();
+    // Status only: URL inputs are not asked whether they changed.
+    let fresh = RemoteFreshness::new(None);
     let out_dir = &config.output.dir;
     let mut segments = Vec::new();
     for seg in plan_segments(config, &stages)? {
@@ -488,7 +452,7 @@ pub fn run_state(config: &PipelineConfig) -> Result<RunState> {
         segments.push(SegmentState {
             complete: files
                 .iter()
-                .map(|f| is_complete(out_dir, &seg, f))
+                .map(|f| is_complete(out_dir, &seg, f, &fresh))
                 .collect(),
             dedup: seg.index > 0,
             mapped: files
@@ -517,6 +481,10 @@ struct RunContext<'a> {
     /// This rank's input files.
     files: &'a [InputFile],
     opts: &'a RunOptions,
+    /// How URL inputs are fetched.
+    remote: &'a RemoteOptions,
+    /// Whether URL inputs changed since their shards were made.
+    freshness: &'a RemoteFreshness,
 }
 
 /// Runs one segment's stages over this rank's files, skipping complete shards.
@@ -527,21 +495,29 @@ fn process_segment(
     summary: &mut RunSummary,
 ) {
     let stage_refs = &stages[seg.stages.clone()];
-    let results: Vec<(u32, Result<()>)> = ctx
+    let results: Vec<(&InputFile, Result<u64>)> = ctx
         .files
         .par_iter()
         .map(|f| {
-            if !ctx.opts.force && is_complete(ctx.out_dir, seg, f) {
-                return (f.index, Ok(()));
+            if !ctx.opts.force && is_complete(ctx.out_dir, seg, f, ctx.freshness) {
+                return (f, Ok(0));
             }
-            (f.index, process_shard(ctx, seg, stage_refs, f))
+            (f, process_shard(ctx, seg, stage_refs, f))
         })
         .collect();
-    for (index, r) in results {
-        if let Err(e) = r {
-            let failure = format!("shard {} (segment {}): {e:#}", shard_name(index), seg.index);
-            tracing::error!("{failure}");
-            summary.failures.push(failure);
+    for (f, r) in results {
+        match r {
+            Ok(remote_bytes) => summary.input_bytes += remote_bytes,
+            Err(e) => {
+                let failure = format!(
+                    "shard {} ({}, segment {}): {e:#}",
+                    shard_name(f.index),
+                    f.item.label(),
+                    seg.index
+                );
+                tracing::error!("{failure}");
+                summary.failures.push(failure);
+            }
         }
     }
 }
@@ -670,7 +646,7 @@ fn manifest_path(out_dir: &Path, seg: &Segment, index: u32) -> PathBuf {
     segment_dir(out_dir, seg).join(format!("{}.manifest.json", shard_name(index)))
 }
 
-fn is_complete(out_dir: &Path, seg: &Segment, f: &InputFile) -> bool {
+fn is_complete(out_dir: &Path, seg: &Segment, f: &InputFile, fresh: &RemoteFreshness) -> bool {
     let Ok(bytes) = std::fs::read(manifest_path(out_dir, seg, f.index)) else {
         return false;
     };
@@ -678,23 +654,45 @@ fn is_complete(out_dir: &Path, seg: &Segment, f: &InputFile) -> bool {
         return false;
     };
     let out = segment_dir(out_dir, seg).join(&m.output.file);
-    m.input == f.path.to_string_lossy()
-        && m.input_name == f.name
-        && m.input_bytes == f.bytes
+    let same_local = m.input == f.item.location.as_string()
+        && m.input_name == f.item.name
+        && m.range == f.item.range
+        && f.item.bytes.is_none_or(|b| b == m.input_bytes)
         && m.config_hash == seg.config_hash
-        && std::fs::metadata(out).map(|md| md.len()).ok() == Some(m.output.bytes)
+        && std::fs::metadata(out).map(|md| md.len()).ok() == Some(m.output.bytes);
+    // A URL is asked last, once everything local matches.
+    same_local
+        && match (&f.item.location, &m.remote) {
+            (Location::Url(url), Some(v)) => fresh.unchanged(url, v),
+            (Location::Url(_), None) => false,
+            (Location::File(_), _) => true,
+        }
 }
 
-/// The documents entering segment `seg` for file `f`: the reader for the first segment,
-/// the previous segment's shard otherwise.
-fn segment_input(ctx: &RunContext, seg: &Segment, f: &InputFile) -> Result<Records> {
+/// The documents entering segment `seg` for file `f`: the reader for the first segment (with
+/// the report of a URL input's stream), the previous segment's shard otherwise.
+fn segment_input(
+    ctx: &RunContext,
+    seg: &Segment,
+    f: &InputFile,
+) -> Result<(Records, Option<std::sync::Arc<StreamReport>>)> {
     if seg.index == 0 {
-        return ctx.reader.read_named(&f.path, &f.name, &ctx.config.source);
+        let opened = read_item(
+            ctx.reader,
+            &f.item,
+            &ctx.config.source,
+            ctx.remote,
+            ctx.out_dir,
+        )?;
+        return Ok((opened.records, opened.remote));
     }
     let path =
         work_dir(ctx.out_dir, seg.index - 1).join(format!("{}.jsonl.zst", shard_name(f.index)));
     let reader = JsonlReader::open(&path)?;
-    Ok(crate::sources::stop_after_fatal(reader.map(|(_, r)| r)))
+    Ok((
+        crate::sources::stop_after_fatal(reader.map(|(_, r)| r)),
+        None,
+    ))
 }
 
 fn scan_segment_input(
@@ -707,8 +705,10 @@ fn scan_segment_input(
         .par_iter()
         .map(|f| {
             let mut scanner = stage.scanner().context("group stage lost its scanner")?;
-            for (index, rec) in segment_input(ctx, seg, f)?.enumerate() {
-                let doc = rec.map_err(|e| anyhow::anyhow!("{}: {e}", f.path.display()))?;
+            // Only later segments scan, from the shards of the one before: never a URL.
+            let (records, _) = segment_input(ctx, seg, f)?;
+            for (index, rec) in records.enumerate() {
+                let doc = rec.map_err(|e| anyhow::anyhow!("{}: {e}", f.item.label()))?;
                 let pos = DocPos {
                     shard: f.index,
                     index: index as u64,
@@ -797,30 +797,34 @@ impl<'a> RejectWriters<'a> {
 /// Most reader errors logged per file; the rest are only counted and quarantined.
 const LOGGED_ERRORS_PER_FILE: u64 = 5;
 
+/// Makes one shard; returns the bytes read from a URL input (0 for other inputs).
 fn process_shard(
     ctx: &RunContext,
     seg: &Segment,
     stages: &[Box<dyn Stage>],
     f: &InputFile,
-) -> Result<()> {
+) -> Result<u64> {
     let dir = segment_dir(ctx.out_dir, seg);
     let name = shard_name(f.index);
     let keep_rejected = ctx.config.output.keep_rejected;
     let mut writer = ShardWriter::create(&dir.join(format!("{name}.jsonl.zst")))?;
     let mut rejected = RejectWriters::new(ctx, &name, seg.index);
     let mut read_stats = StageStats::new("read");
-    read_stats.bytes_in = f.bytes;
+    read_stats.bytes_in = f.item.bytes.unwrap_or(0);
     let mut stats: Vec<StageStats> = stages.iter().map(|s| StageStats::new(s.name())).collect();
     // Only the first segment reads the inputs; later ones count their (fatal) errors only.
     let qpath = ctx.out_dir.join("quarantine").join(format!("{name}.jsonl"));
     let mut quarantine = QuarantineWriter::create((seg.index == 0).then_some(qpath.as_path()));
-    let shown = f.path.display().to_string();
+    let shown = f.item.label();
 
-    let records = match segment_input(ctx, seg, f) {
+    let (records, remote) = match segment_input(ctx, seg, f) {
         Ok(r) => r,
+        // A URL that cannot be fetched fails its shard (a rerun tries again); a local file
+        // that cannot be opened is a bad input, set aside.
+        Err(e) if seg.index == 0 && f.item.is_remote() => return Err(e),
         Err(e) => {
             let err = RecordError::fatal(0, "unreadable_file", format!("{e:#}"));
-            Box::new(std::iter::once(Err(err))) as Records
+            (Box::new(std::iter::once(Err(err))) as Records, None)
         }
     };
     let mut index = 0u64;
@@ -885,6 +889,12 @@ fn process_shard(
         );
     }
     read_stats.docs_in += quarantine.records();
+    if let Some(report) = &remote {
+        if let Some(failure) = report.failure() {
+            bail!("{failure}");
+        }
+        read_stats.bytes_in = report.bytes.load(std::sync::atomic::Ordering::Relaxed);
+    }
     // An input that gave no document is reported, never a silent zero.
     let mut no_documents = seg.index == 0 && read_stats.docs_out == 0;
     if no_documents {
@@ -932,10 +942,37 @@ fn process_shard(
     let stats_path = dir.join(format!("{name}.stats.json"));
     placed.0.push(stats_path.clone());
     write_atomic(&stats_path, &serde_json::to_vec_pretty(&shard_stats)?)?;
+    let remote_bytes = remote
+        .as_ref()
+        .map_or(0, |r| r.bytes.load(std::sync::atomic::Ordering::Relaxed));
+    // A URL's validators and size come from its stream in the first segment, and are carried
+    // over from the previous segment's manifest in later ones.
+    let (validators, read_bytes) = match &remote {
+        Some(r) => (
+            Some(
+                r.validators
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone(),
+            ),
+            remote_bytes,
+        ),
+        None if seg.index > 0 && f.item.is_remote() => {
+            let p = work_dir(ctx.out_dir, seg.index - 1).join(format!("{name}.manifest.json"));
+            let bytes =
+                std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
+            let prev: Manifest = serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is not a shard manifest", p.display()))?;
+            (prev.remote, prev.input_bytes)
+        }
+        None => (None, 0),
+    };
     let manifest = Manifest {
-        input: f.path.to_string_lossy().into_owned(),
-        input_name: f.name.clone(),
-        input_bytes: f.bytes,
+        input: f.item.location.as_string(),
+        range: f.item.range.clone(),
+        remote: validators,
+        input_name: f.item.name.clone(),
+        input_bytes: f.item.bytes.unwrap_or(read_bytes),
         config_hash: seg.config_hash.clone(),
         output,
         rejected,
@@ -947,7 +984,7 @@ fn process_shard(
     )?;
     placed.0.clear();
     ctx.progress.file_done();
-    Ok(())
+    Ok(remote_bytes)
 }
 
 /// Files of a shard already renamed into place whose manifest is not written yet; removed

@@ -551,7 +551,9 @@ mod tests {
     fn status_shows_the_progress_of_each_task_with_work_left() {
         // Five inputs over two tasks: task 0 has inputs 0, 2, 4; task 1 has 1, 3.
         let state = RunState {
-            inputs: (0..5).map(|i| PathBuf::from(format!("f{i}"))).collect(),
+            inputs: (0..5)
+                .map(|i| crate::inputs::InputItem::file(format!("f{i}"), format!("f{i}")))
+                .collect(),
             segments: vec![
                 segment(&[true, true, false, true, true], false, &[]),
                 segment(&[false; 5], true, &[true, true, false, false, true]),

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Deserialize;
 
-use super::{record_id, stop_after_fatal, Reader, Records};
+use super::{record_id, stop_after_fatal, InputStream, Reader, Records};
 use crate::doc::JsonlReader;
 use crate::run::config::parse_params;
 
@@ -49,11 +49,31 @@ impl Reader for JsonlSource {
     }
 
     fn read_named(&self, path: &Path, name: &str, source: &str) -> Result<Records> {
-        let reader = JsonlReader::open(path)?;
+        Ok(self.documents(JsonlReader::open(path)?, name, source))
+    }
+
+    fn reads_streams(&self) -> bool {
+        true
+    }
+
+    fn read_stream(&self, input: InputStream, source: &str) -> Result<Records> {
+        let reader = JsonlReader::from_stream(
+            Path::new(&input.name),
+            input.data,
+            input.lines_before,
+            input.offset,
+        );
+        Ok(self.documents(reader, &input.name, source))
+    }
+}
+
+impl JsonlSource {
+    /// The documents of `reader`, ids and sources set as the options say.
+    fn documents(&self, reader: JsonlReader, name: &str, source: &str) -> Records {
         let name = name.to_string();
         let source = source.to_string();
         let opts = self.options.clone();
-        Ok(stop_after_fatal(reader.map(move |(line, r)| {
+        stop_after_fatal(reader.map(move |(line, r)| {
             r.map(|mut d| {
                 if !opts.keep_id || d.id.is_empty() {
                     d.id = record_id(&name, line);
@@ -63,6 +83,6 @@ impl Reader for JsonlSource {
                 }
                 d
             })
-        })))
+        }))
     }
 }

@@ -13,11 +13,12 @@ pub mod warc;
 pub mod wiki;
 pub mod xml_encoding;
 
+use std::io::Read;
 use std::path::Path;
 
 use anyhow::{bail, Result};
 
-use crate::doc::{RecordError, RecordResult};
+use crate::doc::{Compression, RecordError, RecordResult};
 
 /// A stream of records read from one input file.
 pub type Records = Box<dyn Iterator<Item = RecordResult> + Send>;
@@ -43,6 +44,35 @@ pub trait Reader: Send + Sync {
     fn use_scratch_dir(&mut self, dir: &Path) {
         let _ = dir;
     }
+
+    /// Whether the reader can read an input as a byte stream ([`Reader::read_stream`]);
+    /// readers that need random access are given a local file instead.
+    fn reads_streams(&self) -> bool {
+        false
+    }
+
+    /// Streams the records of an input given as bytes (a URL being fetched, a range of a big
+    /// file); ids are made as [`Reader::read_named`] makes them from `input.name`.
+    fn read_stream(&self, input: InputStream, source: &str) -> Result<Records> {
+        let _ = source;
+        bail!("{}: this reader needs a local file", input.name)
+    }
+}
+
+/// An input given to a reader as a byte stream instead of a path.
+pub struct InputStream {
+    /// The input's name in document ids (see [`Reader::read_named`]).
+    pub name: String,
+    /// Name of the folder holding the input (a local file's folder, a URL's last folder).
+    pub folder: Option<String>,
+    /// The input's bytes, decompressed.
+    pub data: Box<dyn Read + Send>,
+    /// The compression `data` was stored with (for the names of read errors).
+    pub compression: Option<Compression>,
+    /// Lines of the whole input before `data` (a range of a JSONL file).
+    pub lines_before: u64,
+    /// Offset of `data`'s first byte in the whole (decompressed) input.
+    pub offset: u64,
 }
 
 /// Builds the reader named in a pipeline's `[input] reader = "..."`, with its options table.

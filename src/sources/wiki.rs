@@ -1,5 +1,6 @@
 //! MediaWiki XML dumps (`reader = "wikipedia"`): `pages-articles.xml`, `.bz2` (also
-//! multistream, read as one stream), streamed page by page with quick-xml.
+//! multistream: read whole, or with `split_bytes` as ranges of bz2 streams, each read after the
+//! dump's first stream so it knows the `<siteinfo>`), streamed page by page with quick-xml.
 //!
 //! Every `<page>` becomes one document, so the runner counts everything: an article (namespace
 //! 0, not a redirect) gets its wikitext converted to plain text ([`crate::clean::wiki`]); a
@@ -22,7 +23,7 @@ use anyhow::{Context, Result};
 use quick_xml::events::Event;
 use serde::Deserialize;
 
-use super::{stop_after_fatal, Reader, Records};
+use super::{stop_after_fatal, InputStream, Reader, Records};
 use crate::clean::wiki::{wikitext_to_text, LinkPrefixes};
 use crate::doc::{Document, RecordError, RecordResult};
 use crate::run::config::parse_params;
@@ -71,18 +72,48 @@ impl Reader for WikiSource {
     }
 
     fn read_named(&self, path: &Path, name: &str, source: &str) -> Result<Records> {
-        let input: Box<dyn std::io::Read + Send> = Box::new(
-            super::xml_encoding::utf8_xml(crate::doc::open_decompressed(path)?)
-                .with_context(|| format!("cannot read {}", path.display()))?
-                .reader,
-        );
-        let mut xml = quick_xml::Reader::from_reader(BufReader::with_capacity(1 << 16, input));
-        xml.config_mut().trim_text(false);
-        let folder_lang = path
+        let input = utf8_dump(crate::doc::open_decompressed(path)?, &path.display().to_string())?;
+        let folder = path
             .parent()
             .and_then(|p| p.file_name())
-            .map(|n| n.to_string_lossy().into_owned())
-            .filter(|n| looks_like_language(n));
+            .map(|n| n.to_string_lossy().into_owned());
+        Ok(self.pages(input, folder, name, source))
+    }
+
+    fn reads_streams(&self) -> bool {
+        true
+    }
+
+    fn read_stream(&self, input: InputStream, source: &str) -> Result<Records> {
+        let data = utf8_dump(input.data, &input.name)?;
+        Ok(self.pages(data, input.folder, &input.name, source))
+    }
+}
+
+/// The dump's bytes as UTF-8, whatever its byte-order mark or XML declaration says.
+fn utf8_dump(
+    input: Box<dyn std::io::Read + Send>,
+    name: &str,
+) -> Result<Box<dyn std::io::Read + Send>> {
+    Ok(Box::new(
+        super::xml_encoding::utf8_xml(input)
+            .with_context(|| format!("cannot read {name}"))?
+            .reader,
+    ))
+}
+
+impl WikiSource {
+    /// The pages of a decompressed dump held in folder `folder`, named `name` in errors.
+    fn pages(
+        &self,
+        input: Box<dyn std::io::Read + Send>,
+        folder: Option<String>,
+        name: &str,
+        source: &str,
+    ) -> Records {
+        let mut xml = quick_xml::Reader::from_reader(BufReader::with_capacity(1 << 16, input));
+        xml.config_mut().trim_text(false);
+        let folder_lang = folder.filter(|n| looks_like_language(n));
         let forced = self
             .options
             .language
@@ -92,7 +123,7 @@ impl Reader for WikiSource {
             } else {
                 None
             });
-        Ok(stop_after_fatal(DumpPages {
+        stop_after_fatal(DumpPages {
             xml,
             buf: Vec::new(),
             source: source.to_string(),
@@ -102,7 +133,7 @@ impl Reader for WikiSource {
             site: SiteInfo::default(),
             prefixes: LinkPrefixes::default(),
             done: false,
-        }))
+        })
     }
 }
 

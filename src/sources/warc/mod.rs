@@ -19,8 +19,8 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use super::{record_id, stop_after_fatal, Reader, Records};
-use crate::doc::{open_decompressed, Document, RecordError};
+use super::{record_id, stop_after_fatal, InputStream, Reader, Records};
+use crate::doc::{compression_of, open_decompressed, Compression, Document, RecordError};
 use crate::run::config::parse_params;
 use record::{StreamKind, WarcRecord, WarcRecordReader};
 
@@ -138,13 +138,21 @@ impl WarcSource {
         } else {
             open_decompressed(path)?
         };
-        let file = crate::doc::file_name(path);
-        let kind = if file.ends_with(".gz") {
-            StreamKind::Gzip
-        } else if file.ends_with(".zst") || file.ends_with(".bz2") {
-            StreamKind::OtherCompression
-        } else {
-            StreamKind::Plain
+        Ok(self.documents_from(input, compression_of(path), name, source))
+    }
+
+    /// The documents of decompressed WARC bytes stored with `compression`, `name` in ids.
+    pub fn documents_from(
+        &self,
+        input: Box<dyn std::io::Read + Send>,
+        compression: Option<Compression>,
+        name: &str,
+        source: &str,
+    ) -> impl Iterator<Item = Result<Document, RecordError>> + Send + 'static {
+        let kind = match compression {
+            Some(Compression::Gzip) => StreamKind::Gzip,
+            Some(_) => StreamKind::OtherCompression,
+            None => StreamKind::Plain,
         };
         let records = WarcRecordReader::new(
             BufReader::with_capacity(1 << 16, input),
@@ -157,10 +165,10 @@ impl WarcSource {
             source: source.to_string(),
             options: self.options.clone(),
         };
-        Ok(records.filter_map(move |r| match r {
+        records.filter_map(move |r| match r {
             Ok(rec) => builder.build(rec).transpose(),
             Err(e) => Some(Err(e)),
-        }))
+        })
     }
 }
 
@@ -171,6 +179,19 @@ impl Reader for WarcSource {
 
     fn read_named(&self, path: &Path, name: &str, source: &str) -> Result<Records> {
         Ok(stop_after_fatal(self.documents_named(path, name, source)?))
+    }
+
+    fn reads_streams(&self) -> bool {
+        true
+    }
+
+    fn read_stream(&self, input: InputStream, source: &str) -> Result<Records> {
+        Ok(stop_after_fatal(self.documents_from(
+            input.data,
+            input.compression,
+            &input.name,
+            source,
+        )))
     }
 }
 
