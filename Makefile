@@ -21,7 +21,7 @@ NAUGHTY_SHA256 := c34b05e10a97ec7b9e0c3dd91d09888187c0f08d0812eaea79679795585b21
 REF_TEXT := samples/wikipedia/gensim samples/books/Pride-and-Prejudice_1342/1342.txt samples/books/The-Wonderful-Wizard-of-Oz_55/55.txt
 CC_SAMPLE := samples/c4/dolma/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz
 
-.PHONY: all setup setup-sys setup-python run recipe test bench bench-tokenizer bench-pack build clean lint quality-models bench-quality bench-sources bench-code bench-minhash-ranks
+.PHONY: all setup setup-sys setup-python run recipe test bench bench-tokenizer bench-pack build clean lint quality-models bench-quality bench-sources bench-code bench-minhash-ranks bench-slurm-recipe
 
 all: build
 
@@ -144,3 +144,10 @@ bench: bench-minhash-ranks
 bench-minhash-ranks: build
 	@if [ -f "$(BENCH_CORPUS)" ]; then CORPUS="$(BENCH_CORPUS)" bash scripts/bench-minhash-ranks.sh 4 4; \
 	else echo "bench-minhash-ranks: $(BENCH_CORPUS) not found; skipped"; fi
+
+## bench-slurm-recipe: the whole recipe on samples/ through `slurm submit` (one-node Slurm,
+## started and stopped here) against `datamill recipe`: the scheduling overhead.
+bench-slurm-recipe: build quality-models
+	@set -e; bash scripts/slurm-local.sh start; \
+	  trap 'bash scripts/slurm-local.sh stop' EXIT; \
+	  bash scripts/bench-slurm-recipe.sh $(BIN) pipelines/llama.toml 2

@@ -131,17 +131,29 @@ fn recipe_on_slurm_equals_local_recipe_also_after_the_packing_array_is_cancelled
         assert!(Instant::now() < deadline, "no part was tokenised in 15 min");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let packing: Vec<String> = ["recipe pack-parts", "recipe pack-shards", "recipe report"]
-        .iter()
-        .map(|k| ids[*k].clone())
-        .collect();
-    let cancel = Command::new("scancel").args(&packing).output().unwrap();
+    let parts = ids["recipe pack-parts"].clone();
+    let cancel = Command::new("scancel").arg(&parts).output().unwrap();
     assert!(cancel.status.success());
-    wait_until_gone(&packing);
+    wait_until_gone(std::slice::from_ref(&parts));
     assert!(
         !cluster.join("plan.json").exists(),
         "the chain finished before scancel"
     );
+    // The jobs after it stay queued, never to run, until the resubmission cancels them.
+    let shards_job = ids["recipe pack-shards"].clone();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let q = Command::new("squeue")
+            .args(["-h", "-o", "%r", "-j", &shards_job])
+            .output()
+            .unwrap();
+        let reason = String::from_utf8_lossy(&q.stdout).into_owned();
+        if reason.contains("DependencyNeverSatisfied") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{reason}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // Status reads the record: sources done, the packing array cut short.
     let status = run(&["slurm", "status", recipe.to_str().unwrap()]);
     assert_ok(&status);
@@ -152,8 +164,12 @@ fn recipe_on_slurm_equals_local_recipe_also_after_the_packing_array_is_cancelled
     let parts_line = st.lines().find(|l| l.starts_with("pack-parts: ")).unwrap();
     assert!(!parts_line.contains("done 2/2"), "{st}");
     assert!(parts_line.contains("failed"), "{st}");
+    assert!(
+        st.contains("pack-shards: done 0/2, waiting on a failed step (will not run) 2"),
+        "{st}"
+    );
 
-    // Resubmission: only the packing and the report.
+    // Resubmission: cancels the blocked jobs, then sends only the packing and the report.
     let text = submit_recipe(&recipe, true);
     let again = job_ids(&text);
     assert!(

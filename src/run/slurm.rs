@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 
 use super::config::PipelineConfig;
 use super::runner::{run_state, RunState};
-use crate::slurm::queue::{summary, task_state, Queue};
+use crate::slurm::queue::{refuse_while_queued, summary, task_state, Queue};
 use crate::slurm::record::{load_record, save_record, JobRecord, PipelineRecord, RECORD_FILE};
 use crate::slurm::sbatch::{absolute, shell_quote, shell_word, submit_job, JobSpec};
 use crate::slurm::settings::Resources;
@@ -187,20 +187,8 @@ pub fn submit_after(opts: &SubmitOptions, after: &[String]) -> Result<Vec<JobRec
     std::fs::create_dir_all(&log_dir)
         .with_context(|| format!("cannot create {}", log_dir.display()))?;
     if let Some(old) = &old {
-        let queue = Queue::read();
-        let queued: Vec<&str> = old
-            .jobs
-            .iter()
-            .map(|j| j.job_id.as_str())
-            .filter(|id| !id.is_empty() && queue.has_job(id))
-            .collect();
-        if !queued.is_empty() {
-            bail!(
-                "jobs {} of the earlier submission are still queued or running: wait for \
-                 them (`datamill slurm status`) or scancel them, then submit again",
-                queued.join(",")
-            );
-        }
+        let ids: Vec<String> = old.jobs.iter().map(|j| j.job_id.clone()).collect();
+        refuse_while_queued(&ids)?;
     }
     let prefix = opts
         .job_prefix

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::queue::{summary, task_state, Queue};
+use super::queue::{refuse_while_queued, summary, task_state, Queue};
 use super::record::{
     load_record, save_record, JobRecord, PipelineRecord, RecipeRecord, SourceRecord, RECORD_FILE,
 };
@@ -86,8 +86,9 @@ pub fn submit_recipe(opts: &RecipeSubmitOptions) -> Result<RecipeSubmission> {
     let log_dir = slurm_dir.join("logs");
     let record_path = slurm_dir.join(RECORD_FILE);
     let old = load_record::<RecipeRecord>(&record_path)?;
-    let queue = Queue::read();
-    refuse_while_queued(old.as_ref(), &queue)?;
+    if let Some(old) = &old {
+        refuse_while_queued(&recorded_job_ids(old)?)?;
+    }
     let cap = opts
         .max_tasks
         .or(recipe.slurm.max_tasks)
@@ -275,26 +276,6 @@ fn recorded_job_ids(record: &RecipeRecord) -> Result<Vec<String>> {
     }
     ids.retain(|i| !i.is_empty());
     Ok(ids)
-}
-
-/// Fails while a job of the earlier submission is still queued or running: a resubmission
-/// then would run the same tasks twice.
-fn refuse_while_queued(record: Option<&RecipeRecord>, queue: &Queue) -> Result<()> {
-    let Some(record) = record else {
-        return Ok(());
-    };
-    let queued: Vec<String> = recorded_job_ids(record)?
-        .into_iter()
-        .filter(|id| queue.has_job(id))
-        .collect();
-    if !queued.is_empty() {
-        bail!(
-            "jobs {} of the earlier submission are still queued or running: wait for them \
-             (`datamill slurm status`) or scancel them, then submit again",
-            queued.join(",")
-        );
-    }
-    Ok(())
 }
 
 /// `datamill slurm status RECIPE.toml`: per source and step, then tokenizer, packing and

@@ -5,6 +5,9 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
 
 use super::record::{latest_job, JobRecord};
 
@@ -49,9 +52,77 @@ impl Queue {
         self.tasks.keys().any(|(job, _)| job == id)
     }
 
+    /// True when job `id` is queued and every one of its tasks waits for other jobs
+    /// (`reason` `Dependency`, or `DependencyNeverSatisfied` with `never` set).
+    fn waits_on_jobs(&self, id: &str, never: bool) -> bool {
+        let wanted = if never {
+            "DependencyNeverSatisfied"
+        } else {
+            "Dependency"
+        };
+        let mut tasks = self
+            .tasks
+            .iter()
+            .filter(|((job, _), _)| job == id)
+            .peekable();
+        tasks.peek().is_some()
+            && tasks.all(|(_, (state, reason))| state == "PENDING" && reason.contains(wanted))
+    }
+
     fn get(&self, job: &str, task: usize) -> Option<&(String, String)> {
         self.tasks.get(&(job.to_string(), task))
     }
+}
+
+/// Before a resubmission: when the jobs of `ids` still queued only wait for one another and
+/// one of them waits on a step that failed (so none can ever run), cancels them all and waits
+/// until they have left the queue; fails while any of `ids` is running or queued otherwise,
+/// since resubmitting would run its tasks twice.
+pub fn refuse_while_queued(ids: &[String]) -> Result<()> {
+    let queue = Queue::read();
+    let queued: Vec<&str> = ids
+        .iter()
+        .map(String::as_str)
+        .filter(|id| queue.has_job(id))
+        .collect();
+    if queued.is_empty() {
+        return Ok(());
+    }
+    let dead = queued.iter().all(|id| queue.waits_on_jobs(id, false))
+        && queued.iter().any(|id| queue.waits_on_jobs(id, true));
+    if !dead {
+        bail!(
+            "jobs {} of the earlier submission are still queued or running: wait for them \
+             (`datamill slurm status`) or scancel them, then submit again",
+            queued.join(",")
+        );
+    }
+    tracing::info!(
+        "cancelling jobs {} of the earlier submission: they wait on a step that failed",
+        queued.join(",")
+    );
+    let out = Command::new("scancel")
+        .args(&queued)
+        .output()
+        .context("cannot run scancel")?;
+    if !out.status.success() {
+        bail!(
+            "scancel {} failed: {}",
+            queued.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let start = Instant::now();
+    while queued.iter().any(|id| Queue::read().has_job(id)) {
+        if start.elapsed() > Duration::from_secs(60) {
+            bail!(
+                "jobs {} are still queued a minute after scancel",
+                queued.join(",")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
 }
 
 /// Indices of an squeue task field: `4`, `[0-3]`, `0-3,7`, `[0-5%2]`.
@@ -212,5 +283,17 @@ mod tests {
             TaskState::Failed(None)
         );
         assert_eq!(task_indices("[0-2,5%2]"), [0, 1, 2, 5]);
+    }
+
+    #[test]
+    fn a_chain_behind_a_failed_step_is_told_from_a_live_one() {
+        let q = Queue::parse(
+            "20|[0-1]|PENDING|DependencyNeverSatisfied\n21|0|PENDING|Dependency\n\
+             22|0|RUNNING|None\n23|0|PENDING|Resources\n",
+        );
+        assert!(q.waits_on_jobs("20", true) && q.waits_on_jobs("20", false));
+        assert!(q.waits_on_jobs("21", false) && !q.waits_on_jobs("21", true));
+        assert!(!q.waits_on_jobs("22", false) && !q.waits_on_jobs("23", false));
+        assert!(!q.waits_on_jobs("24", false), "not queued");
     }
 }
