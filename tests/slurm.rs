@@ -60,16 +60,7 @@ fn submit_from(pipe: &Path, wait: bool, cwd: &Path) -> std::process::Output {
 #[test]
 fn commoncrawl_pipeline_on_slurm_equals_local_run() {
     require_slurm();
-    for model in [
-        "models/lid.176.ftz",
-        "models/cc_lm.bin",
-        "models/wikiref.bin",
-    ] {
-        assert!(
-            repo(model).exists(),
-            "{model} is missing: run `make setup quality-models` (make test does)"
-        );
-    }
+    require_quality_models();
     let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let pipe = repo("pipelines/commoncrawl.toml");
     let local = tmp.path().join("local");
@@ -272,7 +263,7 @@ fn submit_takes_input_and_status_reads_the_record() {
     // The pipeline names a folder that does not exist: `--input` replaces it, in every job.
     let cluster = tmp.path().join("cluster");
     let pipe = write_pipeline(tmp.path(), &tmp.path().join("nowhere"), &cluster, stages);
-    let out = run(&[
+    let args = [
         "slurm",
         "submit",
         pipe.to_str().unwrap(),
@@ -282,9 +273,8 @@ fn submit_takes_input_and_status_reads_the_record() {
         "3",
         "--dedup-partitions",
         "2",
-        "--wait",
-        "300",
-    ]);
+    ];
+    let out = run(&[&args[..], &["--wait", "300"]].concat());
     assert_ok(&out);
     assert_eq!(snapshot(&local), snapshot(&cluster));
     assert!(!cluster.join(".work").exists(), "finish removes .work/");
@@ -301,17 +291,7 @@ fn submit_takes_input_and_status_reads_the_record() {
     assert!(text.contains("finish: done"), "{text}");
     assert_eq!(text.matches("tasks: done 3/3").count(), 2, "{text}");
     // Nothing is left to do.
-    let again = run(&[
-        "slurm",
-        "submit",
-        pipe.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--tasks",
-        "3",
-        "--dedup-partitions",
-        "2",
-    ]);
+    let again = run(&args);
     assert_ok(&again);
     assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to submit"));
 }

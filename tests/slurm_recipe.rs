@@ -81,16 +81,7 @@ fn job_ids(text: &str) -> BTreeMap<String, String> {
 #[test]
 fn recipe_on_slurm_equals_local_recipe_also_after_the_packing_array_is_cancelled() {
     require_slurm();
-    for model in [
-        "models/lid.176.ftz",
-        "models/cc_lm.bin",
-        "models/wikiref.bin",
-    ] {
-        assert!(
-            repo(model).exists(),
-            "{model} is missing: run `make setup quality-models` (make test does)"
-        );
-    }
+    require_quality_models();
     let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let local = tmp.path().join("local");
     let local_recipe = recipe_copy(tmp.path(), "local.toml", &local);

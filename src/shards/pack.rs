@@ -333,13 +333,8 @@ struct Setup<'a> {
 
 /// Runs `datamill pack`: both phases, every family, in this process.
 pub fn pack(opts: &PackOptions, encoder: &dyn TokenEncoder) -> Result<PackSummary> {
-    let started = Instant::now();
-    let prepared = prepare(opts, encoder)?;
-    let mut summary = tokenize_parts(opts, &prepared, 0, 1)?;
-    write_families(opts, &prepared, &mut summary)?;
-    summary.seconds = started.elapsed().as_secs_f64();
-    summary.peak_rss = crate::stats::peak_rss_bytes();
-    Ok(summary)
+    // Phase 2 as the only task tokenises every missing part first.
+    pack_shards(opts, encoder, 0, 1)
 }
 
 /// Phase 1 of `datamill pack` as task `rank` of `world` (a cluster array): tokenises every
@@ -352,10 +347,7 @@ pub fn pack_parts(
 ) -> Result<PackSummary> {
     let started = Instant::now();
     let prepared = prepare(opts, encoder)?;
-    let mut summary = tokenize_parts(opts, &prepared, rank, world)?;
-    summary.seconds = started.elapsed().as_secs_f64();
-    summary.peak_rss = crate::stats::peak_rss_bytes();
-    Ok(summary)
+    Ok(tokenize_parts(opts, &prepared, rank, world)?.timed(started))
 }
 
 /// Phase 2 of `datamill pack` as task `rank` of `world`: for every `world`-th family, checks
@@ -381,9 +373,7 @@ pub fn pack_shards(
     prepared.todo.retain(|f| mine.contains(&f.source));
     let mut summary = tokenize_parts(opts, &prepared, 0, 1)?;
     write_families(opts, &prepared, &mut summary)?;
-    summary.seconds = started.elapsed().as_secs_f64();
-    summary.peak_rss = crate::stats::peak_rss_bytes();
-    Ok(summary)
+    Ok(summary.timed(started))
 }
 
 /// Which tasks of a two-phase cluster pack have work left: the ranks of `parts_world` with a
@@ -908,6 +898,13 @@ fn remove_stale_shards(dir: &Path, source: &str, count: usize) -> Result<()> {
 }
 
 impl PackSummary {
+    /// This summary with the wall time since `started` and the peak memory filled in.
+    fn timed(mut self, started: Instant) -> PackSummary {
+        self.seconds = started.elapsed().as_secs_f64();
+        self.peak_rss = crate::stats::peak_rss_bytes();
+        self
+    }
+
     /// The table printed at the end of `datamill pack`.
     pub fn report(&self) -> String {
         let mut out = format!(

@@ -170,3 +170,18 @@ pub fn wait_until_gone(ids: &[String]) {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+/// Fails unless the fastText, n-gram and classifier models the CommonCrawl pipeline reads
+/// exist (`make setup quality-models` makes them; `make test` does).
+pub fn require_quality_models() {
+    for model in [
+        "models/lid.176.ftz",
+        "models/cc_lm.bin",
+        "models/wikiref.bin",
+    ] {
+        assert!(
+            repo(model).exists(),
+            "{model} is missing: run `make setup quality-models` (make test does)"
+        );
+    }
+}
