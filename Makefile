@@ -24,7 +24,7 @@ CC_SAMPLE := samples/c4/dolma/CC-MAIN-20190717121559-20190717143559-00140.jsonl.
 # (Debian's 7zip, LZMA as the dump's archives), not committed.
 SE_7Z := samples/stackexchange-7z/conlang.meta.stackexchange.com.7z
 
-.PHONY: all setup setup-sys setup-python samples-7z run recipe test bench bench-tokenizer bench-pack build clean lint quality-models bench-quality bench-sources bench-code bench-minhash-ranks bench-inputs
+.PHONY: all setup setup-sys setup-python samples-7z run recipe test bench bench-tokenizer bench-pack build clean lint quality-models bench-quality bench-sources bench-code bench-minhash-ranks bench-inputs bench-slurm-recipe
 
 all: build
 
@@ -165,3 +165,10 @@ bench-minhash-ranks: build
 bench: bench-inputs
 bench-inputs: build
 	@bash scripts/bench-inputs.sh "$(BENCH_CORPUS)"
+
+## bench-slurm-recipe: the whole recipe on samples/ through `slurm submit` (one-node Slurm,
+## started and stopped here) against `datamill recipe`: the scheduling overhead.
+bench-slurm-recipe: build quality-models
+	@set -e; bash scripts/slurm-local.sh start; \
+	  trap 'bash scripts/slurm-local.sh stop' EXIT; \
+	  bash scripts/bench-slurm-recipe.sh $(BIN) pipelines/llama.toml 2

@@ -17,6 +17,7 @@ pub mod recipe;
 pub mod report;
 pub mod run;
 pub mod shards;
+pub mod slurm;
 pub mod sources;
 pub mod stage;
 pub mod stats;

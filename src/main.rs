@@ -292,21 +292,39 @@ enum Command {
         /// Redo complete work.
         #[arg(long)]
         force: bool,
+        /// Part of a cluster run (`slurm submit` writes these): `all`, `tokenizer`,
+        /// `pack-parts` (this rank's document shards into parts), `pack-shards` (this rank's
+        /// source families into shards) or `report` (plan.json and the report).
+        #[arg(long, default_value = "all")]
+        step: datamill::slurm::RecipeStep,
+        /// This task's rank (default: SLURM_ARRAY_TASK_ID, else 0).
+        #[arg(long)]
+        rank: Option<usize>,
+        /// Number of tasks sharing the step (default: SLURM_ARRAY_TASK_COUNT, else 1).
+        #[arg(long)]
+        world_size: Option<usize>,
     },
 }
 
 #[derive(Subcommand)]
 enum SlurmCommand {
-    /// Write sbatch scripts for every unfinished step and submit them, chained with afterok.
+    /// Write sbatch scripts for every unfinished step of a pipeline or a whole recipe and
+    /// submit them, chained with afterok; a record goes to OUTPUT/.slurm/submitted.json.
     Submit {
-        /// The pipeline file.
+        /// A pipeline file, or a recipe (pipelines/llama.toml): every source, the tokenizer,
+        /// packing, plan and report.
         pipeline: PathBuf,
-        /// Array tasks per step (each takes every N-th input file).
+        /// Array tasks per step (each takes every N-th input file); default one per input.
+        /// For a recipe: the cap on every array.
         #[arg(long)]
-        tasks: usize,
-        /// Hash partitions (reduce tasks) of each dedup step.
-        #[arg(long, default_value_t = 8)]
-        dedup_partitions: usize,
+        tasks: Option<usize>,
+        /// Hash partitions (reduce tasks) of each dedup step (default 8, or the recipe's
+        /// [slurm] dedup_partitions, or what the run was first submitted with).
+        #[arg(long)]
+        dedup_partitions: Option<usize>,
+        /// Input files, folders or globs (replace the pipeline's [input] paths).
+        #[arg(long, num_args = 1..)]
+        input: Vec<String>,
         /// Slurm partition (queue) to submit to.
         #[arg(long)]
         partition: Option<String>,
@@ -336,16 +354,20 @@ enum SlurmCommand {
         #[arg(long, requires = "pack_tokenizer")]
         pack_output: Option<PathBuf>,
     },
-    /// Show per-step and per-task progress of a run from its manifests.
+    /// Show per-step and per-task progress of a submitted pipeline or recipe: done, running,
+    /// waiting, failed (with the log to read).
     Status {
-        /// The pipeline file.
+        /// The pipeline or recipe file.
         pipeline: PathBuf,
-        /// Array tasks the run was submitted with.
-        #[arg(long, default_value_t = 1)]
-        tasks: usize,
+        /// Array tasks the run was submitted with (default: from the record).
+        #[arg(long)]
+        tasks: Option<usize>,
         /// Output folder (replaces the pipeline's [output] dir).
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Input files, folders or globs (default: those the run was submitted with).
+        #[arg(long, num_args = 1..)]
+        input: Vec<String>,
         /// Also show which sources the chained packing job has packed into this folder.
         #[arg(long)]
         pack_output: Option<PathBuf>,
@@ -693,8 +715,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             recipe,
             threads,
             force,
+            step,
+            rank,
+            world_size,
         } => {
             let opts = datamill::recipe::RecipeOptions { threads, force };
+            if step != datamill::slurm::RecipeStep::All {
+                let (rank, world) = rank_and_world(rank, world_size)?;
+                let text = datamill::slurm::run_recipe_step(&recipe, step, rank, world, &opts)?;
+                print!("{text}");
+                return Ok(ExitCode::SUCCESS);
+            }
             let done = datamill::recipe::run_recipe(&recipe, &opts)?;
             for (name, why) in &done.skipped {
                 println!("skipped {name}: {why}");
@@ -730,6 +761,7 @@ fn slurm(command: SlurmCommand) -> Result<ExitCode> {
             pipeline,
             tasks,
             dedup_partitions,
+            input,
             partition,
             cpus_per_task,
             mem,
@@ -740,6 +772,45 @@ fn slurm(command: SlurmCommand) -> Result<ExitCode> {
             pack_tokenizer,
             pack_output,
         } => {
+            let resources = datamill::slurm::Resources {
+                tasks: None,
+                partition,
+                cpus_per_task,
+                mem,
+                time,
+            };
+            if datamill::slurm::chain::is_recipe(&pipeline)? {
+                if output.is_some() || !input.is_empty() || pack_tokenizer.is_some() {
+                    anyhow::bail!(
+                        "{} is a recipe: its output, inputs and packing come from the recipe \
+                         and its pipelines (--output, --input and --pack-* are for one pipeline)",
+                        pipeline.display()
+                    );
+                }
+                let opts = datamill::slurm::RecipeSubmitOptions {
+                    recipe: pipeline.clone(),
+                    max_tasks: tasks,
+                    dedup_partitions,
+                    resources,
+                    dry_run,
+                    wait: wait.map(std::time::Duration::from_secs),
+                };
+                let done = datamill::slurm::submit_recipe(&opts)?;
+                for (name, why) in &done.skipped {
+                    println!("skipped {name}: {why}");
+                }
+                if done.jobs.is_empty() {
+                    println!("nothing to submit: every step is complete");
+                }
+                for (source, j) in &done.jobs {
+                    print_job(&format!("{source} {}", j.step), j);
+                }
+                println!("record: {}", done.record.display());
+                if wait.is_some() {
+                    print!("{}", datamill::slurm::recipe_status(&pipeline)?);
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             let pack = match (pack_tokenizer, pack_output) {
                 (Some(tokenizer), Some(output)) => Some(slurm::PackStep { tokenizer, output }),
                 _ => None,
@@ -747,36 +818,28 @@ fn slurm(command: SlurmCommand) -> Result<ExitCode> {
             let opts = slurm::SubmitOptions {
                 pipeline: pipeline.clone(),
                 output: output.clone(),
-                tasks,
-                dedup_partitions,
-                partition,
-                cpus_per_task,
-                mem,
-                time,
+                inputs: input.clone(),
+                tasks: tasks.unwrap_or(0),
+                dedup_partitions: dedup_partitions.unwrap_or(0),
+                resources,
                 dry_run,
                 wait: wait.map(std::time::Duration::from_secs),
                 pack,
+                ..Default::default()
             };
             let jobs = slurm::submit(&opts)?;
             if jobs.is_empty() {
                 println!("nothing to submit: every step is complete");
             }
             for j in &jobs {
-                println!(
-                    "{:<12} job {:<10} array {:?}  {}",
-                    j.step,
-                    if j.job_id.is_empty() {
-                        "(dry run)"
-                    } else {
-                        &j.job_id
-                    },
-                    j.array,
-                    j.script.display()
-                );
+                print_job(&j.step, j);
             }
             if wait.is_some() {
                 let pack_output = opts.pack.as_ref().map(|p| p.output.as_path());
-                print!("{}", slurm::status(&pipeline, &output, tasks, pack_output)?);
+                print!(
+                    "{}",
+                    slurm::status(&pipeline, &output, &input, tasks, pack_output)?
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -784,13 +847,33 @@ fn slurm(command: SlurmCommand) -> Result<ExitCode> {
             pipeline,
             tasks,
             output,
+            input,
             pack_output,
         } => {
-            print!(
-                "{}",
-                slurm::status(&pipeline, &output, tasks, pack_output.as_deref())?
-            );
+            if datamill::slurm::chain::is_recipe(&pipeline)? {
+                print!("{}", datamill::slurm::recipe_status(&pipeline)?);
+            } else {
+                print!(
+                    "{}",
+                    slurm::status(&pipeline, &output, &input, tasks, pack_output.as_deref())?
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// One line per submitted job: step, job id, array indices, script.
+fn print_job(step: &str, j: &datamill::slurm::record::JobRecord) {
+    println!(
+        "{:<12} job {:<10} array {:?}  {}",
+        step,
+        if j.job_id.is_empty() {
+            "(dry run)"
+        } else {
+            &j.job_id
+        },
+        j.array,
+        j.script.display()
+    );
 }

@@ -66,9 +66,9 @@ fn cannot_run(pipeline: Option<&Path>) -> Option<String> {
     None
 }
 
-/// Runs the recipe at `path`.
-pub fn run_recipe(path: &Path, opts: &RecipeOptions) -> Result<RecipeOutcome> {
-    let recipe = RecipeConfig::load(path)?;
+/// The sources of `recipe` that can run here, each with its pipeline file and its pipeline
+/// loaded (output set to the recipe's run folder), and those skipped, with the reason.
+pub fn runnable_sources(recipe: &RecipeConfig) -> (Vec<RunnableSource>, Vec<(String, String)>) {
     let mut ran = Vec::new();
     let mut skipped = Vec::new();
     for s in &recipe.sources {
@@ -80,7 +80,13 @@ pub fn run_recipe(path: &Path, opts: &RecipeOptions) -> Result<RecipeOutcome> {
         let Some(pipeline) = s.pipeline.as_deref() else {
             continue;
         };
-        let mut config = PipelineConfig::load(pipeline)?;
+        let mut config = match PipelineConfig::load(pipeline) {
+            Ok(c) => c,
+            Err(e) => {
+                skipped.push((s.name.clone(), format!("{e:#}")));
+                continue;
+            }
+        };
         if config.source != s.name {
             skipped.push((
                 s.name.clone(),
@@ -94,6 +100,32 @@ pub fn run_recipe(path: &Path, opts: &RecipeOptions) -> Result<RecipeOutcome> {
             continue;
         }
         config.output.dir = recipe.run_dir(&s.name);
+        ran.push(RunnableSource {
+            name: s.name.clone(),
+            pipeline: pipeline.to_path_buf(),
+            config,
+        });
+    }
+    (ran, skipped)
+}
+
+/// A source of a recipe whose pipeline can run.
+#[derive(Debug, Clone)]
+pub struct RunnableSource {
+    /// Source name.
+    pub name: String,
+    /// Its pipeline file.
+    pub pipeline: PathBuf,
+    /// The pipeline, writing to the recipe's `runs/<name>/`.
+    pub config: PipelineConfig,
+}
+
+/// Runs the recipe at `path`.
+pub fn run_recipe(path: &Path, opts: &RecipeOptions) -> Result<RecipeOutcome> {
+    let recipe = RecipeConfig::load(path)?;
+    let mut ran = Vec::new();
+    let (runnable, mut skipped) = runnable_sources(&recipe);
+    for s in runnable {
         let run_opts = RunOptions {
             world_size: 1,
             threads: opts.threads,
@@ -101,8 +133,8 @@ pub fn run_recipe(path: &Path, opts: &RecipeOptions) -> Result<RecipeOutcome> {
             progress: true,
             ..Default::default()
         };
-        tracing::info!("source {}: running {}", s.name, pipeline.display());
-        match run_config(&config, &run_opts) {
+        tracing::info!("source {}: running {}", s.name, s.pipeline.display());
+        match run_config(&s.config, &run_opts) {
             Ok(summary) if summary.failures.is_empty() => ran.push(s.name.clone()),
             Ok(summary) => skipped.push((
                 s.name.clone(),
@@ -120,32 +152,14 @@ pub fn run_recipe(path: &Path, opts: &RecipeOptions) -> Result<RecipeOutcome> {
         );
     }
 
-    let runs_dir = recipe.output.join("runs");
     let model = recipe.tokenizer_model();
     let trained_tokenizer = !model.exists();
     if trained_tokenizer {
-        train_tokenizer(&recipe, &runs_dir, &model, opts)?;
+        train_recipe_tokenizer(&recipe, opts.threads)?;
     }
     let encoder = load_encoder(&model)?;
-    let pack_opts = PackOptions {
-        tokenizer: model.clone(),
-        inputs: vec![runs_dir],
-        output: recipe.tokens_dir(),
-        settings: recipe.pack.clone(),
-        threads: opts.threads,
-        force: opts.force,
-    };
-    let packed = pack(&pack_opts, encoder.as_ref())?;
-
-    let supplies = recipe_supplies(&recipe, &recipe.tokens_dir())?;
-    let plan = plan(&recipe.mixture, &supplies, recipe.pack.max_shard_bytes);
-    write_atomic(
-        &recipe.output.join("plan.json"),
-        &serde_json::to_vec_pretty(&plan)?,
-    )?;
-    let report = build_report(&recipe.output, Some(&recipe))?;
-    let report_dir = recipe.output.join("report");
-    report.write(&report_dir)?;
+    let packed = pack(&pack_options(&recipe, opts), encoder.as_ref())?;
+    let (plan, report_dir, report_markdown) = write_plan_and_report(&recipe)?;
     Ok(RecipeOutcome {
         ran,
         skipped,
@@ -154,8 +168,45 @@ pub fn run_recipe(path: &Path, opts: &RecipeOptions) -> Result<RecipeOutcome> {
         pack_report: packed.report(),
         plan,
         report_dir,
-        report_markdown: report.markdown(),
+        report_markdown,
     })
+}
+
+/// How `datamill recipe` packs: the recipe's run outputs into `OUTPUT/tokens`.
+pub fn pack_options(recipe: &RecipeConfig, opts: &RecipeOptions) -> PackOptions {
+    PackOptions {
+        tokenizer: recipe.tokenizer_model(),
+        inputs: vec![recipe.output.join("runs")],
+        output: recipe.tokens_dir(),
+        settings: recipe.pack.clone(),
+        threads: opts.threads,
+        force: opts.force,
+    }
+}
+
+/// Writes `OUTPUT/plan.json` and the report under `OUTPUT/report/`; returns the plan, the
+/// report folder and the report as Markdown.
+pub fn write_plan_and_report(recipe: &RecipeConfig) -> Result<(MixturePlan, PathBuf, String)> {
+    let supplies = recipe_supplies(recipe, &recipe.tokens_dir())?;
+    let plan = plan(&recipe.mixture, &supplies, recipe.pack.max_shard_bytes);
+    write_atomic(
+        &recipe.output.join("plan.json"),
+        &serde_json::to_vec_pretty(&plan)?,
+    )?;
+    let report = build_report(&recipe.output, Some(recipe))?;
+    let report_dir = recipe.output.join("report");
+    report.write(&report_dir)?;
+    Ok((plan, report_dir, report.markdown()))
+}
+
+/// Trains the recipe's tokenizer into its model path (see [`RecipeConfig::tokenizer_model`]).
+pub fn train_recipe_tokenizer(recipe: &RecipeConfig, threads: usize) -> Result<()> {
+    train_tokenizer(
+        recipe,
+        &recipe.output.join("runs"),
+        &recipe.tokenizer_model(),
+        threads,
+    )
 }
 
 /// Trains the tokenizer with datamill's own BPE trainer (LLaMA's rules) on a sample of the
@@ -164,7 +215,7 @@ fn train_tokenizer(
     recipe: &RecipeConfig,
     runs_dir: &Path,
     model: &Path,
-    opts: &RecipeOptions,
+    threads: usize,
 ) -> Result<()> {
     let dir = model.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -179,7 +230,7 @@ fn train_tokenizer(
     let config = crate::tokenizer::train::TrainConfig {
         vocab_size: recipe.tokenizer.vocab_size as usize,
         character_coverage: recipe.tokenizer.character_coverage,
-        threads: opts.threads,
+        threads,
         sources: groups
             .iter()
             .map(|g| crate::tokenizer::corpus::SourceConfig {

@@ -6,6 +6,7 @@ mod pack_support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use datamill::shards::pack::{pack_parts, pack_pending, pack_shards};
 use datamill::shards::verify::verify_dir;
 use datamill::shards::{load_encoder, pack, PackOptions, PackSettings, PackSummary};
 use pack_support::*;
@@ -155,6 +156,62 @@ fn output_does_not_depend_on_threads_and_reruns_redo_only_what_is_missing() {
     assert!(!two.join("c4/.work").exists());
     let encoder = load_encoder(&model).unwrap();
     assert!(verify_dir(&two, Some(encoder.as_ref()), 1).unwrap().ok());
+}
+
+#[test]
+fn packing_in_two_phases_over_ranks_gives_the_files_of_one_pack() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = test_model(2000);
+    let runs = make_runs(dir.path());
+    let whole = dir.path().join("whole");
+    pack_into(&runs, &whole, &model, 400_000, 2);
+    let split = dir.path().join("split");
+    let encoder = load_encoder(&model).unwrap();
+    let opts = PackOptions {
+        tokenizer: model.clone(),
+        inputs: vec![runs.clone()],
+        output: split.clone(),
+        settings: PackSettings {
+            max_shard_bytes: 400_000,
+            ..PackSettings::default()
+        },
+        threads: 1,
+        force: false,
+    };
+    let enc = encoder.as_ref();
+    // Three tokenising tasks and two shard-writing tasks; nothing is done yet.
+    assert_eq!(
+        pack_pending(&opts, enc, 3, 2).unwrap(),
+        (vec![0, 1, 2], vec![0, 1])
+    );
+    let one = pack_parts(&opts, enc, 1, 3).unwrap();
+    assert!(one.parts_done > 0 && one.shards_written == 0);
+    assert_eq!(pack_pending(&opts, enc, 3, 2).unwrap().0, [0, 2]);
+    for rank in [2, 0] {
+        pack_parts(&opts, enc, rank, 3).unwrap();
+    }
+    assert_eq!(
+        pack_pending(&opts, enc, 3, 2).unwrap(),
+        (vec![], vec![0, 1])
+    );
+    // Family 1 (c4; books sorts first) by task 1, then family 0 by task 0.
+    let written = pack_shards(&opts, enc, 1, 2).unwrap();
+    assert_eq!(written.parts_done, 0, "phase 1 left nothing to tokenise");
+    assert_eq!(pack_pending(&opts, enc, 3, 2).unwrap(), (vec![], vec![0]));
+    pack_shards(&opts, enc, 0, 2).unwrap();
+    assert_eq!(pack_pending(&opts, enc, 3, 2).unwrap(), (vec![], vec![]));
+    assert_eq!(dataset_bytes(&whole), dataset_bytes(&split));
+    for family in ["books", "c4"] {
+        assert!(!split.join(family).join(".work").exists());
+        let manifest = |d: &Path| {
+            let mut v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(d.join(family).join("pack.json")).unwrap())
+                    .unwrap();
+            v["tokenizer"] = serde_json::Value::Null;
+            v
+        };
+        assert_eq!(manifest(&whole), manifest(&split));
+    }
 }
 
 #[test]

@@ -9,20 +9,6 @@ use std::time::{Duration, Instant};
 mod common;
 use common::*;
 
-/// Fails unless a Slurm controller answers: `make test` starts one (scripts/slurm-local.sh);
-/// a plain `cargo nextest run` needs `bash scripts/slurm-local.sh start` first.
-fn require_slurm() {
-    let up = Command::new("sinfo")
-        .args(["-h", "-o", "%a"])
-        .output()
-        .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("up"))
-        .unwrap_or(false);
-    assert!(
-        up,
-        "no Slurm answers: run `make test`, or `bash scripts/slurm-local.sh start` first"
-    );
-}
-
 fn inputs(dir: &Path) -> std::path::PathBuf {
     let input = dir.join("in");
     std::fs::create_dir_all(&input).unwrap();
@@ -74,16 +60,7 @@ fn submit_from(pipe: &Path, wait: bool, cwd: &Path) -> std::process::Output {
 #[test]
 fn commoncrawl_pipeline_on_slurm_equals_local_run() {
     require_slurm();
-    for model in [
-        "models/lid.176.ftz",
-        "models/cc_lm.bin",
-        "models/wikiref.bin",
-    ] {
-        assert!(
-            repo(model).exists(),
-            "{model} is missing: run `make setup quality-models` (make test does)"
-        );
-    }
+    require_quality_models();
     let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let pipe = repo("pipelines/commoncrawl.toml");
     let local = tmp.path().join("local");
@@ -209,19 +186,7 @@ fn scancel_then_resubmit_gives_the_same_output() {
     }
     let cancel = Command::new("scancel").args(&ids).output().unwrap();
     assert!(cancel.status.success());
-    let mut waited = Command::new("squeue")
-        .args(["-h", "-j", &ids.join(",")])
-        .output();
-    while waited
-        .as_ref()
-        .map(|o| !String::from_utf8_lossy(&o.stdout).trim().is_empty())
-        .unwrap_or(false)
-    {
-        std::thread::sleep(Duration::from_millis(200));
-        waited = Command::new("squeue")
-            .args(["-h", "-j", &ids.join(",")])
-            .output();
-    }
+    wait_until_gone(&ids);
     assert!(
         !cluster.join("00005.manifest.json").exists(),
         "the chain finished before scancel"
@@ -230,6 +195,10 @@ fn scancel_then_resubmit_gives_the_same_output() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("segment-2: shards 6/6 (done)"), "{text}");
     assert_eq!(snapshot(&local), snapshot(&cluster));
+    // The last step removed the intermediate folders, as a one-process run does.
+    assert!(text.contains("finish: done"), "{text}");
+    assert!(!cluster.join(".work").exists());
+    assert!(!local.join(".work").exists());
 }
 
 #[test]
@@ -280,4 +249,49 @@ fn minhash_dedup_on_slurm_chains_map_reduce_cluster_apply_and_equals_local_run()
     let expected = snapshot(&local);
     assert!(expected.keys().any(|k| k.starts_with("rejected/")));
     assert_eq!(expected, snapshot(&cluster));
+}
+
+#[test]
+fn submit_takes_input_and_status_reads_the_record() {
+    require_slurm();
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let input = inputs(tmp.path());
+    let stages = "[[stages]]\ntype = \"exact_dedup\"\n";
+    let local = tmp.path().join("local");
+    let pipe = write_pipeline(tmp.path(), &input, &local, stages);
+    assert_ok(&run(&["run", pipe.to_str().unwrap()]));
+    // The pipeline names a folder that does not exist: `--input` replaces it, in every job.
+    let cluster = tmp.path().join("cluster");
+    let pipe = write_pipeline(tmp.path(), &tmp.path().join("nowhere"), &cluster, stages);
+    let args = [
+        "slurm",
+        "submit",
+        pipe.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--tasks",
+        "3",
+        "--dedup-partitions",
+        "2",
+    ];
+    let out = run(&[&args[..], &["--wait", "300"]].concat());
+    assert_ok(&out);
+    assert_eq!(snapshot(&local), snapshot(&cluster));
+    assert!(!cluster.join(".work").exists(), "finish removes .work/");
+    // No --tasks and no --input: both come from the record of what was submitted.
+    let status = run(&["slurm", "status", pipe.to_str().unwrap()]);
+    assert_ok(&status);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("test: 6 input files"), "{text}");
+    assert!(text.contains("segment-1: shards 6/6 (done)"), "{text}");
+    assert!(
+        text.contains("reduce-1: map files 6/6, partitions reduced 2/2"),
+        "{text}"
+    );
+    assert!(text.contains("finish: done"), "{text}");
+    assert_eq!(text.matches("tasks: done 3/3").count(), 2, "{text}");
+    // Nothing is left to do.
+    let again = run(&args);
+    assert_ok(&again);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to submit"));
 }

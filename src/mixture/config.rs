@@ -29,6 +29,9 @@ pub struct RecipeConfig {
     pub mixture: MixtureSettings,
     /// The sources and their sampling weights.
     pub sources: Vec<SourceEntry>,
+    /// Task counts and resources on a Slurm cluster (`datamill slurm submit`).
+    #[serde(default)]
+    pub slurm: crate::slurm::SlurmSettings,
 }
 
 /// `[tokenizer]`: a given model, or how to train one when it is missing.
@@ -140,6 +143,7 @@ impl RecipeConfig {
                 bail!("source `{}`: tokens must be a number >= 0", s.name);
             }
         }
+        r.slurm.check()?;
         let m = &r.mixture;
         if m.sequence_length == 0 || m.global_batch_tokens == 0 || m.data_parallel == 0 {
             bail!("[mixture]: sequence_length, global_batch_tokens and data_parallel must be > 0");

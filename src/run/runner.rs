@@ -66,6 +66,9 @@ pub enum Step {
     /// Cluster step of the near-duplicate stage starting segment K (one task): joins the
     /// reduce's edges of every partition and writes each shard's decisions.
     Cluster(usize),
+    /// Last step of a distributed run (one task): once every shard of the last segment is
+    /// complete, removes the intermediate `.work/` folder, as a one-process run does.
+    Finish,
 }
 
 impl std::str::FromStr for Step {
@@ -73,15 +76,16 @@ impl std::str::FromStr for Step {
     fn from_str(s: &str) -> Result<Step> {
         let num = |rest: &str| {
             rest.parse::<usize>().with_context(|| {
-                format!("bad step `{s}`: expected all, segment-K, reduce-K or cluster-K")
+                format!("bad step `{s}`: expected all, segment-K, reduce-K, cluster-K or finish")
             })
         };
         match s {
             "all" => Ok(Step::All),
+            "finish" => Ok(Step::Finish),
             _ if s.starts_with("segment-") => Ok(Step::Segment(num(&s[8..])?)),
             _ if s.starts_with("reduce-") => Ok(Step::Reduce(num(&s[7..])?)),
             _ if s.starts_with("cluster-") => Ok(Step::Cluster(num(&s[8..])?)),
-            _ => bail!("bad step `{s}`: expected all, segment-K, reduce-K or cluster-K"),
+            _ => bail!("bad step `{s}`: expected all, segment-K, reduce-K, cluster-K or finish"),
         }
     }
 }
@@ -254,7 +258,7 @@ pub fn run_config(config: &PipelineConfig, opts: &RunOptions) -> Result<RunSumma
     let steps = match opts.step {
         Step::All => segments.len(),
         Step::Segment(_) => 1,
-        Step::Reduce(_) | Step::Cluster(_) => 0,
+        Step::Reduce(_) | Step::Cluster(_) | Step::Finish => 0,
     };
     let progress = Progress::start(opts.progress, files.len() * steps, 0);
     let ctx = RunContext {
@@ -369,6 +373,32 @@ pub fn run_config(config: &PipelineConfig, opts: &RunOptions) -> Result<RunSumma
             let shards: Vec<u32> = (0..all.len() as u32).collect();
             let clusters = near.cluster(&work_dir(&out_dir, k), &shards, opts.partitions.max(1))?;
             tracing::info!("cluster {k}: {clusters} clusters of near-duplicates");
+        }
+        Step::Finish => {
+            let last = segments.last().context("pipeline has no segment")?;
+            let left = all
+                .iter()
+                .enumerate()
+                .filter(|(i, item)| {
+                    let f = InputFile {
+                        index: *i as u32,
+                        item: (*item).clone(),
+                    };
+                    !is_complete(&out_dir, last, &f, &freshness)
+                })
+                .count();
+            if left > 0 {
+                bail!(
+                    "{left} of {} shards of the last segment are not complete: run the steps \
+                     before `finish` first",
+                    all.len()
+                );
+            }
+            let work = out_dir.join(".work");
+            if work.exists() {
+                std::fs::remove_dir_all(&work)
+                    .with_context(|| format!("cannot remove {}", work.display()))?;
+            }
         }
     }
     finish_summary(summary, &files, &out_dir, &progress, started)

@@ -1,6 +1,8 @@
 //! Runs a pipeline on a Slurm cluster: one array job per segment step, the dedup reduce steps
-//! (and, for MinHash, the one-task cluster step) between them, chained with
-//! `--dependency=afterok`. Resubmitting sends only unfinished work.
+//! (and, for MinHash, the one-task cluster step) between them, then a one-task `finish` step
+//! that removes the intermediate `.work/` folder, chained with `--dependency=afterok`.
+//! Resubmitting sends only unfinished work. What was submitted is recorded in
+//! `OUTPUT/.slurm/submitted.json`, which `slurm status` reads.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,33 +12,39 @@ use anyhow::{bail, Context, Result};
 
 use super::config::PipelineConfig;
 use super::runner::{run_state, RunState};
-use crate::doc::write_atomic;
+use crate::slurm::queue::{refuse_while_queued, summary, task_state, Queue};
+use crate::slurm::record::{load_record, save_record, JobRecord, PipelineRecord, RECORD_FILE};
+use crate::slurm::sbatch::{absolute, shell_quote, shell_word, submit_job, JobSpec};
+use crate::slurm::settings::Resources;
 
 /// What `datamill slurm submit` needs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SubmitOptions {
     /// Pipeline file.
     pub pipeline: PathBuf,
     /// Output folder override.
     pub output: Option<PathBuf>,
-    /// Array tasks per segment step (the world size).
+    /// Input files, folders or globs replacing the pipeline's `[input] paths`.
+    pub inputs: Vec<String>,
+    /// Array tasks per segment step (the world size); 0: one per input file.
     pub tasks: usize,
-    /// Hash partitions of the dedup steps (reduce tasks).
+    /// Hash partitions of the dedup steps (reduce tasks); 0: the earlier submission's, else
+    /// [`DEFAULT_PARTITIONS`].
     pub dedup_partitions: usize,
-    /// Slurm partition (queue).
-    pub partition: Option<String>,
-    /// CPUs per task.
-    pub cpus_per_task: Option<usize>,
-    /// Memory per task (`16G`).
-    pub mem: Option<String>,
-    /// Time limit per task (`04:00:00`).
-    pub time: Option<String>,
+    /// Partition, CPUs per task (also the worker threads), memory, time limit.
+    pub resources: Resources,
     /// Write the scripts but do not call sbatch.
     pub dry_run: bool,
     /// Wait until the submitted jobs have left the queue.
     pub wait: Option<Duration>,
     /// Pack the run's output into Megatron token shards after the last step.
     pub pack: Option<PackStep>,
+    /// Folder of the scripts and the record (default `OUTPUT/.slurm`).
+    pub slurm_dir: Option<PathBuf>,
+    /// Folder of the logs (default `SLURM_DIR/logs`).
+    pub log_dir: Option<PathBuf>,
+    /// Job name prefix (default `datamill-NAME`, NAME the pipeline's).
+    pub job_prefix: Option<String>,
 }
 
 /// The packing job chained after filtering: `datamill pack --tokenizer T --input OUTPUT
@@ -49,34 +57,39 @@ pub struct PackStep {
     pub output: PathBuf,
 }
 
-/// One submitted (or planned) job.
-#[derive(Debug, Clone)]
-pub struct SubmittedJob {
-    /// Step name (`segment-0`, `reduce-1`).
-    pub step: String,
-    /// Array indices.
-    pub array: Vec<usize>,
-    /// Slurm job id (empty on a dry run).
-    pub job_id: String,
-    /// The sbatch script.
-    pub script: PathBuf,
-}
-
-fn load(pipeline: &Path, output: &Option<PathBuf>) -> Result<PipelineConfig> {
+/// The pipeline at `pipeline` with the output folder (made absolute) and inputs replaced.
+pub fn load_pipeline(
+    pipeline: &Path,
+    output: &Option<PathBuf>,
+    inputs: &[String],
+) -> Result<PipelineConfig> {
     let mut config = PipelineConfig::load(pipeline)?;
     if let Some(out) = output {
         config.output.dir = out.clone();
     }
-    let cwd = std::env::current_dir()?;
-    if config.output.dir.is_relative() {
-        config.output.dir = cwd.join(&config.output.dir);
+    if !inputs.is_empty() {
+        config.input.paths = inputs.to_vec();
     }
+    let cwd = std::env::current_dir()?;
+    config.output.dir = absolute(&cwd, &config.output.dir);
     Ok(config)
+}
+
+/// True when every shard of the last segment is complete: the run is done (its `.work/`
+/// may be gone, so earlier segments are not looked at).
+pub fn run_finished(state: &RunState) -> bool {
+    state
+        .segments
+        .last()
+        .is_some_and(|s| !s.complete.is_empty() && s.complete.iter().all(|c| *c))
 }
 
 /// Ranks of `world` whose shards of segment `k` are incomplete or whose map files for the
 /// next dedup step are missing.
 fn unfinished_ranks(state: &RunState, k: usize, world: usize) -> Vec<usize> {
+    if run_finished(state) {
+        return Vec::new();
+    }
     let seg = &state.segments[k];
     let next = state.segments.get(k + 1);
     (0..world)
@@ -111,23 +124,54 @@ fn tasks_with_work_left(state: &RunState, k: usize, world: usize) -> Vec<String>
         .collect()
 }
 
-/// Writes the sbatch scripts for every unfinished step and submits them as a chain.
-pub fn submit(opts: &SubmitOptions) -> Result<Vec<SubmittedJob>> {
-    if opts.tasks == 0 || opts.dedup_partitions == 0 {
-        bail!("--tasks and --dedup-partitions must be at least 1");
-    }
-    let config = load(&opts.pipeline, &opts.output)?;
+/// The step name of the one-task job that removes a finished run's `.work/`.
+pub const FINISH_STEP: &str = "finish";
+
+/// Hash partitions of the dedup steps when neither the options nor an earlier submission say.
+pub const DEFAULT_PARTITIONS: usize = 8;
+
+/// The step name of the packing job.
+const PACK_STEP: &str = "pack";
+
+/// Writes the sbatch scripts for every unfinished step and submits them as a chain; the jobs
+/// submitted, in order (the last is the one to wait for).
+pub fn submit(opts: &SubmitOptions) -> Result<Vec<JobRecord>> {
+    submit_after(opts, &[])
+}
+
+/// [`submit`], the first job also waiting for the jobs `after` to succeed.
+pub fn submit_after(opts: &SubmitOptions, after: &[String]) -> Result<Vec<JobRecord>> {
+    let config = load_pipeline(&opts.pipeline, &opts.output, &opts.inputs)?;
     let state = run_state(&config)?;
     if state.inputs.is_empty() {
         bail!("no input file matches {:?}", config.input.paths);
     }
-    for seg in &state.segments {
+    // No task count: one task per input file.
+    let tasks = if opts.tasks == 0 {
+        state.inputs.len()
+    } else {
+        opts.tasks
+    };
+    let finished = run_finished(&state);
+    let slurm_dir = opts
+        .slurm_dir
+        .clone()
+        .unwrap_or_else(|| config.output.dir.join(".slurm"));
+    let record_path = slurm_dir.join(RECORD_FILE);
+    let old = load_record::<PipelineRecord>(&record_path)?;
+    // No partition count: the earlier submission's, else the default.
+    let partitions = match opts.dedup_partitions {
+        0 => old
+            .as_ref()
+            .map_or(DEFAULT_PARTITIONS, |r| r.dedup_partitions),
+        p => p,
+    };
+    for seg in state.segments.iter().filter(|_| !finished) {
         if let Some(p) = seg.partitions {
-            if p != opts.dedup_partitions {
+            if p != partitions {
                 bail!(
                     "partition count changed between phases: earlier steps of this run used {p} \
-                     dedup partitions, this submission asks for {}",
-                    opts.dedup_partitions
+                     dedup partitions, this submission asks for {partitions}"
                 );
             }
         }
@@ -136,83 +180,145 @@ pub fn submit(opts: &SubmitOptions) -> Result<Vec<SubmittedJob>> {
     let pipeline = std::fs::canonicalize(&opts.pipeline)
         .with_context(|| format!("cannot resolve {}", opts.pipeline.display()))?;
     let cwd = std::env::current_dir()?;
-    let slurm_dir = config.output.dir.join(".slurm");
-    std::fs::create_dir_all(slurm_dir.join("logs"))
-        .with_context(|| format!("cannot create {}", slurm_dir.display()))?;
-
-    // One sbatch script and submission per step: its name, array indices, world size and the
-    // job it waits for.
-    let step_job = |step: &str, array: &[usize], world: usize, after: Option<&str>| {
-        submit_step(
-            opts, &exe, &pipeline, &cwd, &config, &slurm_dir, step, array, world, after,
+    let log_dir = opts
+        .log_dir
+        .clone()
+        .unwrap_or_else(|| slurm_dir.join("logs"));
+    std::fs::create_dir_all(&log_dir)
+        .with_context(|| format!("cannot create {}", log_dir.display()))?;
+    if let Some(old) = &old {
+        let ids: Vec<String> = old.jobs.iter().map(|j| j.job_id.clone()).collect();
+        refuse_while_queued(&ids)?;
+    }
+    let prefix = opts
+        .job_prefix
+        .clone()
+        .unwrap_or_else(|| format!("datamill-{}", config.name));
+    let threads = opts
+        .resources
+        .cpus_per_task
+        .map(|c| format!(" --threads {c}"))
+        .unwrap_or_default();
+    let inputs: String = if opts.inputs.is_empty() {
+        String::new()
+    } else {
+        let words: Vec<String> = opts.inputs.iter().map(|i| shell_word(i)).collect();
+        format!(" --input {}", words.join(" "))
+    };
+    let run_command = |step: &str, world: usize| {
+        let rank = if step == FINISH_STEP {
+            "0"
+        } else {
+            "\"$SLURM_ARRAY_TASK_ID\""
+        };
+        format!(
+            "{} run {}{inputs} --output {} --step {step} --rank {rank} --world-size {world} \
+             --dedup-partitions {}{threads}",
+            shell_quote(&exe),
+            shell_quote(&pipeline),
+            shell_quote(&config.output.dir),
+            partitions,
         )
     };
-    let mut jobs: Vec<SubmittedJob> = Vec::new();
-    let mut previous: Option<String> = None;
+
+    let mut jobs: Vec<JobRecord> = Vec::new();
+    let mut previous: Vec<String> = after.to_vec();
+    // One sbatch script and submission per step: its name, array indices, world size and
+    // command; it waits for the job before it.
+    let mut step_job = |step: &str, array: Vec<usize>, world: usize, command: String| {
+        let spec = JobSpec {
+            step: step.to_string(),
+            name: format!("{prefix}-{step}"),
+            array,
+            world,
+            cwd: &cwd,
+            script_dir: &slurm_dir,
+            log_dir: &log_dir,
+            resources: &opts.resources,
+            command,
+            after: std::mem::take(&mut previous),
+        };
+        let job = submit_job(&spec, opts.dry_run)?;
+        previous = vec![job.job_id.clone()];
+        jobs.push(job);
+        anyhow::Ok(())
+    };
     let mut resubmitting = false;
     for k in 0..state.segments.len() {
+        if finished {
+            break;
+        }
         if k > 0 {
             let reduced = &state.segments[k].reduced;
-            let parts: Vec<usize> = (0..opts.dedup_partitions)
+            let parts: Vec<usize> = (0..partitions)
                 .filter(|&p| resubmitting || !reduced.get(p).copied().unwrap_or(false))
                 .collect();
             if !parts.is_empty() {
                 let step = format!("reduce-{k}");
-                let job = step_job(&step, &parts, opts.dedup_partitions, previous.as_deref())?;
-                previous = Some(job.job_id.clone());
-                jobs.push(job);
+                step_job(&step, parts, partitions, run_command(&step, partitions))?;
                 resubmitting = true;
             }
             // Near-duplicate dedup: one task joins every partition's edges into clusters.
             if let Some(done) = state.segments[k].clustered {
                 if resubmitting || !done {
                     let step = format!("cluster-{k}");
-                    let job = step_job(&step, &[0], 1, previous.as_deref())?;
-                    previous = Some(job.job_id.clone());
-                    jobs.push(job);
+                    step_job(&step, vec![0], 1, run_command(&step, 1))?;
                     resubmitting = true;
                 }
             }
         }
         let ranks = if resubmitting {
-            (0..opts.tasks).collect()
+            (0..tasks).collect()
         } else {
-            unfinished_ranks(&state, k, opts.tasks)
+            unfinished_ranks(&state, k, tasks)
         };
         if !ranks.is_empty() {
             let step = format!("segment-{k}");
-            let job = step_job(&step, &ranks, opts.tasks, previous.as_deref())?;
-            previous = Some(job.job_id.clone());
-            jobs.push(job);
+            step_job(&step, ranks, tasks, run_command(&step, tasks))?;
             resubmitting = true;
         }
+    }
+    // A finished multi-segment run leaves `.work/` behind until this one task removes it.
+    let work = config.output.dir.join(".work");
+    if state.segments.len() > 1 && (resubmitting || work.exists()) {
+        step_job(FINISH_STEP, vec![0], 1, run_command(FINISH_STEP, 1))?;
+        resubmitting = true;
     }
     // Packing after filtering: one task once every step before it is done.
     if let Some(pack) = &opts.pack {
         let pack_output = absolute(&cwd, &pack.output);
         if resubmitting || !packed(&config.output.dir, &pack_output)? {
-            let job = step_job(PACK_STEP, &[0], 1, previous.as_deref())?;
-            jobs.push(job);
+            let command = format!(
+                "{} pack --tokenizer {} --input {} --output {}{threads}",
+                shell_quote(&exe),
+                shell_quote(&absolute(&cwd, &pack.tokenizer)),
+                shell_quote(&config.output.dir),
+                shell_quote(&pack_output),
+            );
+            step_job(PACK_STEP, vec![0], 1, command)?;
         }
     }
+    let mut record = old.unwrap_or(PipelineRecord {
+        pipeline: pipeline.clone(),
+        output: config.output.dir.clone(),
+        inputs: Vec::new(),
+        tasks,
+        dedup_partitions: partitions,
+        resources: Resources::default(),
+        jobs: Vec::new(),
+    });
+    record.pipeline = pipeline;
+    record.inputs = opts.inputs.clone();
+    record.tasks = tasks;
+    record.dedup_partitions = partitions;
+    record.resources = opts.resources.clone();
+    record.jobs.extend(jobs.iter().cloned());
+    save_record(&record_path, &record)?;
     if let (Some(limit), false) = (opts.wait, opts.dry_run) {
         let ids: Vec<&str> = jobs.iter().map(|j| j.job_id.as_str()).collect();
         wait_for(&ids, limit)?;
     }
     Ok(jobs)
-}
-
-/// The step name of the packing job.
-const PACK_STEP: &str = "pack";
-
-/// `path` made absolute against `cwd` (the jobs run in `cwd`, but a path stays unambiguous in
-/// the script).
-fn absolute(cwd: &Path, path: &Path) -> PathBuf {
-    if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        cwd.join(path)
-    }
 }
 
 /// The source families of the run output (its document shards, by source) and those of
@@ -233,137 +339,6 @@ fn pack_progress(run_output: &Path, pack_output: &Path) -> Result<(usize, Vec<St
 fn packed(run_output: &Path, pack_output: &Path) -> Result<bool> {
     let (families, pending) = pack_progress(run_output, pack_output)?;
     Ok(families > 0 && pending.is_empty())
-}
-
-/// A path for an `#SBATCH` line, to be put in double quotes (sbatch reads a quoted value
-/// whole, spaces included). A path that is not UTF-8 or holds a double quote, a backslash (sbatch reads it
-/// as an escape) or a line break cannot be written there. With `pattern`, a `%` is doubled
-/// so sbatch does not read it as a file-name pattern.
-fn directive_path(path: &Path, pattern: bool) -> Result<String> {
-    let Some(text) = path.to_str() else {
-        bail!(
-            "{}: an #SBATCH line cannot hold a path that is not UTF-8; use another folder",
-            path.display()
-        );
-    };
-    if text.contains(['"', '\\', '\n', '\r']) {
-        bail!(
-            "{}: an #SBATCH line cannot hold a path with a double quote, a backslash or a \
-             line break; use another folder",
-            path.display()
-        );
-    }
-    Ok(if pattern {
-        text.replace('%', "%%")
-    } else {
-        text.to_string()
-    })
-}
-
-/// `path` as one shell word: single-quoted, so spaces, `$` or quotes in it stay literal.
-fn shell_quote(path: &Path) -> String {
-    format!("'{}'", path.to_string_lossy().replace('\'', "'\\''"))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn submit_step(
-    opts: &SubmitOptions,
-    exe: &Path,
-    pipeline: &Path,
-    cwd: &Path,
-    config: &PipelineConfig,
-    slurm_dir: &Path,
-    step: &str,
-    array: &[usize],
-    world: usize,
-    after: Option<&str>,
-) -> Result<SubmittedJob> {
-    let name = format!("datamill-{}-{step}", config.name);
-    let list = array
-        .iter()
-        .map(usize::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut script = String::from("#!/usr/bin/env bash\n");
-    script.push_str(&format!(
-        "#SBATCH --job-name={name}\n#SBATCH --array={list}\n"
-    ));
-    script.push_str(&format!(
-        "#SBATCH --chdir=\"{}\"\n",
-        directive_path(cwd, false)?
-    ));
-    // The log folder's own `%` are doubled; the file name is sbatch's pattern.
-    script.push_str(&format!(
-        "#SBATCH --output=\"{}/%x-%A_%a.out\"\n",
-        directive_path(&slurm_dir.join("logs"), true)?
-    ));
-    if let Some(p) = &opts.partition {
-        script.push_str(&format!("#SBATCH --partition={p}\n"));
-    }
-    if let Some(c) = opts.cpus_per_task {
-        script.push_str(&format!("#SBATCH --cpus-per-task={c}\n"));
-    }
-    if let Some(m) = &opts.mem {
-        script.push_str(&format!("#SBATCH --mem={m}\n"));
-    }
-    if let Some(t) = &opts.time {
-        script.push_str(&format!("#SBATCH --time={t}\n"));
-    }
-    let threads = opts
-        .cpus_per_task
-        .map(|c| format!(" --threads {c}"))
-        .unwrap_or_default();
-    let command = match (&opts.pack, step) {
-        (Some(pack), PACK_STEP) => format!(
-            "{} pack --tokenizer {} --input {} --output {}{threads}",
-            shell_quote(exe),
-            shell_quote(&absolute(cwd, &pack.tokenizer)),
-            shell_quote(&config.output.dir),
-            shell_quote(&absolute(cwd, &pack.output)),
-        ),
-        _ => format!(
-            "{} run {} --output {} --step {step} --rank \"$SLURM_ARRAY_TASK_ID\" \
-             --world-size {world} --dedup-partitions {}{threads}",
-            shell_quote(exe),
-            shell_quote(pipeline),
-            shell_quote(&config.output.dir),
-            opts.dedup_partitions,
-        ),
-    };
-    script.push_str(&format!("set -euo pipefail\nexec {command}\n"));
-    let path = slurm_dir.join(format!("{step}.sbatch"));
-    write_atomic(&path, script.as_bytes())?;
-    let mut job_id = String::new();
-    if !opts.dry_run {
-        let mut cmd = Command::new("sbatch");
-        cmd.arg("--parsable");
-        if let Some(a) = after {
-            cmd.arg(format!("--dependency=afterok:{a}"));
-        }
-        let out = cmd
-            .arg(&path)
-            .output()
-            .context("cannot run sbatch: is Slurm installed and running?")?;
-        if !out.status.success() {
-            bail!(
-                "sbatch {} failed: {}",
-                path.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        job_id = String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-    }
-    Ok(SubmittedJob {
-        step: step.to_string(),
-        array: array.to_vec(),
-        job_id,
-        script: path,
-    })
 }
 
 /// Waits until none of `job_ids` is in the queue any more.
@@ -397,43 +372,95 @@ pub fn wait_for(job_ids: &[&str], limit: Duration) -> Result<()> {
     }
 }
 
-/// Per-step progress of a run, from its manifests and dedup files.
+/// Per-step progress of a run, from its manifests and dedup files, and per array task from
+/// the record of what was submitted (`OUTPUT/.slurm/submitted.json`) and the queue.
+/// `tasks` defaults to the recorded task count, `inputs` to the recorded `--input`.
 pub fn status(
     pipeline: &Path,
     output: &Option<PathBuf>,
-    tasks: usize,
+    inputs: &[String],
+    tasks: Option<usize>,
     pack_output: Option<&Path>,
 ) -> Result<String> {
-    let config = load(pipeline, output)?;
-    let state = run_state(&config)?;
+    let config = load_pipeline(pipeline, output, &[])?;
+    let record_path = config.output.dir.join(".slurm").join(RECORD_FILE);
+    let record = load_record::<PipelineRecord>(&record_path)?;
+    let inputs = match (&record, inputs.is_empty()) {
+        (Some(r), true) => r.inputs.clone(),
+        _ => inputs.to_vec(),
+    };
+    let config = load_pipeline(pipeline, output, &inputs)?;
+    let mut out = pipeline_status(&config, record.as_ref(), tasks, &Queue::read())?;
+    if let Some(dir) = pack_output {
+        out.push_str(&pack_status(&config.output.dir, dir)?);
+    }
+    Ok(out)
+}
+
+/// [`status`] of a loaded pipeline with its record (if any) and the queue.
+pub fn pipeline_status(
+    config: &PipelineConfig,
+    record: Option<&PipelineRecord>,
+    tasks: Option<usize>,
+    queue: &Queue,
+) -> Result<String> {
+    let state = run_state(config)?;
+    let tasks = tasks.or(record.map(|r| r.tasks)).unwrap_or(1).max(1);
+    let finished = run_finished(&state);
+    let jobs: &[JobRecord] = record.map_or(&[], |r| &r.jobs);
+    // Task states of a step, one per array index, when there is a record to read.
+    let tasks_line = |step: &str, done: &dyn Fn(usize) -> bool, world: usize| {
+        if record.is_none() {
+            return String::new();
+        }
+        let states: Vec<_> = (0..world)
+            .map(|t| task_state(done(t), jobs, step, t, queue))
+            .collect();
+        format!("  tasks: {}\n", summary(&states))
+    };
     let mut out = format!(
         "{}: {} input files, output {}\n",
         config.name,
         state.inputs.len(),
         config.output.dir.display()
     );
+    let n = state.inputs.len();
     for (k, seg) in state.segments.iter().enumerate() {
         if seg.dedup {
-            let done = seg.reduced.iter().filter(|d| **d).count();
-            let mapped = seg.mapped.iter().filter(|d| **d).count();
+            let partitions = seg
+                .partitions
+                .or(record.map(|r| r.dedup_partitions))
+                .unwrap_or(0);
+            let reduced = |p: usize| finished || seg.reduced.get(p).copied().unwrap_or(false);
+            let mapped = if finished {
+                n
+            } else {
+                seg.mapped.iter().filter(|d| **d).count()
+            };
             out.push_str(&format!(
-                "reduce-{k}: map files {mapped}/{}, partitions reduced {done}/{}\n",
-                seg.mapped.len(),
-                seg.partitions
-                    .map(|p| p.to_string())
-                    .unwrap_or_else(|| "?".into())
+                "reduce-{k}: map files {mapped}/{n}, partitions reduced {}/{}\n",
+                (0..partitions).filter(|p| reduced(*p)).count(),
+                if partitions > 0 {
+                    partitions.to_string()
+                } else {
+                    "?".into()
+                }
             ));
+            out.push_str(&tasks_line(&format!("reduce-{k}"), &reduced, partitions));
         }
         if let Some(done) = seg.clustered {
+            let done = done || finished;
             let state = if done { "done" } else { "pending" };
             out.push_str(&format!("cluster-{k}: {state}\n"));
+            out.push_str(&tasks_line(&format!("cluster-{k}"), &|_| done, 1));
         }
-        let done = seg.complete.iter().filter(|d| **d).count();
-        out.push_str(&format!(
-            "segment-{k}: shards {done}/{}",
-            seg.complete.len()
-        ));
-        let pending = tasks_with_work_left(&state, k, tasks.max(1));
+        let done = if finished {
+            n
+        } else {
+            seg.complete.iter().filter(|d| **d).count()
+        };
+        out.push_str(&format!("segment-{k}: shards {done}/{n}"));
+        let pending = tasks_with_work_left(&state, k, tasks);
         if pending.is_empty() {
             out.push_str(" (done)\n");
         } else {
@@ -442,9 +469,22 @@ pub fn status(
                 pending.join(", ")
             ));
         }
+        let left = unfinished_ranks(&state, k, tasks);
+        out.push_str(&tasks_line(
+            &format!("segment-{k}"),
+            &|t| !left.contains(&t),
+            tasks,
+        ));
     }
-    if let Some(dir) = pack_output {
-        out.push_str(&pack_status(&config.output.dir, dir)?);
+    if state.segments.len() > 1 {
+        let done = finished && !config.output.dir.join(".work").exists();
+        let text = if done {
+            "done (intermediate .work/ removed)"
+        } else {
+            "pending"
+        };
+        out.push_str(&format!("{FINISH_STEP}: {text}\n"));
+        out.push_str(&tasks_line(FINISH_STEP, &|_| done, 1));
     }
     Ok(out)
 }
@@ -483,36 +523,6 @@ mod tests {
             partitions: None,
             reduced: Vec::new(),
             clustered: None,
-        }
-    }
-
-    #[test]
-    fn paths_in_the_sbatch_script_are_single_shell_words() {
-        let path = Path::new("/data/my run/it's $HOME/a b.toml");
-        let out = Command::new("bash")
-            .arg("-c")
-            .arg(format!("printf '%s|' {}", shell_quote(path)))
-            .output()
-            .unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            "/data/my run/it's $HOME/a b.toml|"
-        );
-    }
-
-    #[test]
-    fn sbatch_directive_paths_are_quoted_and_quotes_refused() {
-        assert_eq!(
-            directive_path(Path::new("/data/my run"), false).expect("path"),
-            "/data/my run"
-        );
-        assert_eq!(
-            directive_path(Path::new("/data/100% run"), true).expect("path"),
-            "/data/100%% run"
-        );
-        for bad in ["/data/a\"b", "/data/a\\b", "/data/a\nb"] {
-            let err = directive_path(Path::new(bad), false).unwrap_err();
-            assert!(err.to_string().contains("cannot hold"), "{err}");
         }
     }
 

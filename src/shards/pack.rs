@@ -315,6 +315,7 @@ pub fn shard_prefix(source: &str, index: usize) -> String {
     format!("{source}_{index:05}")
 }
 
+#[derive(Clone)]
 struct Family {
     source: String,
     dir: PathBuf,
@@ -330,9 +331,101 @@ struct Setup<'a> {
     shard_hash: String,
 }
 
-/// Runs `datamill pack`.
+/// Runs `datamill pack`: both phases, every family, in this process.
 pub fn pack(opts: &PackOptions, encoder: &dyn TokenEncoder) -> Result<PackSummary> {
+    // Phase 2 as the only task tokenises every missing part first.
+    pack_shards(opts, encoder, 0, 1)
+}
+
+/// Phase 1 of `datamill pack` as task `rank` of `world` (a cluster array): tokenises every
+/// `world`-th input shard (counted over all families, in sorted order) into its part.
+pub fn pack_parts(
+    opts: &PackOptions,
+    encoder: &dyn TokenEncoder,
+    rank: usize,
+    world: usize,
+) -> Result<PackSummary> {
     let started = Instant::now();
+    let prepared = prepare(opts, encoder)?;
+    Ok(tokenize_parts(opts, &prepared, rank, world)?.timed(started))
+}
+
+/// Phase 2 of `datamill pack` as task `rank` of `world`: for every `world`-th family, checks
+/// that each part is there (tokenising any that is not), cuts and writes the shards and
+/// `pack.json`, then removes the parts. With phase 1 before it, the files equal `pack`'s.
+pub fn pack_shards(
+    opts: &PackOptions,
+    encoder: &dyn TokenEncoder,
+    rank: usize,
+    world: usize,
+) -> Result<PackSummary> {
+    let started = Instant::now();
+    let mut prepared = prepare(opts, encoder)?;
+    // Family k of the sorted list (finished or not) falls to rank k % world, so a task's
+    // share does not depend on what other tasks have finished.
+    let mine: Vec<String> = prepared
+        .families
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| k % world.max(1) == rank)
+        .map(|(_, f)| f.source.clone())
+        .collect();
+    prepared.todo.retain(|f| mine.contains(&f.source));
+    let mut summary = tokenize_parts(opts, &prepared, 0, 1)?;
+    write_families(opts, &prepared, &mut summary)?;
+    Ok(summary.timed(started))
+}
+
+/// Which tasks of a two-phase cluster pack have work left: the ranks of `parts_world` with a
+/// part still to tokenise, and those of `shards_world` with a family still to write.
+pub fn pack_pending(
+    opts: &PackOptions,
+    encoder: &dyn TokenEncoder,
+    parts_world: usize,
+    shards_world: usize,
+) -> Result<(Vec<usize>, Vec<usize>)> {
+    let prepared = prepare(opts, encoder)?;
+    let mut parts = Vec::new();
+    let mut shards = Vec::new();
+    for (k, fam) in prepared.families.iter().enumerate() {
+        if prepared.done_sources.contains(&fam.source) {
+            continue;
+        }
+        let first = prepared.first_job[k];
+        for i in 0..fam.inputs.len() {
+            let rank = (first + i) % parts_world.max(1);
+            if !parts.contains(&rank) && !part_current(fam, i, &prepared.setup) {
+                parts.push(rank);
+            }
+        }
+        let rank = k % shards_world.max(1);
+        if !shards.contains(&rank) {
+            shards.push(rank);
+        }
+    }
+    parts.sort_unstable();
+    shards.sort_unstable();
+    Ok((parts, shards))
+}
+
+/// Every family and the settings of one pack, checked once for both phases.
+struct Prepared<'a> {
+    setup: Setup<'a>,
+    tokenizer_xxh3: String,
+    vocab_size: usize,
+    /// Every family, in sorted order.
+    families: Vec<Family>,
+    /// Index of each family's first input in the global job order (over all families).
+    first_job: Vec<usize>,
+    /// Families whose `pack.json` is current, with it.
+    done: Vec<PackedSource>,
+    /// Their names.
+    done_sources: Vec<String>,
+    /// Families still to pack (clones of `families` entries), in order.
+    todo: Vec<Family>,
+}
+
+fn prepare<'a>(opts: &PackOptions, encoder: &'a dyn TokenEncoder) -> Result<Prepared<'a>> {
     let groups = find_document_shards(&opts.inputs, &opts.output)?;
     if groups.is_empty() {
         bail!(
@@ -383,15 +476,6 @@ pub fn pack(opts: &PackOptions, encoder: &dyn TokenEncoder) -> Result<PackSummar
         part_hash,
         shard_hash,
     };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.threads)
-        .build()
-        .context("cannot start worker threads")?;
-    let mut summary = PackSummary {
-        threads: pool.current_num_threads(),
-        ..Default::default()
-    };
-
     let families: Vec<Family> = groups
         .into_iter()
         .map(|g| Family {
@@ -400,59 +484,112 @@ pub fn pack(opts: &PackOptions, encoder: &dyn TokenEncoder) -> Result<PackSummar
             inputs: g.shards,
         })
         .collect();
+    let mut first_job = Vec::new();
+    let mut jobs = 0;
+    let mut done = Vec::new();
     let mut todo = Vec::new();
-    for fam in families {
+    for fam in &families {
+        first_job.push(jobs);
+        jobs += fam.inputs.len();
         match (!opts.force)
-            .then(|| complete_family(&fam, &setup))
+            .then(|| complete_family(fam, &setup))
             .flatten()
         {
-            Some(done) => {
-                summary.sources_skipped += 1;
-                summary.sources.push(done);
-            }
-            None => todo.push(fam),
+            Some(d) => done.push(d),
+            None => todo.push(fam.clone()),
         }
     }
+    Ok(Prepared {
+        setup,
+        tokenizer_xxh3,
+        vocab_size,
+        first_job,
+        done_sources: done.iter().map(|d| d.source.clone()).collect(),
+        done,
+        families,
+        todo,
+    })
+}
 
-    // Phase 1: tokenise every input shard of every unfinished family, in parallel.
-    let jobs: Vec<(&Family, usize)> = todo
+/// Phase 1: tokenises the parts of the unfinished families that fall to `rank` of `world`
+/// (global job `j` goes to rank `j % world`), in parallel.
+fn tokenize_parts(
+    opts: &PackOptions,
+    prepared: &Prepared,
+    rank: usize,
+    world: usize,
+) -> Result<PackSummary> {
+    let pool = thread_pool(opts)?;
+    let mut summary = PackSummary {
+        threads: pool.current_num_threads(),
+        sources_skipped: prepared.done.len(),
+        sources: prepared.done.clone(),
+        ..Default::default()
+    };
+    let jobs: Vec<(&Family, usize)> = prepared
+        .families
         .iter()
-        .flat_map(|f| (0..f.inputs.len()).map(move |i| (f, i)))
+        .zip(&prepared.first_job)
+        .filter(|(f, _)| prepared.todo.iter().any(|t| t.source == f.source))
+        .flat_map(|(f, &first)| {
+            (0..f.inputs.len())
+                .filter(move |i| (first + i) % world.max(1) == rank)
+                .map(move |i| (f, i))
+        })
         .collect();
     let t = Instant::now();
     let results: Vec<Result<Option<PartManifest>>> = pool.install(|| {
         jobs.par_iter()
-            .map(|(fam, i)| tokenize_part(fam, *i, &setup, opts.force))
+            .map(|(fam, i)| tokenize_part(fam, *i, &prepared.setup, opts.force))
             .collect()
     });
     summary.tokenize_seconds = t.elapsed().as_secs_f64();
-    let mut parts: Vec<Vec<PartManifest>> = todo.iter().map(|_| Vec::new()).collect();
-    for ((fam, i), r) in jobs.iter().zip(results) {
-        let made_now = r?;
-        let k = todo
-            .iter()
-            .position(|f| std::ptr::eq(f, *fam))
-            .context("family lost")?;
-        let m = match made_now {
-            Some(m) => {
-                summary.parts_done += 1;
-                summary.text_bytes_done += m.text_bytes;
-                summary.tokens_done += m.files.tokens;
-                m
-            }
-            None => read_part_manifest(&fam.dir, *i)?,
-        };
-        parts[k].push(m);
+    for r in results {
+        if let Some(m) = r? {
+            summary.parts_done += 1;
+            summary.text_bytes_done += m.text_bytes;
+            summary.tokens_done += m.files.tokens;
+        }
     }
+    Ok(summary)
+}
 
-    // Phase 2: cut each family into shards and write them in parallel.
-    for (fam, parts) in todo.iter().zip(parts) {
-        let plans = plan_shards(fam, &parts, &setup, opts.settings.max_shard_bytes)?;
+fn thread_pool(opts: &PackOptions) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads)
+        .build()
+        .context("cannot start worker threads")
+}
+
+/// Phase 2: cuts each unfinished family into shards, writes them in parallel, then its
+/// `pack.json`, and removes its parts.
+fn write_families(
+    opts: &PackOptions,
+    prepared: &Prepared,
+    summary: &mut PackSummary,
+) -> Result<()> {
+    let pool = thread_pool(opts)?;
+    let setup = &prepared.setup;
+    let settings = &opts.settings;
+    for fam in &prepared.todo {
+        let parts: Vec<PartManifest> = (0..fam.inputs.len())
+            .map(|i| {
+                if !part_current(fam, i, setup) {
+                    bail!(
+                        "part {} of {} is missing or stale: tokenise it first",
+                        i,
+                        fam.source
+                    );
+                }
+                read_part_manifest(&fam.dir, i)
+            })
+            .collect::<Result<_>>()?;
+        let plans = plan_shards(fam, &parts, setup, settings.max_shard_bytes)?;
         let written: Vec<Result<(PackedShard, bool)>> = pool.install(|| {
             plans
                 .par_iter()
                 .enumerate()
-                .map(|(i, plan)| write_shard(fam, i, plan, &setup, opts.force))
+                .map(|(i, plan)| write_shard(fam, i, plan, setup, opts.force))
                 .collect()
         });
         let mut shards = Vec::new();
@@ -465,11 +602,11 @@ pub fn pack(opts: &PackOptions, encoder: &dyn TokenEncoder) -> Result<PackSummar
         let packed = PackedSource {
             source: fam.source.clone(),
             tokenizer: opts.tokenizer.display().to_string(),
-            tokenizer_xxh3: tokenizer_xxh3.clone(),
-            vocab_size,
-            dtype,
-            bos_id: bos,
-            eos_id: eos,
+            tokenizer_xxh3: prepared.tokenizer_xxh3.clone(),
+            vocab_size: prepared.vocab_size,
+            dtype: setup.dtype,
+            bos_id: setup.bos,
+            eos_id: setup.eos,
             settings: settings.clone(),
             config_hash: setup.shard_hash.clone(),
             inputs: parts
@@ -498,9 +635,7 @@ pub fn pack(opts: &PackOptions, encoder: &dyn TokenEncoder) -> Result<PackSummar
         summary.sources.push(packed);
     }
     summary.sources.sort_by(|a, b| a.source.cmp(&b.source));
-    summary.seconds = started.elapsed().as_secs_f64();
-    summary.peak_rss = crate::stats::peak_rss_bytes();
-    Ok(summary)
+    Ok(())
 }
 
 fn hash_of(v: &serde_json::Value) -> String {
@@ -549,6 +684,17 @@ fn complete_family(fam: &Family, setup: &Setup) -> Option<PackedSource> {
     (same_inputs && files_ok && done.config_hash == setup.shard_hash).then_some(done)
 }
 
+/// True when the part of input `index` of `fam` is complete for these inputs and settings.
+fn part_current(fam: &Family, index: usize, setup: &Setup) -> bool {
+    let input = &fam.inputs[index];
+    read_part_manifest(&fam.dir, index).is_ok_and(|m| {
+        m.input == input.path.display().to_string()
+            && m.input_bytes == input.bytes
+            && m.config_hash == setup.part_hash
+            && files_present(&part_prefix(&fam.dir, index), &m.files)
+    })
+}
+
 /// Tokenises input `index` of `fam` into its part; `None` if the part was already complete.
 fn tokenize_part(
     fam: &Family,
@@ -558,16 +704,8 @@ fn tokenize_part(
 ) -> Result<Option<PartManifest>> {
     let input = &fam.inputs[index];
     let shown = input.path.display().to_string();
-    if !force {
-        if let Ok(m) = read_part_manifest(&fam.dir, index) {
-            if m.input == shown
-                && m.input_bytes == input.bytes
-                && m.config_hash == setup.part_hash
-                && files_present(&part_prefix(&fam.dir, index), &m.files)
-            {
-                return Ok(None);
-            }
-        }
+    if !force && part_current(fam, index, setup) {
+        return Ok(None);
     }
     let mut writer = DatasetWriter::create(&part_prefix(&fam.dir, index), setup.dtype)?;
     let mut ids: Vec<u32> = Vec::new();
@@ -760,6 +898,13 @@ fn remove_stale_shards(dir: &Path, source: &str, count: usize) -> Result<()> {
 }
 
 impl PackSummary {
+    /// This summary with the wall time since `started` and the peak memory filled in.
+    fn timed(mut self, started: Instant) -> PackSummary {
+        self.seconds = started.elapsed().as_secs_f64();
+        self.peak_rss = crate::stats::peak_rss_bytes();
+        self
+    }
+
     /// The table printed at the end of `datamill pack`.
     pub fn report(&self) -> String {
         let mut out = format!(

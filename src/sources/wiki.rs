@@ -72,7 +72,10 @@ impl Reader for WikiSource {
     }
 
     fn read_named(&self, path: &Path, name: &str, source: &str) -> Result<Records> {
-        let input = utf8_dump(crate::doc::open_decompressed(path)?, &path.display().to_string())?;
+        let input = utf8_dump(
+            crate::doc::open_decompressed(path)?,
+            &path.display().to_string(),
+        )?;
         let folder = path
             .parent()
             .and_then(|p| p.file_name())

@@ -142,3 +142,46 @@ pub fn assert_same_files(
         assert!(got[k] == *v, "{k} differs with {what}");
     }
 }
+
+/// Fails unless a Slurm controller answers: `make test` starts one (scripts/slurm-local.sh);
+/// a plain `cargo nextest run` needs `bash scripts/slurm-local.sh start` first.
+pub fn require_slurm() {
+    let up = Command::new("sinfo")
+        .args(["-h", "-o", "%a"])
+        .output()
+        .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("up"))
+        .unwrap_or(false);
+    assert!(
+        up,
+        "no Slurm answers: run `make test`, or `bash scripts/slurm-local.sh start` first"
+    );
+}
+
+/// Waits until none of `ids` is in the Slurm queue.
+pub fn wait_until_gone(ids: &[String]) {
+    loop {
+        let out = Command::new("squeue")
+            .args(["-h", "-j", &ids.join(",")])
+            .output()
+            .expect("run squeue");
+        if String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// Fails unless the fastText, n-gram and classifier models the CommonCrawl pipeline reads
+/// exist (`make setup quality-models` makes them; `make test` does).
+pub fn require_quality_models() {
+    for model in [
+        "models/lid.176.ftz",
+        "models/cc_lm.bin",
+        "models/wikiref.bin",
+    ] {
+        assert!(
+            repo(model).exists(),
+            "{model} is missing: run `make setup quality-models` (make test does)"
+        );
+    }
+}
