@@ -190,21 +190,18 @@ fn train_classifier_bad_inputs_fail_clearly_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let d = |p: &str| dir.path().join(p).display().to_string();
     let model = d("m.bin");
+    let fails = |args: &[&str]| {
+        let mut all = vec!["train-classifier"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--negative", C4_SAMPLE, "--no-stages", "--output", &model]);
+        let o = datamill(&all);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
     // A WARC folder whose file holds no record.
     std::fs::create_dir(dir.path().join("warcs")).unwrap();
     std::fs::write(dir.path().join("warcs/empty.warc"), b"").unwrap();
-    let o = datamill(&[
-        "train-classifier",
-        "--positive",
-        &d("warcs"),
-        "--negative",
-        C4_SAMPLE,
-        "--no-stages",
-        "--output",
-        &model,
-    ]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success());
+    let err = fails(&["--positive", &d("warcs")]);
     assert!(err.contains("empty.warc") || err.contains("warcs"), "{err}");
     // A refs list with a garbage line names the line.
     std::fs::write(
@@ -212,32 +209,11 @@ fn train_classifier_bad_inputs_fail_clearly_and_write_nothing() {
         "https://a.example/x\t3\nthis is not a url line\n",
     )
     .unwrap();
-    let o = datamill(&[
-        "train-classifier",
-        "--positive-urls",
-        &d("bad.tsv"),
-        "--negative",
-        C4_SAMPLE,
-        "--no-stages",
-        "--output",
-        &model,
-    ]);
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = fails(&["--positive-urls", &d("bad.tsv")]);
     assert!(err.contains("bad.tsv: line 2"), "{err}");
     // No cited URL in the CC input.
     std::fs::write(d("refs.tsv"), "https://nowhere.example/page\t1\n").unwrap();
-    let o = datamill(&[
-        "train-classifier",
-        "--positive-urls",
-        &d("refs.tsv"),
-        "--negative",
-        C4_SAMPLE,
-        "--no-stages",
-        "--output",
-        &model,
-    ]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success());
+    let err = fails(&["--positive-urls", &d("refs.tsv")]);
     assert!(
         err.contains("cited in") && err.contains("refs.tsv"),
         "{err}"
@@ -371,19 +347,13 @@ fn training_commands_read_a_run_folder_s_kept_shards_only() {
     // A run that keeps English pages and writes the others under rejected/<language>/.
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let pipe = dir.path().join("p.toml");
-    std::fs::write(
-        &pipe,
-        format!(
-            "name = \"cc\"\nsource = \"commoncrawl\"\n[input]\npaths = [{:?}]\nreader = \"jsonl\"\n\
-             [output]\ndir = {:?}\nkeep_rejected = true\nsplit_rejected_by = \"language\"\n\
-             [[stages]]\ntype = \"langid\"\nmodel = {:?}\nlanguages = [\"en\"]\n",
-            repo(C4_SAMPLE),
-            out,
-            repo("models/lid.176.ftz")
-        ),
-    )
-    .unwrap();
+    // (Still inside `[output]` when the stages text starts.)
+    let stages = format!(
+        "split_rejected_by = \"language\"\n[[stages]]\ntype = \"langid\"\nmodel = {:?}\n\
+         languages = [\"en\"]\n",
+        repo("models/lid.176.ftz")
+    );
+    let pipe = common::write_pipeline(dir.path(), &repo(C4_SAMPLE), &out, &stages);
     let o = Command::new(BIN).arg("run").arg(&pipe).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(out.join("rejected").is_dir());
@@ -512,4 +482,78 @@ fn the_sample_is_deterministic_bounded_by_max_per_class_and_checked_at_load() {
     let t2: toml::Table = toml::from_str("model = \"models/does-not-exist.bin\"").unwrap();
     let e = format!("{:#}", ClassifierStage::from_params(&t2).err().unwrap());
     assert!(e.contains("train-classifier"), "{e}");
+}
+
+/// With the sample models of `make quality-models`, the CommonCrawl pipeline keeps English
+/// head/middle pages, and keeps most pages of the cited kind that training never saw (the
+/// cited-pages records on hosts the sample dumps do not cite).
+#[test]
+fn the_commoncrawl_pipeline_keeps_pages_of_the_cited_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |input: &str, name: &str| {
+        let out = dir.path().join(name);
+        let o = datamill(&[
+            "run",
+            "pipelines/commoncrawl.toml",
+            "--input",
+            input,
+            "--output",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        out
+    };
+    let cc = run("samples/commoncrawl", "cc");
+    let stats = datamill::stats::MergedStats::from_dir(&cc).unwrap();
+    let classifier = stats
+        .stages
+        .iter()
+        .find(|s| s.name == "classifier")
+        .unwrap();
+    println!(
+        "samples/commoncrawl: classifier keeps {} of {} English head/middle pages",
+        classifier.docs_out, classifier.docs_in
+    );
+    assert!(classifier.docs_in >= 20, "{}", classifier.docs_in);
+    assert!(classifier.docs_out * 3 >= classifier.docs_in);
+
+    let refs = dir.path().join("refs.tsv.zst");
+    wiki_refs(&dumps(), &refs, &WikiRefsOptions::default()).unwrap();
+    let hosts: BTreeSet<String> = lines(&refs)
+        .iter()
+        .filter_map(|(u, _)| host_key(u))
+        .collect();
+    let cited = run(CITED_WARC, "cited");
+    let mut unseen = (0, 0);
+    let names: Vec<String> = vec![cited.display().to_string()];
+    let mut shards = datamill::sources::training::training_files(&names).unwrap();
+    shards.extend(
+        datamill::sources::training::training_files(&[cited
+            .join("rejected")
+            .display()
+            .to_string()])
+        .unwrap(),
+    );
+    for shard in shards {
+        for doc in datamill::doc::read_shard(&shard).unwrap() {
+            let Some(p) = doc.metadata.get("wiki_ref_prob").and_then(|v| v.as_f64()) else {
+                continue;
+            };
+            if !hosts.contains(&host_key(doc.meta_str("url").unwrap()).unwrap()) {
+                unseen.1 += 1;
+                unseen.0 += usize::from(p >= 0.25);
+            }
+        }
+    }
+    println!(
+        "cited-kind pages on hosts not cited (never trained on): {} of {} kept",
+        unseen.0, unseen.1
+    );
+    assert!(unseen.1 >= 40, "{}", unseen.1);
+    assert!(
+        unseen.0 * 10 >= unseen.1 * 7,
+        "{} of {}",
+        unseen.0,
+        unseen.1
+    );
 }

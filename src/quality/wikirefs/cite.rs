@@ -12,28 +12,15 @@
 
 /// Appends the raw external URLs cited in `wikitext` to `out` (repeats included).
 pub fn cited_urls(wikitext: &str, out: &mut Vec<String>) {
-    let text = strip_comments(wikitext);
+    let text = if wikitext.contains("<!--") {
+        std::borrow::Cow::Owned(crate::clean::wiki::remove_comments(wikitext))
+    } else {
+        std::borrow::Cow::Borrowed(wikitext)
+    };
     let text = text.as_ref();
     citation_template_urls(text, out);
     ref_urls(text, out);
     bracketed_urls(text, out);
-}
-
-fn strip_comments(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.contains("<!--") {
-        return std::borrow::Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find("<!--") {
-        out.push_str(&rest[..i]);
-        match rest[i + 4..].find("-->") {
-            Some(j) => rest = &rest[i + 4 + j + 3..],
-            None => return std::borrow::Cow::Owned(out),
-        }
-    }
-    out.push_str(rest);
-    std::borrow::Cow::Owned(out)
 }
 
 /// The end (exclusive, after `}}`) of the template opening at `start` (which holds `{{`), or
