@@ -30,7 +30,7 @@ CITED_WARC := samples/commoncrawl-cited/cited-pages.warc.gz
 CC_RANDOM := $(CC_SAMPLE) samples/commoncrawl/chatnoir-resiliparse/warcfile.warc.gz \
   samples/commoncrawl/whirlwind-python/whirlwind.warc.gz
 
-.PHONY: all setup setup-sys setup-python run recipe test bench bench-tokenizer bench-pack build clean lint quality-models bench-quality bench-sources bench-code bench-minhash-ranks
+.PHONY: all setup setup-sys setup-python run recipe test bench bench-tokenizer bench-pack build clean lint quality-models bench-quality bench-wiki-refs bench-sources bench-code bench-minhash-ranks
 
 all: build
 
@@ -149,6 +149,11 @@ clean:
 bench: bench-code
 bench-code: build
 	@bash scripts/bench-code.sh
+
+## bench-wiki-refs: `wiki-refs` MB/s and peak RSS on the bench corpus's Wikipedia pages as one
+## dump (COPIES=10 for ~150,000 distinct URLs), with a 1 MB and a 1 GB URL buffer.
+bench-wiki-refs: build
+	@bash scripts/bench-wiki-refs.sh "$(BENCH_CORPUS)"
 
 ## bench-sources: books / wikipedia / stackexchange readers and MinHash dedup, one thread.
 bench-sources: build
