@@ -53,24 +53,18 @@ fn top_level_parts(inner: &str) -> Vec<&str> {
     let mut from = 0;
     let mut i = 0;
     while i < b.len() {
-        let two = |c: u8| i + 1 < b.len() && b[i] == c && b[i + 1] == c;
-        if two(b'{') {
-            braces += 1;
-            i += 2;
-            continue;
-        }
-        if two(b'}') {
-            braces = braces.saturating_sub(1);
-            i += 2;
-            continue;
-        }
-        if two(b'[') {
-            brackets += 1;
-            i += 2;
-            continue;
-        }
-        if two(b']') {
-            brackets = brackets.saturating_sub(1);
+        // `{{`, `}}`, `[[`, `]]` open and close nested templates and links.
+        if i + 1 < b.len() && b[i] == b[i + 1] && matches!(b[i], b'{' | b'}' | b'[' | b']') {
+            let depth = if matches!(b[i], b'{' | b'}') {
+                &mut braces
+            } else {
+                &mut brackets
+            };
+            *depth = if matches!(b[i], b'{' | b'[') {
+                *depth + 1
+            } else {
+                depth.saturating_sub(1)
+            };
             i += 2;
             continue;
         }
