@@ -24,7 +24,17 @@ CC_SAMPLE := samples/c4/dolma/CC-MAIN-20190717121559-20190717143559-00140.jsonl.
 # (Debian's 7zip, LZMA as the dump's archives), not committed.
 SE_7Z := samples/stackexchange-7z/conlang.meta.stackexchange.com.7z
 
-.PHONY: all setup setup-sys setup-python samples-7z run recipe test bench bench-tokenizer bench-pack build clean lint quality-models bench-quality bench-sources bench-code bench-minhash-ranks bench-inputs bench-slurm-recipe
+# The Wikipedia-reference classifier: URLs the sample dumps cite; positives = the pages of the
+# cited-pages WARC on a cited URL or host; negatives = random Common Crawl pages (CC-MAIN only).
+WIKI_DUMPS := samples/wikipedia/gensim/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2 \
+  samples/wikipedia/dumpster-dive/smallwiki-latest-pages-articles.xml \
+  $(wildcard samples/wikipedia/extraction-framework/*/wiki.xml.bz2)
+WIKI_REFS := $(MODELS)/wiki-refs.tsv.zst
+CITED_WARC := samples/commoncrawl-cited/cited-pages.warc.gz
+CC_RANDOM := $(CC_SAMPLE) samples/commoncrawl/chatnoir-resiliparse/warcfile.warc.gz \
+  samples/commoncrawl/whirlwind-python/whirlwind.warc.gz
+
+.PHONY: all setup setup-sys setup-python samples-7z run recipe test bench bench-tokenizer bench-pack build clean lint quality-models bench-quality bench-sources bench-code bench-minhash-ranks bench-inputs bench-slurm-recipe bench-wiki-refs
 
 all: build
 
@@ -82,7 +92,8 @@ $(BADWORDS):
 	mv $@.tmp $@
 
 ## quality-models: the n-gram LM (with English cutoffs) and the Wikipedia-reference classifier,
-## trained from samples/ (Wikipedia prose and English books vs random CommonCrawl documents).
+## trained from samples/ (pages on hosts the sample dumps cite vs random CommonCrawl pages, both
+## through the CommonCrawl pipeline's stages before the classifier). Sample-sized models.
 quality-models: $(LM_MODEL) $(WIKIREF_MODEL)
 
 $(LM_MODEL): | build
@@ -90,8 +101,13 @@ $(LM_MODEL): | build
 	$(BIN) lm-cutoffs --model $@.new --lang en --input $(CC_SAMPLE)
 	mv $@.new.json $@.json && mv $@.new $@
 
-$(WIKIREF_MODEL): | build
-	$(BIN) train-classifier --positive $(REF_TEXT) --negative $(CC_SAMPLE) --output $@.new
+$(WIKI_REFS): | build
+	$(BIN) wiki-refs $(WIKI_DUMPS) --output $@
+
+$(WIKIREF_MODEL): $(WIKI_REFS) $(LM_MODEL) $(LID_MODEL) | build
+	$(BIN) train-classifier --positive $(CITED_WARC) --positive-hosts $(WIKI_REFS) \
+	  --negative $(CC_RANDOM) --pipeline pipelines/commoncrawl.toml --holdout 0.25 --epoch 100 \
+	  --output $@.new
 	mv $@.new.json $@.json && mv $@.new $@
 
 ## bench-quality: perplexity scoring and classification MB/s on one core.
@@ -149,6 +165,11 @@ clean:
 bench: bench-code
 bench-code: build
 	@bash scripts/bench-code.sh
+
+## bench-wiki-refs: `wiki-refs` MB/s and peak RSS on the bench corpus's Wikipedia pages as one
+## dump (COPIES=10 for ~150,000 distinct URLs), with a 1 MB and a 1 GB URL buffer.
+bench-wiki-refs: build
+	@bash scripts/bench-wiki-refs.sh "$(BENCH_CORPUS)"
 
 ## bench-sources: books / wikipedia / stackexchange readers and MinHash dedup, one thread.
 bench-sources: build

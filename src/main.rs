@@ -126,14 +126,48 @@ enum Command {
         #[arg(long, num_args = 2, default_values_t = [30.0, 60.0])]
         percentiles: Vec<f64>,
     },
+    /// List the external URLs Wikipedia articles cite (refs.tsv.zst: URL, citing articles).
+    WikiRefs {
+        /// MediaWiki XML dumps (`pages-articles*.xml[.bz2]`), read one per thread.
+        #[arg(required = true)]
+        dumps: Vec<PathBuf>,
+        /// Output file (`URL<TAB>articles` lines sorted by URL; zstd when it ends in .zst).
+        #[arg(long)]
+        output: PathBuf,
+        /// Keep a seeded uniform sample of at most this many URLs.
+        #[arg(long)]
+        max_urls: Option<usize>,
+        /// Seed of the sample.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Memory for buffered URLs before they spill to sorted runs on disk, in MB.
+        #[arg(long, default_value_t = 1024)]
+        memory_mb: usize,
+        /// Dumps read at the same time (default: one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
     /// Train the Wikipedia-reference fastText classifier; prints held-out precision and recall.
     TrainClassifier {
-        /// Reference-like documents (Wikipedia, books).
-        #[arg(long, num_args = 1.., required = true)]
+        /// Pages of the kind Wikipedia cites: a WARC of cited pages (files, folders, globs).
+        #[arg(long, num_args = 1..)]
         positive: Vec<PathBuf>,
-        /// Random web documents.
+        /// Random Common Crawl pages (WARC, WET, JSONL; files, folders, globs).
         #[arg(long, num_args = 1.., required = true)]
         negative: Vec<PathBuf>,
+        /// Positives are the pages whose normalised URL is in this wiki-refs list (of
+        /// --positive when given, else of --negative).
+        #[arg(long, conflicts_with = "positive_hosts")]
+        positive_urls: Option<PathBuf>,
+        /// Like --positive-urls, also taking a page whose host (`www.` ignored) is cited.
+        #[arg(long)]
+        positive_hosts: Option<PathBuf>,
+        /// Pipeline whose stages before `classifier` both sides run through.
+        #[arg(long, default_value = "pipelines/commoncrawl.toml")]
+        pipeline: PathBuf,
+        /// Run no pipeline stage: train on the pages as the readers give them.
+        #[arg(long)]
+        no_stages: bool,
         /// Read every input with this pipeline reader instead.
         #[arg(long)]
         reader: Option<String>,
@@ -146,6 +180,18 @@ enum Command {
         /// At most this many documents per class (a deterministic uniform sample): bounds memory.
         #[arg(long, default_value_t = datamill::quality::classifier::DEFAULT_MAX_PER_CLASS)]
         max_per_class: usize,
+        /// Share of the hosts whose pages are held out for the report.
+        #[arg(long, default_value_t = 0.1)]
+        holdout: f64,
+        /// Seed of the samples and of the held-out hosts.
+        #[arg(long, default_value_t = datamill::quality::classifier::SAMPLE_SEED)]
+        seed: u64,
+        /// Keep the pipeline runs here (a rerun resumes) instead of a scratch folder.
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        /// Worker threads of the pipeline runs (default: one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
     },
     /// Single-thread MB/s of perplexity scoring and reference classification on a JSONL corpus.
     BenchQuality {
@@ -465,29 +511,82 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::WikiRefs {
+            dumps,
+            output,
+            max_urls,
+            seed,
+            memory_mb,
+            threads,
+        } => {
+            let opts = datamill::quality::wikirefs::WikiRefsOptions {
+                max_urls,
+                seed,
+                memory: memory_mb << 20,
+                threads,
+            };
+            let s = datamill::quality::wikirefs::wiki_refs(&dumps, &output, &opts)?;
+            println!(
+                "{}: {} URLs written of {} distinct, cited by {} of {} articles in {} dump(s) \
+                 ({} citations; {} cited strings not http(s) URLs; {} pages set aside)",
+                output.display(),
+                s.written,
+                s.distinct,
+                s.citing_articles,
+                s.articles,
+                s.dumps,
+                s.citations,
+                s.invalid,
+                s.bad_pages
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::TrainClassifier {
             positive,
             negative,
+            positive_urls,
+            positive_hosts,
+            pipeline,
+            no_stages,
             reader,
             output,
             epoch,
             max_per_class,
+            holdout,
+            seed,
+            work_dir,
+            threads,
         } => {
+            use datamill::quality::wikiref_training::{ClassifierInputs, PositiveMatch};
+            let (refs, matching) = match (positive_urls, positive_hosts) {
+                (Some(r), _) => (Some(r), PositiveMatch::Url),
+                (None, Some(r)) => (Some(r), PositiveMatch::UrlOrHost),
+                (None, None) => (None, PositiveMatch::All),
+            };
+            let inputs = ClassifierInputs {
+                positive,
+                negative,
+                refs,
+                matching,
+                pipeline: (!no_stages).then_some(pipeline),
+                reader,
+                work_dir,
+                threads,
+            };
             let settings = datamill::quality::classifier::TrainSettings {
                 epoch,
                 max_per_class,
+                holdout,
+                seed,
                 ..Default::default()
             };
-            let r = datamill::quality::classifier::train_classifier(
-                &positive,
-                &negative,
-                reader.as_deref(),
-                &output,
-                &settings,
-            )?;
+            let r =
+                datamill::quality::wikiref_training::train_classifier(&inputs, &output, &settings)?;
             println!(
-                "{}: {} of {} positive, {} of {} negative documents; trained on {}, held out {}: \
-                 precision {:.3} recall {:.3} accuracy {:.3}",
+                "{}: {} of {} positive, {} of {} negative documents; trained on {}, held out {} \
+                 ({} positive, {} negative): precision {:.3} recall {:.3} accuracy {:.3}; \
+                 median p(ref) held-out positives {:.3}, negatives {:.3}; kept at {}: \
+                 positives {:.3}, negatives {:.3}",
                 output.display(),
                 r.positives,
                 r.positives_read,
@@ -495,9 +594,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 r.negatives_read,
                 r.trained,
                 r.held_out,
+                r.held_out_positives,
+                r.held_out_negatives,
                 r.precision,
                 r.recall,
-                r.accuracy
+                r.accuracy,
+                r.held_out_positive_median,
+                r.held_out_negative_median,
+                datamill::quality::classifier::KEEP_THRESHOLD,
+                r.held_out_positive_kept,
+                r.held_out_negative_kept
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -1,14 +1,13 @@
-//! The CommonCrawl quality models on the in-repo samples: the n-gram model ranks Wikipedia prose
-//! below boilerplate web pages, the reference classifier separates reference text from random
-//! CommonCrawl pages on held-out documents, and bad model files fail at start-up.
+//! The CommonCrawl n-gram model on the in-repo samples: it ranks Wikipedia prose below
+//! boilerplate web pages, and bad model files fail at start-up. (The reference classifier's
+//! tests are in `wikiref.rs`.)
 
 use std::path::{Path, PathBuf};
 
 use datamill::lm::model::{NgramModel, ScoreScratch};
 use datamill::lm::train::KneserNeyTrainer;
-use datamill::quality::classifier::{train_classifier, ClassifierStage, TrainSettings};
-use datamill::quality::corpus::for_each_input_document;
 use datamill::quality::perplexity::{PerplexityBucketer, PerplexityScorer};
+use datamill::sources::training::for_each_training_text;
 use datamill::{DocPos, Document, Stage, Verdict};
 
 const WIKI: &str = "samples/wikipedia/gensim";
@@ -22,7 +21,7 @@ const CC_HEAD: &str = "samples/c4/dolma/cc_en_head-0091.jsonl";
 fn docs(paths: &[&str]) -> Vec<String> {
     let paths: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
     let mut out = Vec::new();
-    for_each_input_document(&paths, None, None, &mut |t| out.push(t.to_string())).unwrap();
+    for_each_training_text(&paths, None, None, &mut |t| out.push(t.to_string())).unwrap();
     out
 }
 
@@ -208,59 +207,6 @@ fn bad_model_files_fail_at_start_up() {
     assert!(e.contains("wrong magic"), "{e}");
 }
 
-/// The classifier's training classes: Wikipedia and books text, and random crawl.
-fn reference_and_crawl() -> (Vec<PathBuf>, [PathBuf; 1]) {
-    let pos = std::iter::once(WIKI)
-        .chain(BOOKS)
-        .map(PathBuf::from)
-        .collect();
-    (pos, [PathBuf::from(CC)])
-}
-
-#[test]
-fn classifier_separates_reference_text_from_random_crawl() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("wikiref.bin");
-    let (pos, neg) = reference_and_crawl();
-    let settings = TrainSettings {
-        epoch: 10,
-        dim: 16,
-        ..Default::default()
-    };
-    let report = train_classifier(&pos, &neg, None, &model, &settings).unwrap();
-    println!(
-        "classifier: {} positive, {} negative, held out {}: precision {:.3} recall {:.3} accuracy {:.3}",
-        report.positives, report.negatives, report.held_out, report.precision, report.recall, report.accuracy
-    );
-    assert!(report.held_out >= 90);
-    assert!(report.precision >= 0.9, "precision {}", report.precision);
-    assert!(report.recall >= 0.85, "recall {}", report.recall);
-
-    let t: toml::Table = toml::from_str(&format!("model = {:?}", model.to_str().unwrap())).unwrap();
-    let stage = ClassifierStage::from_params(&t).unwrap();
-    let pos0 = DocPos { shard: 0, index: 0 };
-    let mut boiler = Document::new(
-        "b",
-        "Home\nAbout us\nContact\nLogin | Register\nShopping cart (0)\nCheap flights hotels deals\nCopyright 2019 All rights reserved",
-        "cc",
-    );
-    assert_eq!(
-        stage.process(&mut boiler, pos0),
-        Verdict::drop("wiki_ref_prob_low")
-    );
-    let p = boiler.metadata["wiki_ref_prob"].as_f64().unwrap();
-    assert!(p < 0.25, "{p}");
-
-    // A truncated or foreign model is refused at start-up.
-    let bytes = std::fs::read(&model).unwrap();
-    std::fs::write(&model, &bytes[..bytes.len() / 2]).unwrap();
-    let e = format!("{:#}", ClassifierStage::from_params(&t).err().unwrap());
-    assert!(e.contains("truncated"), "{e}");
-    let t2: toml::Table = toml::from_str("model = \"models/does-not-exist.bin\"").unwrap();
-    let e = format!("{:#}", ClassifierStage::from_params(&t2).err().unwrap());
-    assert!(e.contains("train-classifier"), "{e}");
-}
-
 #[test]
 fn a_pipeline_with_a_missing_model_fails_before_reading_anything() {
     let dir = tempfile::tempdir().unwrap();
@@ -298,29 +244,4 @@ fn warc_and_wet_inputs_are_read_as_page_text() {
         .all(|t| !t.contains("<html") && !t.contains("HTTP/1.1 200")));
     let wet = docs(&["samples/commoncrawl/whirlwind-python/whirlwind.warc.wet.gz"]);
     assert_eq!(wet.len(), 1);
-}
-
-#[test]
-fn train_classifier_keeps_at_most_max_per_class_and_is_deterministic() {
-    let dir = tempfile::tempdir().unwrap();
-    let (pos, neg) = reference_and_crawl();
-    let settings = TrainSettings {
-        epoch: 2,
-        dim: 8,
-        max_per_class: 40,
-        ..Default::default()
-    };
-    let train = |name: &str| {
-        let model = dir.path().join(name);
-        let report = train_classifier(&pos, &neg, None, &model, &settings).unwrap();
-        (report, std::fs::read(&model).unwrap())
-    };
-    let (report, model) = train("a.bin");
-    assert_eq!((report.positives, report.negatives), (40, 40));
-    assert!(report.positives_read > 40 && report.negatives_read > 40);
-    assert_eq!(report.trained + report.held_out, 80);
-    assert_eq!(report.held_out, 8);
-    let (again, model_again) = train("b.bin");
-    assert_eq!(model, model_again, "same inputs, same sample, same model");
-    assert_eq!(again.precision, report.precision);
 }

@@ -275,7 +275,8 @@ pub fn wikitext_to_text(wikitext: &str, prefixes: &LinkPrefixes) -> String {
     tidy(&s)
 }
 
-fn remove_comments(s: &str) -> String {
+/// The text without its HTML comments (`<!-- ... -->`; an unclosed one runs to the end).
+pub fn remove_comments(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find("<!--") {

@@ -12,7 +12,7 @@ use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::doc::write_atomic;
-use crate::quality::corpus::for_each_input_document;
+use crate::sources::training::for_each_training_text;
 use model::{NgramModel, ScoreScratch};
 use train::{KneserNeyTrainer, TrainSummary};
 
@@ -86,7 +86,7 @@ pub fn train_lm(
 ) -> Result<TrainSummary> {
     let mut trainer = KneserNeyTrainer::new(order)?;
     let mut err = None;
-    for_each_input_document(inputs, reader, None, &mut |text| {
+    for_each_training_text(inputs, reader, None, &mut |text| {
         if err.is_none() {
             if let Err(e) = trainer.add_text(text) {
                 err = Some(e);
@@ -147,7 +147,7 @@ pub fn compute_cutoffs(
     let mut scratch = ScoreScratch::default();
     let mut pps = Vec::new();
     let filter = language_field.map(|f| (f, lang));
-    for_each_input_document(inputs, reader, filter, &mut |text| {
+    for_each_training_text(inputs, reader, filter, &mut |text| {
         if let Some(pp) = model.score_text(text, &mut scratch).perplexity() {
             pps.push(round_perplexity(pp));
         }

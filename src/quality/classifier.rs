@@ -1,21 +1,18 @@
 //! The Wikipedia-reference classifier (LLaMA's "pages used as references in Wikipedia vs
 //! random pages"): a fastText supervised linear model over normalised words and bigrams.
 //!
-//! `train-classifier` writes `MODEL` (a fastText `.bin`) and `MODEL.json` (size and xxh3 of the
-//! model, training figures); the stage `classifier` checks both at start-up, so a missing,
-//! truncated or foreign model file is a clear error before any work.
+//! `train-classifier` ([`super::wikiref_training`]) writes `MODEL` (a fastText `.bin`) and
+//! `MODEL.json` (size and xxh3 of the model, how the classes were chosen, training figures);
+//! the stage `classifier` checks both at start-up, so a missing, truncated or foreign model
+//! file is a clear error before any work.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
-use fasttext::{Args, FastText, LossName, ModelName};
+use fasttext::FastText;
 use serde::{Deserialize, Serialize};
 
-use super::corpus::for_each_input_document;
-use super::reservoir::Reservoir;
-use crate::doc::{write_atomic, Document};
+use crate::doc::Document;
 use crate::lm::tokenize::WordTokenizer;
 use crate::run::config::parse_params;
 use crate::stage::{DocPos, Stage, Verdict};
@@ -40,7 +37,7 @@ pub struct TrainSettings {
     pub word_ngrams: i32,
     /// Hash buckets for the word n-grams (default 200,000).
     pub bucket: i32,
-    /// Fraction of documents held out for the precision/recall report (default 0.1).
+    /// Fraction of hosts whose documents are held out for the report (default 0.1).
     pub holdout: f64,
     /// Threshold on p(ref) at which the report counts a prediction as positive (default 0.5).
     pub threshold: f32,
@@ -49,7 +46,18 @@ pub struct TrainSettings {
     /// so memory stays bounded however large the inputs (default 20,000).
     #[serde(default = "default_max_per_class")]
     pub max_per_class: usize,
+    /// Seed of the samples and of the held-out hosts (default [`SAMPLE_SEED`]).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
 }
+
+fn default_seed() -> u64 {
+    SAMPLE_SEED
+}
+
+/// The threshold the pipeline keeps pages at (RedPajama's `wiki_prob >= 0.25`); the report
+/// gives the share of each held-out class kept at it.
+pub const KEEP_THRESHOLD: f32 = 0.25;
 
 /// Default of [`TrainSettings::max_per_class`].
 pub const DEFAULT_MAX_PER_CLASS: usize = 20_000;
@@ -72,6 +80,7 @@ impl Default for TrainSettings {
             holdout: 0.1,
             threshold: 0.5,
             max_per_class: DEFAULT_MAX_PER_CLASS,
+            seed: SAMPLE_SEED,
         }
     }
 }
@@ -99,6 +108,54 @@ pub struct ClassifierReport {
     pub recall: f64,
     /// Held-out accuracy.
     pub accuracy: f64,
+    /// Held-out positive documents.
+    #[serde(default)]
+    pub held_out_positives: usize,
+    /// Held-out negative documents.
+    #[serde(default)]
+    pub held_out_negatives: usize,
+    /// Median p(ref) of the held-out positives.
+    #[serde(default)]
+    pub held_out_positive_median: f64,
+    /// Median p(ref) of the held-out negatives.
+    #[serde(default)]
+    pub held_out_negative_median: f64,
+    /// Share of the held-out positives with p(ref) at least [`KEEP_THRESHOLD`].
+    #[serde(default)]
+    pub held_out_positive_kept: f64,
+    /// Share of the held-out negatives with p(ref) at least [`KEEP_THRESHOLD`].
+    #[serde(default)]
+    pub held_out_negative_kept: f64,
+}
+
+/// How the two classes of a classifier were chosen (in its sidecar).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TrainingRule {
+    /// The rule in words.
+    pub summary: String,
+    /// Inputs of the positive side.
+    pub positive_inputs: Vec<String>,
+    /// Inputs of the negative side (random pages).
+    pub negative_inputs: Vec<String>,
+    /// Which positive-side records are positives: `all`, `url` (normalised URL cited in
+    /// `refs`) or `url_or_host` (URL cited, or failing that host cited, `www.` ignored).
+    pub positive_match: String,
+    /// The cited-URL list (`wiki-refs` output) when one was used.
+    pub refs: Option<String>,
+    /// Distinct URLs in it.
+    pub refs_urls: u64,
+    /// Positive records matched by URL and by host only.
+    pub matched_by_url: u64,
+    /// Positive records matched by host only (`url_or_host`).
+    pub matched_by_host: u64,
+    /// The pipeline whose stages both sides ran through, and those stages.
+    pub pipeline: Option<String>,
+    /// Stage types run before training, in order.
+    pub stages: Vec<String>,
+    /// How the negatives were drawn.
+    pub negatives: String,
+    /// How documents were held out.
+    pub holdout: String,
 }
 
 /// The sidecar of a classifier model: integrity data and how it was trained.
@@ -114,19 +171,17 @@ pub struct ClassifierSidecar {
     pub settings: TrainSettings,
     /// Held-out figures.
     pub report: ClassifierReport,
+    /// How the classes were chosen.
+    #[serde(default)]
+    pub rule: Option<TrainingRule>,
 }
 
-fn sidecar_path(model: &Path) -> PathBuf {
+pub(crate) fn sidecar_path(model: &Path) -> PathBuf {
     crate::lm::sidecar_path(model)
 }
 
-/// Deterministic 64-bit mixing for the train/held-out split.
-fn split_hash(i: u64) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes())
-}
-
 /// One training line: label then the normalised words of the document on one line.
-fn normalise_doc(tok: &mut WordTokenizer, text: &str, out: &mut String) {
+pub(crate) fn normalise_doc(tok: &mut WordTokenizer, text: &str, out: &mut String) {
     let cut = floor_char_boundary(text, MAX_CLASSIFIED_BYTES);
     tok.normalized(&text[..cut], out);
 }
@@ -141,148 +196,8 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
-/// `datamill train-classifier`: trains on positives vs negatives, holds out a fraction, prints
-/// nothing itself but returns the held-out report (also stored in the sidecar).
-pub fn train_classifier(
-    positives: &[PathBuf],
-    negatives: &[PathBuf],
-    reader: Option<&str>,
-    output: &Path,
-    settings: &TrainSettings,
-) -> Result<ClassifierReport> {
-    ensure!(
-        (0.0..1.0).contains(&settings.holdout),
-        "holdout must be in [0, 1)"
-    );
-    ensure!(
-        settings.max_per_class > 0,
-        "max_per_class must be at least 1"
-    );
-    let mut tok = WordTokenizer::new();
-    let mut docs: Vec<(bool, String)> = Vec::new();
-    let mut read = [0u64; 2];
-    let mut line = String::new();
-    for (label, inputs) in [(true, positives), (false, negatives)] {
-        // Streams the inputs, keeping a bounded, deterministic sample of the class.
-        let mut sample = Reservoir::new(settings.max_per_class, SAMPLE_SEED);
-        for_each_input_document(inputs, reader, None, &mut |text| {
-            normalise_doc(&mut tok, text, &mut line);
-            if !line.is_empty() {
-                sample.offer_with(|| line.clone());
-            }
-        })?;
-        read[usize::from(!label)] = sample.seen();
-        docs.extend(sample.into_stream_order().into_iter().map(|l| (label, l)));
-    }
-    let n_pos = docs.iter().filter(|d| d.0).count();
-    let n_neg = docs.len() - n_pos;
-    ensure!(
-        n_pos > 0 && n_neg > 0,
-        "need positive and negative documents (got {n_pos} and {n_neg})"
-    );
-    // Deterministic shuffle, then the first `holdout` share is held out.
-    let mut order: Vec<usize> = (0..docs.len()).collect();
-    order.sort_by_key(|&i| split_hash(i as u64));
-    let n_hold = ((docs.len() as f64) * settings.holdout).round() as usize;
-    let (held, train) = order.split_at(n_hold);
-
-    let dir = output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tmp = TempDir::create(dir.join(format!(".train-classifier-{}", std::process::id())))?;
-    let train_file = tmp.0.join("train.txt");
-    {
-        let mut w = BufWriter::new(File::create(&train_file)?);
-        for &i in train {
-            let (label, text) = &docs[i];
-            writeln!(w, "{} {}", if *label { POSITIVE } else { NEGATIVE }, text)?;
-        }
-        w.flush()?;
-    }
-    let mut args = Args::new();
-    args.set_input(&train_file.to_string_lossy())
-        .map_err(|e| anyhow::anyhow!("fastText args: {e}"))?;
-    args.set_model(ModelName::SUP);
-    args.set_loss(LossName::SOFTMAX);
-    args.set_word_ngrams(settings.word_ngrams);
-    args.set_bucket(settings.bucket);
-    args.set_min_count(1);
-    args.set_minn(0);
-    args.set_maxn(0);
-    args.set_lr(settings.lr);
-    args.set_dim(settings.dim);
-    args.set_epoch(settings.epoch);
-    args.set_thread(1); // one thread: the same inputs give the same model
-    args.set_verbose(0);
-    let mut ft = FastText::new();
-    ft.train(&args)
-        .map_err(|e| anyhow::anyhow!("fastText training failed: {e}"))?;
-
-    let (mut tp, mut fp, mut fneg, mut correct) = (0usize, 0usize, 0usize, 0usize);
-    for &i in held {
-        let (label, text) = &docs[i];
-        let p = positive_prob(&ft, text)?;
-        let predicted = p >= settings.threshold;
-        match (predicted, *label) {
-            (true, true) => tp += 1,
-            (true, false) => fp += 1,
-            (false, true) => fneg += 1,
-            (false, false) => {}
-        }
-        correct += usize::from(predicted == *label);
-    }
-    let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-    let report = ClassifierReport {
-        positives: n_pos,
-        negatives: n_neg,
-        positives_read: read[0],
-        negatives_read: read[1],
-        trained: train.len(),
-        held_out: held.len(),
-        precision: ratio(tp, tp + fp),
-        recall: ratio(tp, tp + fneg),
-        accuracy: ratio(correct, held.len()),
-    };
-
-    let tmp_model = tmp.0.join("model.bin");
-    ft.save_model(&tmp_model.to_string_lossy())
-        .map_err(|e| anyhow::anyhow!("cannot save fastText model: {e}"))?;
-    let bytes = std::fs::read(&tmp_model)?;
-    write_atomic(output, &bytes)?;
-    let side = ClassifierSidecar {
-        format: "datamill-wikiref-fasttext".into(),
-        bytes: bytes.len() as u64,
-        xxh3: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes)),
-        settings: settings.clone(),
-        report: report.clone(),
-    };
-    let mut json = serde_json::to_vec_pretty(&side)?;
-    json.push(b'\n');
-    write_atomic(&sidecar_path(output), &json)?;
-    Ok(report)
-}
-
-/// A scratch folder removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn create(path: PathBuf) -> Result<Self> {
-        std::fs::create_dir_all(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(TempDir(path))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// p(`__label__ref`) of a normalised one-line text.
-fn positive_prob(ft: &FastText, normalised: &str) -> Result<f32> {
+pub(crate) fn positive_prob(ft: &FastText, normalised: &str) -> Result<f32> {
     let preds = ft
         .predict(normalised, 2, 0.0)
         .map_err(|e| anyhow::anyhow!("fastText predict: {e}"))?;

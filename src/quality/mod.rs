@@ -4,7 +4,7 @@
 
 pub mod bench;
 pub mod classifier;
-pub mod corpus;
 pub mod perplexity;
 pub mod reservoir;
-pub mod wikitext;
+pub mod wikiref_training;
+pub mod wikirefs;

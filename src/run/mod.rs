@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod input_names;
+pub mod prefix;
 pub mod progress;
 pub mod quarantine;
 pub mod registry;

@@ -9,6 +9,7 @@ pub mod books;
 pub mod github;
 pub mod jsonl;
 pub mod stackexchange;
+pub mod training;
 pub mod warc;
 pub mod wiki;
 pub mod xml_encoding;

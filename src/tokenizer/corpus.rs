@@ -18,7 +18,7 @@ use super::encode::Chunker;
 use super::model::WS;
 use super::{prefetch, written_zeros};
 use crate::doc::open_decompressed;
-use crate::run::runner::expand_inputs;
+use crate::sources::training::{for_each_training_document, reader_for, training_files};
 
 /// One weighted part of the training corpus.
 #[derive(Debug, Clone, Deserialize)]
@@ -27,8 +27,11 @@ pub struct SourceConfig {
     /// Name shown in the report.
     #[serde(default)]
     pub name: String,
-    /// Files, folders (recursive) or globs: `*.jsonl[.gz|.zst]` are datamill shards (their
-    /// `text`), anything else is read as UTF-8 text (`.gz`, `.zst`, `.bz2` decompressed).
+    /// Files, folders (recursive) or globs, as the training commands take them
+    /// ([`crate::sources::training`]: a run's folder gives its kept shards only):
+    /// `*.jsonl[.gz|.zst]` are datamill shards (their `text`), WARC, WET and MediaWiki XML go
+    /// through their pipeline readers, anything else is read as UTF-8 text (`.gz`, `.zst`,
+    /// `.bz2` decompressed).
     pub paths: Vec<String>,
     /// Every word count of this source is multiplied by it (default 1), as if the source
     /// were repeated `weight` times.
@@ -972,7 +975,8 @@ fn count_line_with_markers(
 
 /// Reads the sources in order and hands batches to `sink`: when a source has no byte budget,
 /// whole JSONL records (the counting threads parse them) or whole lines of a text file, read
-/// in blocks; else the lines of its texts up to the budget, joined by `\n`.
+/// in blocks; else (and for WARC, WET and MediaWiki XML, read by their pipeline readers) the
+/// lines of its texts up to the budget, joined by `\n`.
 fn read_sources(
     sources: &[SourceConfig],
     recycled: &Receiver<Vec<u8>>,
@@ -982,14 +986,8 @@ fn read_sources(
         if source.weight == 0 {
             continue;
         }
-        let files = expand_inputs(&source.paths)?;
-        if files.is_empty() {
-            bail!(
-                "source `{}`: no input file in {:?}",
-                source.name,
-                source.paths
-            );
-        }
+        let files =
+            training_files(&source.paths).with_context(|| format!("source `{}`", source.name))?;
         let budget = if source.max_bytes == 0 {
             u64::MAX
         } else {
@@ -999,7 +997,9 @@ fn read_sources(
         let mut batch = String::with_capacity(BATCH_BYTES + 4096);
         let weight = source.weight;
         'files: for file in &files {
-            if source.max_bytes == 0 {
+            let reader = reader_for(file);
+            let own_format = reader == "jsonl" || reader == "books";
+            if source.max_bytes == 0 && own_format {
                 if is_jsonl(file) {
                     read_records(file, weight, recycled, &mut sink)?;
                 } else if let Some(text) = MappedText::open(file)? {
@@ -1034,7 +1034,12 @@ fn read_sources(
                 }
                 Ok(taken < budget)
             };
-            if !read_file(file, &mut add)? {
+            let more = if own_format {
+                read_file(file, &mut add)?
+            } else {
+                read_with_reader(file, reader, &mut add)?
+            };
+            if !more {
                 break 'files;
             }
         }
@@ -1166,16 +1171,22 @@ struct TextRecord<'a> {
 
 /// True for datamill shards and other JSONL files.
 fn is_jsonl(path: &Path) -> bool {
-    let name = crate::doc::file_name(path);
-    [
-        ".jsonl",
-        ".jsonl.gz",
-        ".jsonl.zst",
-        ".json.gz",
-        ".jsonl.bz2",
-    ]
-    .iter()
-    .any(|ext| name.ends_with(ext))
+    reader_for(path) == "jsonl"
+}
+
+/// Feeds the documents of a file in another format (WARC, WET, MediaWiki XML), read by its
+/// pipeline reader, to `add` until it returns false. Returns false when `add` asked to stop.
+fn read_with_reader(
+    path: &Path,
+    reader: &str,
+    add: &mut impl FnMut(&str) -> Result<bool>,
+) -> Result<bool> {
+    let mut more = true;
+    for_each_training_document(&[path.to_path_buf()], Some(reader), None, &mut |doc| {
+        more = add(&doc.text)?;
+        Ok(more)
+    })?;
+    Ok(more)
 }
 
 /// Feeds one file's texts (documents or lines) to `add` until it returns false.
