@@ -11,7 +11,7 @@ LID_SHA256 := 8f3472cfe8738a7b6099e8e999c3cbfae0dcd15696aac7d7738a8039db603e83
 WHEEL_SHA256 := 643efe4033228f49d8adfb3d01cf2e64b27842ed2c02049de3656e760cdd5a03
 BIN := target/release/datamill
 VENV := .venv
-VENV_STAMP := $(VENV)/.sentencepiece-0.2.3-numpy-transformers-4.46.3
+VENV_STAMP := $(VENV)/.sentencepiece-0.2.3-numpy-transformers-4.46.3-warcio-1.7.4
 BENCH_CORPUS ?= ../shared/data/bench/docs.jsonl.zst
 # Quality models (issue #3): trained from samples/ when missing; bad-words list from npm.
 LM_MODEL := $(MODELS)/cc_lm.bin
@@ -21,7 +21,7 @@ NAUGHTY_SHA256 := c34b05e10a97ec7b9e0c3dd91d09888187c0f08d0812eaea79679795585b21
 REF_TEXT := samples/wikipedia/gensim samples/books/Pride-and-Prejudice_1342/1342.txt samples/books/The-Wonderful-Wizard-of-Oz_55/55.txt
 CC_SAMPLE := samples/c4/dolma/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz
 
-.PHONY: all setup setup-sys setup-python run recipe test bench bench-tokenizer bench-pack build clean lint quality-models bench-quality bench-sources bench-code bench-minhash-ranks
+.PHONY: all setup setup-sys setup-python run recipe test bench bench-tokenizer bench-pack build clean lint quality-models bench-quality bench-sources bench-code bench-minhash-ranks bench-fetch
 
 all: build
 
@@ -53,7 +53,7 @@ setup-python: $(VENV_STAMP)
 
 $(VENV_STAMP):
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q sentencepiece==0.2.3 numpy transformers==4.46.3
+	$(VENV)/bin/pip install -q sentencepiece==0.2.3 numpy transformers==4.46.3 warcio==1.7.4
 	touch $@
 
 # C4's bad-words list (LDNOOBW, CC-BY-4.0) ships in the npm package naughty-words 1.2.0.
@@ -144,3 +144,9 @@ bench: bench-minhash-ranks
 bench-minhash-ranks: build
 	@if [ -f "$(BENCH_CORPUS)" ]; then CORPUS="$(BENCH_CORPUS)" bash scripts/bench-minhash-ranks.sh 4 4; \
 	else echo "bench-minhash-ranks: $(BENCH_CORPUS) not found; skipped"; fi
+
+## bench-fetch: `download --urls` pages/s and peak RSS against a local web of 50 hosts (10,000
+## and 100,000 URLs), and wget's WARC writer on the same pages as the peer.
+bench: bench-fetch
+bench-fetch: build
+	@bash scripts/bench-fetch.sh

@@ -1,16 +1,29 @@
-//! `datamill download`: fetches every path of a Common Crawl style path list from a base URL
-//! into a destination folder, in parallel, resumable, rate-limited and verified.
+//! `datamill download`, two modes over one fetch layer:
+//! `--list` fetches every path of a Common Crawl style path list from a base URL into a
+//! destination folder, in parallel, resumable, rate-limited and verified; `--urls` fetches
+//! every URL of a list into WARC files ([`pages`]).
 //!
-//! The parts, one job each: [`paths`] reads the list, [`checksum`] the expected digests,
-//! [`fetch`] moves one file (resume, retry, size and digest check), [`rate`] is the global
-//! token bucket, [`retry`] the backoff policy and [`manifest`] records what is complete.
+//! The shared layer: [`client`] builds the HTTP agent and classifies errors (retryable or
+//! not, `Retry-After`), [`retry`] is the backoff policy, [`rate`] the global token bucket.
+//! `--list`: [`paths`] reads the list, [`checksum`] the expected digests, [`fetch`] moves one
+//! file (resume, retry, size and digest check) and [`manifest`] records what is complete.
+//! `--urls`: [`host_queue`] schedules per host ([`set_aside`] holds the overflow), [`robots`] reads robots.txt, [`warc_writer`]
+//! writes the records and [`fetch_log`] records what is done.
 
 pub mod checksum;
+pub mod client;
+pub mod dates;
 pub mod fetch;
+pub mod fetch_log;
+pub mod host_queue;
 pub mod manifest;
+pub mod pages;
 pub mod paths;
 pub mod rate;
 pub mod retry;
+pub mod robots;
+pub mod set_aside;
+pub mod warc_writer;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -21,8 +34,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Result};
 
 use checksum::{read_checksums, Checksums};
+use client::{build_agent, AgentSettings};
 use fetch::{fetch_file, FetchContext};
 use manifest::{Manifest, ManifestEntry};
+pub use pages::{fetch_pages, PageFetchOptions, PageFetchSummary};
 use paths::{read_path_list, url_for};
 use rate::RateLimiter;
 pub use retry::RetryPolicy;
@@ -194,12 +209,10 @@ pub fn download(opts: &DownloadOptions) -> Result<DownloadSummary> {
         todo.len()
     );
 
-    let agent = ureq::AgentBuilder::new()
-        .timeout_connect(opts.timeout.min(Duration::from_secs(30)))
-        .timeout_read(opts.timeout)
-        .timeout_write(opts.timeout)
-        .user_agent(concat!("datamill/", env!("CARGO_PKG_VERSION")))
-        .build();
+    let agent = build_agent(AgentSettings {
+        timeout: opts.timeout,
+        redirects: 5,
+    });
     let limiter = opts.rate_limit_mb_per_sec.map(RateLimiter::from_mb_per_sec);
     let received = AtomicU64::new(0);
     let ctx = FetchContext {

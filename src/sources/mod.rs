@@ -9,6 +9,7 @@ pub mod books;
 pub mod github;
 pub mod jsonl;
 pub mod stackexchange;
+pub mod url_list;
 pub mod warc;
 pub mod wiki;
 
