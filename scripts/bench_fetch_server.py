@@ -13,6 +13,9 @@ PAGE = ("<!DOCTYPE html><html><head><title>Report</title></head><body><article>"
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # One write per response and no Nagle delay, so no client waits on delayed ACKs.
+    wbufsize = 1 << 16
+    disable_nagle_algorithm = True
 
     def do_GET(self):
         if self.path == "/robots.txt":

@@ -9,7 +9,7 @@
 //! and checked with warcio (digests included) from the project's `.venv`.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+mod common;
 
 use datamill::download::fetch_log::{LogEntry, Outcome, FETCH_LOG_NAME};
 use datamill::download::{fetch_pages, PageFetchOptions, PageFetchSummary, RetryPolicy};
@@ -168,26 +170,9 @@ fn serve(mut stream: TcpStream, ctx: &Ctx<'_>) {
         knobs,
         ..
     } = *ctx;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).is_err() {
-        return;
-    }
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
-            break;
-        }
-    }
-    let Some(path) = request_line.split_whitespace().nth(1).map(str::to_string) else {
+    let Some((path, _)) = common::read_request_head(&stream) else {
         return;
     };
-    if path.is_empty() {
-        return;
-    }
     let nth = {
         let mut c = counts.lock().unwrap();
         let n = c.entry(path.clone()).or_insert(0);

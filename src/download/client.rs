@@ -4,8 +4,10 @@
 
 use std::time::{Duration, SystemTime};
 
+use anyhow::{bail, Result};
+
 use super::dates::parse_http_date;
-use super::retry::status_is_retryable;
+use super::retry::{status_is_retryable, RetryPolicy};
 
 /// The `User-Agent` of every request, also the product token matched in robots.txt.
 pub const USER_AGENT: &str = concat!("datamill/", env!("CARGO_PKG_VERSION"));
@@ -31,6 +33,26 @@ pub fn build_agent(settings: AgentSettings) -> ureq::Agent {
         .redirects(settings.redirects)
         .user_agent(USER_AGENT)
         .build()
+}
+
+/// Checks the settings every download mode shares: workers, rate limit and attempts.
+pub fn check_transfer_settings(
+    concurrency: usize,
+    rate_limit_mb_per_sec: Option<f64>,
+    retry: &RetryPolicy,
+) -> Result<()> {
+    if concurrency == 0 {
+        bail!("--concurrency must be at least 1");
+    }
+    if let Some(r) = rate_limit_mb_per_sec {
+        if !(r.is_finite() && r > 0.0) {
+            bail!("--rate-limit must be a positive number of MB/s, got {r}");
+        }
+    }
+    if retry.max_attempts == 0 {
+        bail!("--max-attempts must be at least 1");
+    }
+    Ok(())
 }
 
 /// Why one request did not give what was wanted.

@@ -197,13 +197,7 @@ impl FetchLog {
                         path.display(),
                         len - good
                     );
-                    let f = OpenOptions::new()
-                        .write(true)
-                        .open(&path)
-                        .with_context(|| format!("cannot open {}", path.display()))?;
-                    f.set_len(good)
-                        .and_then(|()| f.sync_all())
-                        .with_context(|| format!("cannot truncate {}", path.display()))?;
+                    super::truncate_durably(&path, good)?;
                 }
             }
         }

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Result};
 
 use checksum::{read_checksums, Checksums};
-use client::{build_agent, AgentSettings};
+use client::{build_agent, check_transfer_settings, AgentSettings};
 use fetch::{fetch_file, FetchContext};
 use manifest::{Manifest, ManifestEntry};
 pub use pages::{fetch_pages, PageFetchOptions, PageFetchSummary};
@@ -326,18 +326,20 @@ fn save_manifest(st: &mut RunState, dest: &Path) {
     st.last_save = Instant::now();
 }
 
+/// Cuts `path` to `len` bytes and makes that durable (a crash's leftovers after the last
+/// complete record of a WARC file or the fetch log).
+pub(crate) fn truncate_durably(path: &Path, len: u64) -> Result<()> {
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+    f.set_len(len)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| anyhow::anyhow!("cannot truncate {}: {e}", path.display()))
+}
+
 fn check_options(opts: &DownloadOptions) -> Result<()> {
-    if opts.concurrency == 0 {
-        bail!("--concurrency must be at least 1");
-    }
-    if let Some(r) = opts.rate_limit_mb_per_sec {
-        if !(r.is_finite() && r > 0.0) {
-            bail!("--rate-limit must be a positive number of MB/s, got {r}");
-        }
-    }
-    if opts.retry.max_attempts == 0 {
-        bail!("--max-attempts must be at least 1");
-    }
+    check_transfer_settings(opts.concurrency, opts.rate_limit_mb_per_sec, &opts.retry)?;
     if !(opts.base_url.starts_with("http://") || opts.base_url.starts_with("https://")) {
         bail!(
             "--base-url must start with http:// or https://, got {:?}",

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{bail, Context, Result};
 
 use super::client::{
-    build_agent, classify, fatal, retry, AgentSettings, AttemptError, ROBOTS_TOKEN,
+    build_agent, check_transfer_settings, classify, fatal, retry, AgentSettings, AttemptError,
+    ROBOTS_TOKEN,
 };
 use super::fetch_log::{list_fingerprint, FetchLog, LogEntry, LogHeader, Outcome};
 use super::host_queue::{host_key, Admitted, HostQueue, HostRobots, Job};
@@ -238,6 +239,17 @@ struct Shared<'a> {
     retries: AtomicU64,
 }
 
+impl Shared<'_> {
+    /// Whether writing the WARC files or the log failed (the run is stopping).
+    fn output_failed(&self) -> bool {
+        self.sink
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .error
+            .is_some()
+    }
+}
+
 /// Fetches every URL of the list that the fetch log of the WARC folder does not list as
 /// done. Failures are logged and counted and do not stop the run; an `Err` means the run
 /// could not start, the list could not be read on, or the output could not be written.
@@ -338,6 +350,9 @@ fn feed(
     for item in reader {
         let item = item?;
         lines += 1;
+        if lines.is_multiple_of(1024) && shared.output_failed() {
+            break; // the WARC files cannot be written: stop reading (the error is reported)
+        }
         let u = match item {
             Ok(u) => u,
             Err(b) => {
@@ -388,6 +403,9 @@ fn feed(
     if !set_aside.is_empty() {
         tracing::info!("second pass: {deferred} URLs of hosts whose queue was full");
         set_aside.drain(|line, url| {
+            if shared.output_failed() {
+                bail!("stopped: the WARC files or the fetch log could not be written");
+            }
             let job = Job {
                 line,
                 requested: url.to_string(),
@@ -857,17 +875,7 @@ fn record(shared: &Shared<'_>, f: Finished) {
 }
 
 fn check_options(opts: &PageFetchOptions) -> Result<()> {
-    if opts.concurrency == 0 {
-        bail!("--concurrency must be at least 1");
-    }
-    if let Some(r) = opts.rate_limit_mb_per_sec {
-        if !(r.is_finite() && r > 0.0) {
-            bail!("--rate-limit must be a positive number of MB/s, got {r}");
-        }
-    }
-    if opts.retry.max_attempts == 0 {
-        bail!("--max-attempts must be at least 1");
-    }
+    check_transfer_settings(opts.concurrency, opts.rate_limit_mb_per_sec, &opts.retry)?;
     if opts.max_page_bytes == 0 {
         bail!("--max-page-bytes must be at least 1");
     }

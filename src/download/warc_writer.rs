@@ -329,13 +329,7 @@ pub fn recover(dir: &Path, durable_end: impl Fn(&str) -> Option<u64>) -> Result<
                     path.display(),
                     len - end
                 );
-                let f = OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .with_context(|| format!("cannot open {}", path.display()))?;
-                f.set_len(end)
-                    .and_then(|()| f.sync_all())
-                    .with_context(|| format!("cannot truncate {}", path.display()))?;
+                super::truncate_durably(&path, end)?;
                 cut += len - end;
             }
             Some(_) => {}
