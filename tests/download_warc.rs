@@ -801,8 +801,10 @@ fn the_command_line_fetches_a_zstd_list_and_says_what_it_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let a = Server::start("", None, Arc::new(Knobs::default()));
     let list = tmp.path().join("refs.tsv.zst");
+    // A URL with a fragment and an upper-case scheme: the list's text is kept as written.
+    let with_fragment = a.url("/page/2#Section").replace("http://", "HTTP://");
     let text = format!(
-        "{}\t2\n%%garbage%%\n{}\t1\n",
+        "{}\t2\n%%garbage%%\n{}\t1\n{with_fragment}\t1\n",
         a.url("/page/1"),
         a.url("/missing")
     );
@@ -822,7 +824,13 @@ fn the_command_line_fetches_a_zstd_list_and_says_what_it_refused() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("1 fetched"), "{stdout}");
+    assert!(stdout.contains("2 fetched (0 after redirects)"), "{stdout}");
+    // The fragment is not requested; the list's text is kept beside the URL served.
+    assert_eq!(a.requests_for("/page/2").len(), 1);
+    let lines = warcio_lines(&warc);
+    let want = format!("response {} {with_fragment} ", a.url("/page/2"));
+    assert!(lines.iter().any(|l| l.starts_with(&want)), "{lines:?}");
+    assert!(log_entries(&warc)[&with_fragment].final_url.is_none());
     assert!(stdout.contains("refused: line 2 (bad_url)"), "{stdout}");
     assert!(
         stdout.contains(&format!("failed: line 3 {}: HTTP 404", a.url("/missing"))),

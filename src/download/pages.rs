@@ -31,7 +31,7 @@ use super::retry::RetryPolicy;
 use super::robots::{Robots, MAX_ROBOTS_BYTES};
 use super::set_aside::SetAside;
 use super::warc_writer::{recover, response_member, PageResponse, WarcWriter};
-use crate::sources::url_list::{BadUrlLine, UrlListReader};
+use crate::sources::url_list::{parse_line, BadUrlLine, UrlListReader};
 
 /// Name of the file listing the refused lines of the URL list (rewritten by every run).
 pub const BAD_LINES_NAME: &str = "bad-url-lines.tsv";
@@ -383,7 +383,7 @@ fn feed(
         }
         let job = Job {
             line: u.line,
-            requested: u.url.to_string(),
+            requested: u.text,
             url: u.url,
             hops: 0,
             failed_requests: 0,
@@ -402,13 +402,16 @@ fn feed(
     let deferred = set_aside.len();
     if !set_aside.is_empty() {
         tracing::info!("second pass: {deferred} URLs of hosts whose queue was full");
-        set_aside.drain(|line, url| {
+        set_aside.drain(|line, text| {
             if shared.output_failed() {
                 bail!("stopped: the WARC files or the fetch log could not be written");
             }
+            let Ok((url, _)) = parse_line(text) else {
+                bail!("a set-aside URL of line {line} no longer parses: {text:?}");
+            };
             let job = Job {
                 line,
-                requested: url.to_string(),
+                requested: text.to_string(),
                 url,
                 hops: 0,
                 failed_requests: 0,
@@ -703,10 +706,11 @@ fn request(shared: &Shared<'_>, url: &url::Url) -> Result<Reply, AttemptError> {
                 reason: format!("HTTP {status} without a Location"),
             });
         };
-        let to = url.join(location.trim()).map_err(|e| AttemptError::Fatal {
+        let mut to = url.join(location.trim()).map_err(|e| AttemptError::Fatal {
             status: Some(status),
             reason: format!("HTTP {status} to a bad redirect location {location:?}: {e}"),
         })?;
+        to.set_fragment(None);
         if !matches!(to.scheme(), "http" | "https") {
             return Err(AttemptError::Fatal {
                 status: Some(status),
@@ -814,7 +818,7 @@ fn record(shared: &Shared<'_>, f: Finished) {
     if sink.error.is_some() {
         return;
     }
-    let final_url = (f.job.url.as_str() != f.job.requested).then(|| f.job.url.to_string());
+    let final_url = (f.job.hops > 0).then(|| f.job.url.to_string());
     let mut entry = LogEntry {
         line: f.job.line,
         url: f.job.requested.clone(),

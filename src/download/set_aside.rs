@@ -80,9 +80,9 @@ impl SetAside {
         self.count == 0
     }
 
-    /// Reads every URL back, bucket by bucket, handing `(line, url)` to `each`; removes the
-    /// files as it goes.
-    pub fn drain(mut self, mut each: impl FnMut(u64, url::Url) -> Result<()>) -> Result<()> {
+    /// Reads every URL back, bucket by bucket, handing `(line, url as pushed)` to `each`;
+    /// removes the files as it goes.
+    pub fn drain(mut self, mut each: impl FnMut(u64, &str) -> Result<()>) -> Result<()> {
         self.ranks = HashMap::new();
         for (i, slot) in self.files.iter_mut().enumerate() {
             let Some(out) = slot.take() else { continue };
@@ -95,7 +95,7 @@ impl SetAside {
                 let line = line.with_context(|| format!("cannot read {}", path.display()))?;
                 let parsed = line
                     .split_once('\t')
-                    .and_then(|(l, u)| Some((l.parse::<u64>().ok()?, url::Url::parse(u).ok()?)));
+                    .and_then(|(l, u)| Some((l.parse::<u64>().ok()?, u)));
                 let Some((l, u)) = parsed else {
                     bail!("{}: line {} is damaged", path.display(), n + 1);
                 };

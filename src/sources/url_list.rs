@@ -21,7 +21,10 @@ pub const MAX_LINE_BYTES: usize = 64 << 10;
 pub struct UrlLine {
     /// 1-based line number in the decompressed list.
     pub line: u64,
-    /// The URL as parsed (scheme and host lower case, as the URL standard gives them).
+    /// The URL field as written in the list.
+    pub text: String,
+    /// The URL as parsed (scheme and host lower case, as the URL standard gives them), without
+    /// its fragment (never sent to a server).
     pub url: url::Url,
     /// The second field (citing articles), when the line has one.
     pub count: Option<u64>,
@@ -143,14 +146,25 @@ impl Iterator for UrlListReader {
                 return bad("not_utf8");
             }
             return match parse_line(trimmed) {
-                Ok((url, count)) => Some(Ok(Ok(UrlLine { line, url, count }))),
+                Ok((url, count)) => Some(Ok(Ok(UrlLine {
+                    line,
+                    text: trimmed
+                        .split('\t')
+                        .next()
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string(),
+                    url,
+                    count,
+                }))),
                 Err(reason) => bad(reason),
             };
         }
     }
 }
 
-/// Parses `URL` or `URL<TAB>COUNT` (further tab-separated fields are ignored).
+/// Parses `URL` or `URL<TAB>COUNT` (further tab-separated fields are ignored); the URL comes
+/// back without its fragment.
 pub fn parse_line(line: &str) -> std::result::Result<(url::Url, Option<u64>), &'static str> {
     let mut fields = line.split('\t');
     let raw = fields.next().unwrap_or_default().trim();
@@ -161,7 +175,8 @@ pub fn parse_line(line: &str) -> std::result::Result<(url::Url, Option<u64>), &'
     if raw.contains(char::is_whitespace) {
         return Err("bad_url");
     }
-    let url = url::Url::parse(raw).map_err(|_| "bad_url")?;
+    let mut url = url::Url::parse(raw).map_err(|_| "bad_url")?;
+    url.set_fragment(None);
     if !matches!(url.scheme(), "http" | "https") {
         return Err("not_http");
     }
@@ -193,7 +208,7 @@ mod tests {
     #[test]
     fn reads_counts_plain_urls_and_names_garbage() {
         let (good, bad) = read(
-            "https://Example.org/a\t3\n# note\n\nhttp://x.test/b\r\nnot a url\nftp://h/f\n\
+            "https://Example.org/a#s\t3\n# note\n\nhttp://x.test/b\r\nnot a url\nftp://h/f\n\
              https://e.org/c\tmany\nhttp://:80/x\nhttps://e.org/last",
         );
         assert_eq!(
