@@ -191,6 +191,9 @@ fn serve(mut stream: TcpStream, ctx: &Ctx<'_>) {
     let html = page_html(&path);
     let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match seg.as_slice() {
+        ["robots.txt"] if robots == ROBOTS_DOWN => {
+            respond(&mut stream, "503 Service Unavailable", "", b"down")
+        }
         ["robots.txt"] => respond(
             &mut stream,
             "200 OK",
@@ -425,6 +428,9 @@ struct Fixture {
     list: PathBuf,
     warc: PathBuf,
 }
+
+/// A server started with this robots.txt answers 503 for it.
+const ROBOTS_DOWN: &str = "(503)";
 
 const ROBOTS_A: &str = "User-agent: *\nDisallow: /private\n\nUser-agent: datamill\nDisallow: /private/\nAllow: /private-ok\n";
 
@@ -862,4 +868,39 @@ fn the_command_line_fetches_a_zstd_list_and_says_what_it_refused() {
         .read_to_string(&mut buf)
         .unwrap();
     assert!(buf.contains("--warc"), "{buf}");
+}
+
+#[test]
+fn an_unreachable_robots_txt_fails_its_host_for_this_run_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Server::start(ROBOTS_DOWN, None, Arc::new(Knobs::default()));
+    let list = tmp.path().join("urls.txt");
+    std::fs::write(
+        &list,
+        format!("{}\n{}\n", a.url("/page/1"), a.url("/page/2")),
+    )
+    .unwrap();
+    let warc = tmp.path().join("warc");
+    let s = fetch_pages(&quick_options(&list, &warc)).unwrap();
+    assert_eq!(
+        (s.fetched, s.failed, s.failed_retryable),
+        (0, 2, 2),
+        "{}",
+        s.report()
+    );
+    // Tried with the run's retries, once for the host, and no page was requested.
+    assert_eq!(a.requests_for("/robots.txt").len(), 3);
+    assert_eq!(a.requests().len(), 3);
+    let e = &log_entries(&warc)[&a.url("/page/2")];
+    assert!(e.retryable, "{e:?}");
+    assert!(
+        e.reason
+            .as_deref()
+            .unwrap()
+            .contains("could not be fetched"),
+        "{e:?}"
+    );
+    // A rerun tries again.
+    fetch_pages(&quick_options(&list, &warc)).unwrap();
+    assert_eq!(a.requests_for("/robots.txt").len(), 6);
 }
