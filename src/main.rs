@@ -113,6 +113,13 @@ enum Command {
         /// Most URLs queued per host; more go to a second pass (--urls).
         #[arg(long, default_value_t = 256)]
         host_queue: usize,
+        /// This task's rank (--urls; default: SLURM_ARRAY_TASK_ID, else 0): it fetches the
+        /// hosts that hash to it, into WARC/rank-NNNNN when there are several tasks.
+        #[arg(long, requires = "urls")]
+        rank: Option<usize>,
+        /// Tasks sharing the URL list (default: SLURM_ARRAY_TASK_COUNT, else 1).
+        #[arg(long, requires = "urls")]
+        world_size: Option<usize>,
     },
     /// Train a Kneser-Ney n-gram model on reference text (writes MODEL and MODEL.json).
     TrainLm {
@@ -552,6 +559,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             warc_file_mb,
             window,
             host_queue,
+            rank,
+            world_size,
         } => {
             let retry = RetryPolicy {
                 max_attempts,
@@ -559,6 +568,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ..RetryPolicy::default()
             };
             let failed = if let (Some(urls), Some(warc)) = (urls, warc) {
+                let (rank, world_size) = rank_and_world(rank, world_size)?;
                 let defaults = PageFetchOptions::new(urls, warc);
                 let opts = PageFetchOptions {
                     concurrency: concurrency.unwrap_or(defaults.concurrency),
@@ -570,6 +580,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     warc_file_bytes: warc_file_mb.saturating_mul(1_000_000),
                     window,
                     per_host_queue: host_queue,
+                    rank,
+                    world_size,
                     ..defaults
                 };
                 let summary = fetch_pages(&opts)?;

@@ -904,3 +904,41 @@ fn an_unreachable_robots_txt_fails_its_host_for_this_run_only() {
     fetch_pages(&quick_options(&list, &warc)).unwrap();
     assert_eq!(a.requests_for("/robots.txt").len(), 6);
 }
+
+#[test]
+fn ranks_split_the_list_by_host_and_together_fetch_it_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let knobs = Arc::new(Knobs::default());
+    let servers: Vec<Server> = (0..4)
+        .map(|_| Server::start("", None, knobs.clone()))
+        .collect();
+    let urls: Vec<String> = (0..5)
+        .flat_map(|i| servers.iter().map(move |s| s.url(&format!("/page/{i}"))))
+        .collect();
+    let list = tmp.path().join("urls.txt");
+    std::fs::write(&list, urls.join("\n")).unwrap();
+    let warc = tmp.path().join("warc");
+    let mut fetched = 0;
+    for rank in 0..2 {
+        let opts = PageFetchOptions {
+            rank,
+            world_size: 2,
+            ..quick_options(&list, &warc)
+        };
+        let s = fetch_pages(&opts).unwrap();
+        assert_eq!(s.fetched + s.other_ranks, 20, "{}", s.report());
+        fetched += s.fetched;
+        assert!(warc
+            .join(format!("rank-{rank:05}"))
+            .join(FETCH_LOG_NAME)
+            .exists());
+    }
+    assert_eq!(fetched, 20);
+    // Every page once, each host from one rank only.
+    for s in &servers {
+        for i in 0..5 {
+            assert_eq!(s.requests_for(&format!("/page/{i}")).len(), 1);
+        }
+        assert_eq!(s.requests_for("/robots.txt").len(), 1);
+    }
+}

@@ -75,6 +75,10 @@ pub struct PageFetchOptions {
     pub per_host_queue: usize,
     /// Hosts whose robots.txt is kept in memory.
     pub robots_cache_hosts: usize,
+    /// This task's rank: it fetches the URLs whose host hashes to it.
+    pub rank: usize,
+    /// Tasks sharing the list (each writes into `WARC_DIR/rank-NNNNN` when more than one).
+    pub world_size: usize,
 }
 
 impl PageFetchOptions {
@@ -94,6 +98,8 @@ impl PageFetchOptions {
             window: 100_000,
             per_host_queue: 256,
             robots_cache_hosts: 100_000,
+            rank: 0,
+            world_size: 1,
         }
     }
 }
@@ -136,6 +142,8 @@ pub struct PageFetchSummary {
     pub bad_line_examples: Vec<BadUrlLine>,
     /// URLs set aside for the second pass because their host's queue was full.
     pub deferred: u64,
+    /// URL lines left to the other ranks (their host hashes elsewhere).
+    pub other_ranks: u64,
     /// Requests repeated after a retryable failure.
     pub retries: u64,
     /// Response body bytes received.
@@ -155,10 +163,15 @@ impl PageFetchSummary {
     /// The human-readable summary printed at the end of a run.
     pub fn report(&self) -> String {
         let mut s = format!(
-            "urls: {} lines read; {} fetched ({} after redirects), {} forbidden by robots.txt, \
+            "urls: {} lines read{}; {} fetched ({} after redirects), {} forbidden by robots.txt, \
              {} failed ({} to retry on a rerun), {} already done, {} refused lines; \
              {:.2} MB in {:.1} s ({:.1} pages/s); {} retries\n",
             self.lines,
+            if self.other_ranks > 0 {
+                format!(" ({} left to other ranks)", self.other_ranks)
+            } else {
+                String::new()
+            },
             self.fetched,
             self.redirected,
             self.robots_skipped,
@@ -256,7 +269,7 @@ impl Shared<'_> {
 pub fn fetch_pages(opts: &PageFetchOptions) -> Result<PageFetchSummary> {
     let started = Instant::now();
     check_options(opts)?;
-    let dir = &opts.warc_dir;
+    let dir = &rank_dir(opts);
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let header = LogHeader {
         fetch_log_version: super::fetch_log::FETCH_LOG_VERSION,
@@ -314,13 +327,14 @@ pub fn fetch_pages(opts: &PageFetchOptions) -> Result<PageFetchSummary> {
         return Err(e.context("the WARC files or the fetch log could not be written"));
     }
     committed?;
-    let (lines, done_skipped, bad, deferred) = read_result?;
+    let fed = read_result?;
     let mut summary = sink.summary;
-    summary.lines = lines;
-    summary.already_done = done_skipped;
-    summary.bad_lines = bad.0;
-    summary.bad_line_examples = bad.1;
-    summary.deferred = deferred;
+    summary.lines = fed.lines;
+    summary.already_done = fed.already;
+    summary.bad_lines = fed.refused.0;
+    summary.bad_line_examples = fed.refused.1;
+    summary.deferred = fed.deferred;
+    summary.other_ranks = fed.other_ranks;
     summary.bytes = shared.bytes.load(Ordering::Relaxed);
     summary.retries = shared.retries.load(Ordering::Relaxed);
     summary.elapsed = started.elapsed();
@@ -329,14 +343,22 @@ pub fn fetch_pages(opts: &PageFetchOptions) -> Result<PageFetchSummary> {
 
 type Refused = (u64, Vec<BadUrlLine>);
 
-/// Reads the list into the queue, then the URLs set aside. Returns lines read, lines already
-/// done, refused lines and URLs set aside.
+/// What reading the list gave.
+struct Fed {
+    lines: u64,
+    already: u64,
+    refused: Refused,
+    deferred: u64,
+    other_ranks: u64,
+}
+
+/// Reads the list into the queue (this rank's hosts only), then the URLs set aside.
 fn feed(
     shared: &Shared<'_>,
     reader: UrlListReader,
     done: &super::fetch_log::LineSet,
-) -> Result<(u64, u64, Refused, u64)> {
-    let dir = &shared.opts.warc_dir;
+) -> Result<Fed> {
+    let dir = &rank_dir(shared.opts);
     let bad_path = dir.join(BAD_LINES_NAME);
     let bad_tmp = crate::doc::temp_path(&bad_path);
     let mut bad_out = BufWriter::new(
@@ -344,7 +366,7 @@ fn feed(
     );
     writeln!(bad_out, "line\treason\ttext")?;
     let mut set_aside = SetAside::new(dir, shared.opts.per_host_queue)?;
-    let (mut lines, mut already) = (0u64, 0u64);
+    let (mut lines, mut already, mut other_ranks) = (0u64, 0u64, 0u64);
     let mut refused: Refused = (0, Vec::new());
     let list = shared.opts.urls.display().to_string();
     for item in reader {
@@ -377,6 +399,12 @@ fn feed(
                 continue;
             }
         };
+        if shared.opts.world_size > 1
+            && host_rank(&host_key(&u.url), shared.opts.world_size) != shared.opts.rank
+        {
+            other_ranks += 1;
+            continue;
+        }
         if done.contains(u.line) {
             already += 1;
             continue;
@@ -420,7 +448,13 @@ fn feed(
             Ok(())
         })?;
     }
-    Ok((lines, already, refused, deferred))
+    Ok(Fed {
+        lines,
+        already,
+        refused,
+        deferred,
+        other_ranks,
+    })
 }
 
 /// Takes jobs until the queue is closed and empty.
@@ -878,7 +912,29 @@ fn record(shared: &Shared<'_>, f: Finished) {
     sink.maybe_commit();
 }
 
+/// The folder this rank writes to: the WARC folder itself, or `rank-NNNNN` inside it when
+/// several tasks share the list.
+pub fn rank_dir(opts: &PageFetchOptions) -> PathBuf {
+    if opts.world_size > 1 {
+        opts.warc_dir.join(format!("rank-{:05}", opts.rank))
+    } else {
+        opts.warc_dir.clone()
+    }
+}
+
+/// Whether the URLs of `host` belong to `rank` of `world_size` tasks.
+pub fn host_rank(host: &str, world_size: usize) -> usize {
+    (xxhash_rust::xxh3::xxh3_64(host.as_bytes()) % world_size.max(1) as u64) as usize
+}
+
 fn check_options(opts: &PageFetchOptions) -> Result<()> {
+    if opts.world_size == 0 || opts.rank >= opts.world_size {
+        bail!(
+            "rank {} is not below world size {}",
+            opts.rank,
+            opts.world_size
+        );
+    }
     check_transfer_settings(opts.concurrency, opts.rate_limit_mb_per_sec, &opts.retry)?;
     if opts.max_page_bytes == 0 {
         bail!("--max-page-bytes must be at least 1");
