@@ -7,8 +7,9 @@
 //! not, `Retry-After`), [`retry`] is the backoff policy, [`rate`] the global token bucket.
 //! `--list`: [`paths`] reads the list, [`checksum`] the expected digests, [`fetch`] moves one
 //! file (resume, retry, size and digest check) and [`manifest`] records what is complete.
-//! `--urls`: [`host_queue`] schedules per host ([`set_aside`] holds the overflow), [`robots`] reads robots.txt, [`warc_writer`]
-//! writes the records and [`fetch_log`] records what is done.
+//! `--urls`: [`host_queue`] schedules per host ([`set_aside`] holds the overflow),
+//! [`page_get`] makes one page request, [`robots`] reads robots.txt, [`warc_writer`] writes
+//! the records and [`fetch_log`] records what is done; [`pages`] runs them.
 
 pub mod checksum;
 pub mod client;
@@ -17,6 +18,7 @@ pub mod fetch;
 pub mod fetch_log;
 pub mod host_queue;
 pub mod manifest;
+pub mod page_get;
 pub mod pages;
 pub mod paths;
 pub mod rate;

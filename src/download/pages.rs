@@ -26,6 +26,7 @@ use super::client::{
 };
 use super::fetch_log::{list_fingerprint, FetchLog, LogEntry, LogHeader, Outcome};
 use super::host_queue::{host_key, Admitted, HostQueue, HostRobots, Job};
+use super::page_get::{PageGet, Reply};
 use super::rate::RateLimiter;
 use super::retry::RetryPolicy;
 use super::robots::{Robots, MAX_ROBOTS_BYTES};
@@ -44,9 +45,6 @@ const COMMIT_ENTRIES: u64 = 1000;
 
 /// Examples of refused lines and failures kept for the printed summary.
 const EXAMPLES: usize = 20;
-
-/// Bytes read from a response body per call (and per rate-limiter charge).
-const CHUNK: usize = 64 * 1024;
 
 /// Everything `datamill download --urls` needs.
 #[derive(Debug, Clone)]
@@ -253,6 +251,17 @@ struct Shared<'a> {
 }
 
 impl Shared<'_> {
+    /// The page request settings of this run.
+    fn page_get(&self) -> PageGet<'_> {
+        PageGet {
+            agent: &self.pages,
+            timeout: self.opts.timeout,
+            max_bytes: self.opts.max_page_bytes,
+            limiter: self.limiter.as_ref(),
+            bytes: &self.bytes,
+        }
+    }
+
     /// Whether writing the WARC files or the log failed (the run is stopping).
     fn output_failed(&self) -> bool {
         self.sink
@@ -512,19 +521,6 @@ impl Finished {
     }
 }
 
-/// What one request gave.
-enum Reply {
-    /// A 2xx response, read whole.
-    Page {
-        head: Vec<u8>,
-        body: Vec<u8>,
-        status: u16,
-        ip: std::net::SocketAddr,
-    },
-    /// A redirect to this URL.
-    Redirect(url::Url, u16),
-}
-
 /// Works on `job` while it stays on `host`: robots.txt, requests with retries, redirects.
 fn fetch_on_host(shared: &Shared<'_>, host: &str, mut job: Job) -> Step {
     let opts = shared.opts;
@@ -551,7 +547,7 @@ fn fetch_on_host(shared: &Shared<'_>, host: &str, mut job: Job) -> Step {
             });
         }
         let reply = loop {
-            match request(shared, &job.url) {
+            match shared.page_get().get(&job.url) {
                 Ok(r) => break r,
                 Err(e) => {
                     job.failed_requests += 1;
@@ -720,130 +716,6 @@ fn fetch_robots(shared: &Shared<'_>, url: &str) -> HostRobots {
             unreachable: Some(err.reason().to_string()),
         };
     }
-}
-
-/// One request for `url`, not following redirects; reads a 2xx body up to the size cap.
-fn request(shared: &Shared<'_>, url: &url::Url) -> Result<Reply, AttemptError> {
-    let opts = shared.opts;
-    let resp = shared
-        .pages
-        .get(url.as_str())
-        .set("Accept-Encoding", "identity")
-        .timeout(opts.timeout)
-        .call()
-        .map_err(classify)?;
-    let status = resp.status();
-    if (300..400).contains(&status) {
-        let Some(location) = resp.header("Location") else {
-            return Err(AttemptError::Fatal {
-                status: Some(status),
-                reason: format!("HTTP {status} without a Location"),
-            });
-        };
-        let mut to = url.join(location.trim()).map_err(|e| AttemptError::Fatal {
-            status: Some(status),
-            reason: format!("HTTP {status} to a bad redirect location {location:?}: {e}"),
-        })?;
-        to.set_fragment(None);
-        if !matches!(to.scheme(), "http" | "https") {
-            return Err(AttemptError::Fatal {
-                status: Some(status),
-                reason: format!("HTTP {status} redirect to a non-HTTP location {to}"),
-            });
-        }
-        return Ok(Reply::Redirect(to, status));
-    }
-    if !(200..300).contains(&status) {
-        return Err(AttemptError::Fatal {
-            status: Some(status),
-            reason: format!("unexpected HTTP {status} {}", resp.status_text()),
-        });
-    }
-    let cap = opts.max_page_bytes;
-    let announced = resp
-        .header("Content-Length")
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if let Some(n) = announced.filter(|&n| n > cap) {
-        return Err(AttemptError::Fatal {
-            status: None,
-            reason: format!("too_large: the server announces {n} bytes, the cap is {cap}"),
-        });
-    }
-    let head = http_head(&resp);
-    let ip = resp.remote_addr();
-    let mut reader = resp.into_reader();
-    let mut body = Vec::with_capacity(announced.unwrap_or(16 << 10).min(cap) as usize);
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(retry(format!(
-                    "transfer broke off after {} bytes{}: {e}",
-                    body.len(),
-                    announced.map(|t| format!(" of {t}")).unwrap_or_default()
-                )))
-            }
-        };
-        if let Some(l) = &shared.limiter {
-            l.take(n);
-        }
-        shared.bytes.fetch_add(n as u64, Ordering::Relaxed);
-        if (body.len() + n) as u64 > cap {
-            return Err(AttemptError::Fatal {
-                status: None,
-                reason: format!("too_large: more than {cap} bytes"),
-            });
-        }
-        body.extend_from_slice(&buf[..n]);
-    }
-    if let Some(t) = announced.filter(|&t| t != body.len() as u64) {
-        return Err(retry(format!(
-            "transfer broke off after {} bytes of {t}",
-            body.len()
-        )));
-    }
-    let mut head = head;
-    head.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
-    Ok(Reply::Page {
-        head,
-        body,
-        status,
-        ip,
-    })
-}
-
-/// The status line and header fields as received, minus the framing fields that no longer
-/// describe the stored body (they are kept under `X-Crawler-` names, as Common Crawl does);
-/// the caller appends `Content-Length` and the blank line.
-fn http_head(resp: &ureq::Response) -> Vec<u8> {
-    let mut out = format!(
-        "{} {} {}\r\n",
-        resp.http_version(),
-        resp.status(),
-        resp.status_text()
-    )
-    .into_bytes();
-    let mut seen: Vec<String> = Vec::new();
-    for name in resp.headers_names() {
-        if seen.contains(&name) {
-            continue;
-        }
-        for value in resp.all(&name) {
-            let shown = match name.as_str() {
-                "content-length" | "transfer-encoding" | "content-encoding" => {
-                    format!("x-crawler-{name}")
-                }
-                _ => name.clone(),
-            };
-            let value: String = value.chars().filter(|c| *c != '\r' && *c != '\n').collect();
-            out.extend_from_slice(format!("{shown}: {value}\r\n").as_bytes());
-        }
-        seen.push(name);
-    }
-    out
 }
 
 /// Writes a job's record (if any) and its log entry, and counts it.
