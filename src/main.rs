@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use datamill::download::{download, DownloadOptions, RetryPolicy};
+use datamill::download::{download, fetch_pages, DownloadOptions, PageFetchOptions, RetryPolicy};
 use datamill::run::runner::{rank_and_world, Step};
 use datamill::run::{run_pipeline, RunOptions};
 use datamill::stats::MergedStats;
@@ -60,35 +60,68 @@ enum Command {
         #[command(subcommand)]
         command: SlurmCommand,
     },
-    /// Fetch every path of a (gzipped) path list from BASE_URL/PATH to DEST/PATH; resumable.
+    /// Fetch files or pages; resumable. `--list L --base-url U --dest D` fetches every path of
+    /// a (gzipped) path list from U/PATH to D/PATH; `--urls LIST --warc DIR` fetches every URL
+    /// of a list (`url<TAB>count` lines from `wiki-refs`, or one URL per line) into WARC files.
+    #[command(group(clap::ArgGroup::new("mode").required(true).args(["list", "urls"])))]
     Download {
         /// Path list, one relative path per line, plain or gzipped (e.g. wet.paths.gz).
-        #[arg(long)]
-        list: PathBuf,
+        #[arg(long, requires_all = ["base_url", "dest"])]
+        list: Option<PathBuf>,
         /// URL prefix of every path (e.g. https://data.commoncrawl.org).
+        #[arg(long, requires = "list")]
+        base_url: Option<String>,
+        /// Destination folder of `--list`.
+        #[arg(long, requires = "list")]
+        dest: Option<PathBuf>,
+        /// URL list (plain, .gz or .zst): `url<TAB>count` lines or one URL per line.
+        #[arg(long, requires = "warc", conflicts_with = "list")]
+        urls: Option<PathBuf>,
+        /// Folder of the WARC files and the fetch log of `--urls`.
+        #[arg(long, requires = "urls")]
+        warc: Option<PathBuf>,
+        /// Transfers at the same time (default 4 files with --list, 16 pages with --urls;
+        /// never two pages from one host).
         #[arg(long)]
-        base_url: String,
-        /// Destination folder.
-        #[arg(long)]
-        dest: PathBuf,
-        /// Files fetched at the same time.
-        #[arg(long, default_value_t = 4)]
-        concurrency: usize,
+        concurrency: Option<usize>,
         /// Global rate limit over all workers in MB/s (1 MB = 10^6 bytes).
         #[arg(long)]
         rate_limit: Option<f64>,
-        /// sha256sum-format file (`SHA256  PATH` lines) with expected digests.
-        #[arg(long)]
+        /// sha256sum-format file (`SHA256  PATH` lines) with expected digests (--list).
+        #[arg(long, requires = "list")]
         checksums: Option<PathBuf>,
-        /// Failed requests in a row that brought no new bytes before a file counts as failed.
+        /// Failed requests in a row (that brought no new bytes) before a file or page fails.
         #[arg(long, default_value_t = 6)]
         max_attempts: u32,
         /// Backoff before the first retry in milliseconds; doubles per retry (jittered).
         #[arg(long, default_value_t = 1000)]
         retry_delay_ms: u64,
-        /// Connect and read timeout in seconds.
-        #[arg(long, default_value_t = 60)]
-        timeout: u64,
+        /// Timeout in seconds: with --list, for connecting and for any stalled read; with
+        /// --urls, for a whole request (default 60 and 30).
+        #[arg(long)]
+        timeout: Option<u64>,
+        /// Largest page body kept (--urls); a larger response fails as too_large.
+        #[arg(long, default_value_t = 10 << 20)]
+        max_page_bytes: u64,
+        /// Redirects followed per URL (--urls).
+        #[arg(long, default_value_t = 10)]
+        max_redirects: u32,
+        /// A WARC file is closed when it reaches this many MB (--urls).
+        #[arg(long, default_value_t = 1000)]
+        warc_file_mb: u64,
+        /// Most URLs held in memory at once (--urls).
+        #[arg(long, default_value_t = 100_000)]
+        window: usize,
+        /// Most URLs queued per host; more go to a second pass (--urls).
+        #[arg(long, default_value_t = 256)]
+        host_queue: usize,
+        /// This task's rank (--urls; default: SLURM_ARRAY_TASK_ID, else 0): it fetches the
+        /// hosts that hash to it, into WARC/rank-NNNNN when there are several tasks.
+        #[arg(long, requires = "urls")]
+        rank: Option<usize>,
+        /// Tasks sharing the URL list (default: SLURM_ARRAY_TASK_COUNT, else 1).
+        #[arg(long, requires = "urls")]
+        world_size: Option<usize>,
     },
     /// Train a Kneser-Ney n-gram model on reference text (writes MODEL and MODEL.json).
     TrainLm {
@@ -643,31 +676,67 @@ fn run(cli: Cli) -> Result<ExitCode> {
             list,
             base_url,
             dest,
+            urls,
+            warc,
             concurrency,
             rate_limit,
             checksums,
             max_attempts,
             retry_delay_ms,
             timeout,
+            max_page_bytes,
+            max_redirects,
+            warc_file_mb,
+            window,
+            host_queue,
+            rank,
+            world_size,
         } => {
-            let opts = DownloadOptions {
-                concurrency,
-                rate_limit_mb_per_sec: rate_limit,
-                checksums,
-                retry: RetryPolicy {
-                    max_attempts,
-                    base_delay: std::time::Duration::from_millis(retry_delay_ms),
-                    ..RetryPolicy::default()
-                },
-                timeout: std::time::Duration::from_secs(timeout),
-                ..DownloadOptions::new(list, &base_url, dest)
+            let retry = RetryPolicy {
+                max_attempts,
+                base_delay: std::time::Duration::from_millis(retry_delay_ms),
+                ..RetryPolicy::default()
             };
-            let summary = download(&opts)?;
-            print!("{}", summary.report());
-            Ok(if summary.failed.is_empty() {
-                ExitCode::SUCCESS
+            let failed = if let (Some(urls), Some(warc)) = (urls, warc) {
+                let (rank, world_size) = rank_and_world(rank, world_size)?;
+                let defaults = PageFetchOptions::new(urls, warc);
+                let opts = PageFetchOptions {
+                    concurrency: concurrency.unwrap_or(defaults.concurrency),
+                    rate_limit_mb_per_sec: rate_limit,
+                    retry,
+                    timeout: timeout.map_or(defaults.timeout, std::time::Duration::from_secs),
+                    max_page_bytes,
+                    max_redirects,
+                    warc_file_bytes: warc_file_mb.saturating_mul(1_000_000),
+                    window,
+                    per_host_queue: host_queue,
+                    rank,
+                    world_size,
+                    ..defaults
+                };
+                let summary = fetch_pages(&opts)?;
+                print!("{}", summary.report());
+                summary.lines == 0
             } else {
+                let (Some(list), Some(base_url), Some(dest)) = (list, base_url, dest) else {
+                    anyhow::bail!("--list needs --base-url and --dest");
+                };
+                let opts = DownloadOptions {
+                    concurrency: concurrency.unwrap_or(4),
+                    rate_limit_mb_per_sec: rate_limit,
+                    checksums,
+                    retry,
+                    timeout: std::time::Duration::from_secs(timeout.unwrap_or(60)),
+                    ..DownloadOptions::new(list, &base_url, dest)
+                };
+                let summary = download(&opts)?;
+                print!("{}", summary.report());
+                !summary.failed.is_empty()
+            };
+            Ok(if failed {
                 ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
             })
         }
         Command::Slurm { command } => slurm(command),

@@ -7,7 +7,7 @@
 //! per request, then closes. Every request is recorded.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+mod common;
 
 use datamill::download::manifest::Manifest;
 use datamill::download::{download, DownloadOptions, RetryPolicy};
@@ -92,31 +94,13 @@ impl Drop for TestServer {
 
 /// Handles one connection (one request, then `Connection: close`).
 fn serve(mut stream: TcpStream, log: &Mutex<Vec<Seen>>, counts: &Mutex<HashMap<String, u32>>) {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).is_err() {
+    let Some((path, fields)) = common::read_request_head(&stream) else {
         return;
-    }
-    let mut range = None;
-    for _ in 0..100 {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            if k.eq_ignore_ascii_case("range") {
-                range = Some(v.trim().to_string());
-            }
-        }
-    }
-    let path = request_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("/")
-        .to_string();
+    };
+    let range = fields
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("range"))
+        .map(|(_, v)| v.clone());
     let nth = {
         let mut c = counts.lock().unwrap();
         let n = c.entry(path.clone()).or_insert(0);

@@ -5,13 +5,13 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use super::checksum::sha256_of;
+use super::client::{classify, fatal, retry, AttemptError};
 use super::rate::RateLimiter;
-use super::retry::{retry_after, status_is_retryable, transport_is_retryable, RetryPolicy};
+use super::retry::RetryPolicy;
 use super::PART_SUFFIX;
 
 /// Bytes read from the network per call (and per rate-limiter charge).
@@ -64,33 +64,6 @@ pub fn part_path(final_path: &Path) -> PathBuf {
     let mut name = final_path.file_name().unwrap_or_default().to_os_string();
     name.push(PART_SUFFIX);
     final_path.with_file_name(name)
-}
-
-/// Why one request did not deliver the whole file.
-enum AttemptError {
-    /// Worth another attempt (timeout, reset, short read, 408/429/5xx).
-    Retry {
-        status: Option<u16>,
-        reason: String,
-        retry_after: Option<Duration>,
-    },
-    /// Not worth another attempt (other 4xx, bad URL, local I/O error, checksum mismatch).
-    Fatal { status: Option<u16>, reason: String },
-}
-
-fn retry(reason: impl Into<String>) -> AttemptError {
-    AttemptError::Retry {
-        status: None,
-        reason: reason.into(),
-        retry_after: None,
-    }
-}
-
-fn fatal(reason: impl Into<String>) -> AttemptError {
-    AttemptError::Fatal {
-        status: None,
-        reason: reason.into(),
-    }
 }
 
 /// State of one file across its attempts.
@@ -212,29 +185,7 @@ impl Transfer<'_> {
                     "HTTP 416 for a resume at byte {offset}: the remote file is shorter; restarting"
                 )));
             }
-            Err(ureq::Error::Status(code, resp)) => {
-                let reason = format!("HTTP {code} {}", resp.status_text());
-                return Err(if status_is_retryable(code) {
-                    AttemptError::Retry {
-                        status: Some(code),
-                        reason,
-                        retry_after: resp.header("Retry-After").and_then(retry_after),
-                    }
-                } else {
-                    AttemptError::Fatal {
-                        status: Some(code),
-                        reason,
-                    }
-                });
-            }
-            Err(ureq::Error::Transport(t)) => {
-                let reason = t.to_string();
-                return Err(if transport_is_retryable(t.kind()) {
-                    retry(reason)
-                } else {
-                    fatal(reason)
-                });
-            }
+            Err(e) => return Err(classify(e)),
         };
 
         let (start, total) = match resp.status() {

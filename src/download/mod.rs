@@ -1,18 +1,33 @@
-//! `datamill download`: fetches every path of a Common Crawl style path list from a base URL
-//! into a destination folder, in parallel, resumable, rate-limited and verified.
+//! `datamill download`, two modes over one fetch layer:
+//! `--list` fetches every path of a Common Crawl style path list from a base URL into a
+//! destination folder, in parallel, resumable, rate-limited and verified; `--urls` fetches
+//! every URL of a list into WARC files ([`pages`]).
 //!
-//! The parts, one job each: [`paths`] reads the list, [`checksum`] the expected digests,
-//! [`fetch`] moves one file (resume, retry, size and digest check), [`rate`] is the global
-//! token bucket, [`retry`] the backoff policy and [`manifest`] records what is complete;
+//! The shared layer: [`client`] builds the HTTP agent and classifies errors (retryable or
+//! not, `Retry-After`), [`retry`] is the backoff policy, [`rate`] the global token bucket.
+//! `--list`: [`paths`] reads the list, [`checksum`] the expected digests, [`fetch`] moves one
+//! file (resume, retry, size and digest check) and [`manifest`] records what is complete.
+//! `--urls`: [`host_queue`] schedules per host ([`set_aside`] holds the overflow),
+//! [`page_get`] makes one page request, [`robots`] reads robots.txt, [`warc_writer`] writes
+//! the records and [`fetch_log`] records what is done; [`pages`] runs them.
 //! [`stream`] reads a remote file as a resumable stream (URL inputs of a run).
 
 pub mod checksum;
+pub mod client;
+pub mod dates;
 pub mod fetch;
+pub mod fetch_log;
+pub mod host_queue;
 pub mod manifest;
+pub mod page_get;
+pub mod pages;
 pub mod paths;
 pub mod rate;
 pub mod retry;
+pub mod robots;
+pub mod set_aside;
 pub mod stream;
+pub mod warc_writer;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -23,8 +38,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Result};
 
 use checksum::{read_checksums, Checksums};
+use client::{build_agent, check_transfer_settings, AgentSettings};
 use fetch::{fetch_file, FetchContext};
 use manifest::{Manifest, ManifestEntry};
+pub use pages::{fetch_pages, PageFetchOptions, PageFetchSummary};
 use paths::{read_path_list, url_for};
 use rate::RateLimiter;
 pub use retry::RetryPolicy;
@@ -196,12 +213,10 @@ pub fn download(opts: &DownloadOptions) -> Result<DownloadSummary> {
         todo.len()
     );
 
-    let agent = ureq::AgentBuilder::new()
-        .timeout_connect(opts.timeout.min(Duration::from_secs(30)))
-        .timeout_read(opts.timeout)
-        .timeout_write(opts.timeout)
-        .user_agent(concat!("datamill/", env!("CARGO_PKG_VERSION")))
-        .build();
+    let agent = build_agent(AgentSettings {
+        timeout: opts.timeout,
+        redirects: 5,
+    });
     let limiter = opts.rate_limit_mb_per_sec.map(RateLimiter::from_mb_per_sec);
     let received = AtomicU64::new(0);
     let ctx = FetchContext {
@@ -315,18 +330,20 @@ fn save_manifest(st: &mut RunState, dest: &Path) {
     st.last_save = Instant::now();
 }
 
+/// Cuts `path` to `len` bytes and makes that durable (a crash's leftovers after the last
+/// complete record of a WARC file or the fetch log).
+pub(crate) fn truncate_durably(path: &Path, len: u64) -> Result<()> {
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+    f.set_len(len)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| anyhow::anyhow!("cannot truncate {}: {e}", path.display()))
+}
+
 fn check_options(opts: &DownloadOptions) -> Result<()> {
-    if opts.concurrency == 0 {
-        bail!("--concurrency must be at least 1");
-    }
-    if let Some(r) = opts.rate_limit_mb_per_sec {
-        if !(r.is_finite() && r > 0.0) {
-            bail!("--rate-limit must be a positive number of MB/s, got {r}");
-        }
-    }
-    if opts.retry.max_attempts == 0 {
-        bail!("--max-attempts must be at least 1");
-    }
+    check_transfer_settings(opts.concurrency, opts.rate_limit_mb_per_sec, &opts.retry)?;
     if !(opts.base_url.starts_with("http://") || opts.base_url.starts_with("https://")) {
         bail!(
             "--base-url must start with http:// or https://, got {:?}",

@@ -10,6 +10,7 @@ pub mod github;
 pub mod jsonl;
 pub mod stackexchange;
 pub mod training;
+pub mod url_list;
 pub mod warc;
 pub mod wiki;
 pub mod xml_encoding;

@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -184,4 +186,27 @@ pub fn require_quality_models() {
             "{model} is missing: run `make setup quality-models` (make test does)"
         );
     }
+}
+
+/// Reads the head of one HTTP request on a test server's connection (5 s read timeout): the
+/// request target and the header fields. `None` when the client sent no request line.
+pub fn read_request_head(stream: &TcpStream) -> Option<(String, Vec<(String, String)>)> {
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line).ok()?;
+    let target = request_line.split_whitespace().nth(1)?.to_string();
+    let mut fields = Vec::new();
+    for _ in 0..100 {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            fields.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    Some((target, fields))
 }
