@@ -1,10 +1,15 @@
 //! Counters per stage and per shard, their merge across shards, and the per-stage table.
 
+pub mod profile;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
+
+/// File name of the Hugging Face features a run writes beside its shards.
+pub const FEATURES_FILE: &str = "features.json";
 
 /// Documents and bytes in and out of one stage, and drops by reason.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -63,6 +68,9 @@ pub struct ShardStats {
     pub input: String,
     /// One entry per stage, `read` first.
     pub stages: Vec<StageStats>,
+    /// Histograms, language mix, sampled drops and metadata types of the shard.
+    #[serde(default)]
+    pub profile: profile::Profile,
 }
 
 /// Stats merged over many shards: stages matched by position and name.
@@ -76,12 +84,16 @@ pub struct MergedStats {
     pub shards: u64,
     /// Per stage totals.
     pub stages: Vec<StageStats>,
+    /// The shards' profiles merged.
+    #[serde(default)]
+    pub profile: profile::Profile,
 }
 
 impl MergedStats {
     /// Adds one shard's stats.
     pub fn add(&mut self, shard: &ShardStats) {
         self.shards += 1;
+        self.profile.merge(&shard.profile);
         if !self.pipelines.contains(&shard.pipeline) {
             self.pipelines.push(shard.pipeline.clone());
         }
@@ -116,6 +128,13 @@ impl MergedStats {
             merged.add(&s);
         }
         Ok(merged)
+    }
+
+    /// Writes `dir/features.json`: the Hugging Face `datasets.Features` of the documents in
+    /// `dir`'s shards (every metadata key with one type), for `load_dataset("json", ...)`.
+    pub fn write_features(&self, dir: &Path) -> Result<()> {
+        let json = serde_json::to_vec_pretty(&self.profile.features())?;
+        crate::doc::write_atomic(&dir.join(FEATURES_FILE), &json)
     }
 
     /// The per-stage table: documents and bytes in and out, and drops by reason.
