@@ -11,7 +11,7 @@ LID_SHA256 := 8f3472cfe8738a7b6099e8e999c3cbfae0dcd15696aac7d7738a8039db603e83
 WHEEL_SHA256 := 643efe4033228f49d8adfb3d01cf2e64b27842ed2c02049de3656e760cdd5a03
 BIN := target/release/datamill
 VENV := .venv
-VENV_STAMP := $(VENV)/.sentencepiece-0.2.3-numpy-transformers-4.46.3
+VENV_STAMP := $(VENV)/.sentencepiece-0.2.3-numpy-transformers-4.46.3-datasets-4.0.0
 BENCH_CORPUS ?= ../shared/data/bench/docs.jsonl.zst
 # Quality models (issue #3): trained from samples/ when missing; bad-words list from npm.
 LM_MODEL := $(MODELS)/cc_lm.bin
@@ -46,14 +46,15 @@ $(LID_MODEL):
 	echo "$(LID_SHA256)  $@.tmp" | sha256sum -c --quiet
 	mv $@.tmp $@
 
-## setup-python: .venv with Python's sentencepiece 0.2.3, numpy and Hugging Face
-## transformers 4.46.3 (its LlamaTokenizer; no PyTorch), the references the tokenizer and
-## shard tests compare with (idempotent: a stamp file marks it done).
+## setup-python: .venv with Python's sentencepiece 0.2.3, numpy, Hugging Face transformers
+## 4.46.3 (its LlamaTokenizer; no PyTorch) and datasets 4.0.0 with zstandard, the references the
+## tokenizer, shard and output-loading tests use (idempotent: a stamp file marks it done).
 setup-python: $(VENV_STAMP)
 
 $(VENV_STAMP):
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q sentencepiece==0.2.3 numpy transformers==4.46.3
+	$(VENV)/bin/pip install -q sentencepiece==0.2.3 numpy transformers==4.46.3 \
+	  datasets==4.0.0 "huggingface-hub<1.0" zstandard==0.25.0
 	touch $@
 
 # C4's bad-words list (LDNOOBW, CC-BY-4.0) ships in the npm package naughty-words 1.2.0.
