@@ -11,7 +11,7 @@ LID_SHA256 := 8f3472cfe8738a7b6099e8e999c3cbfae0dcd15696aac7d7738a8039db603e83
 WHEEL_SHA256 := 643efe4033228f49d8adfb3d01cf2e64b27842ed2c02049de3656e760cdd5a03
 BIN := target/release/datamill
 VENV := .venv
-VENV_STAMP := $(VENV)/.sentencepiece-0.2.3-numpy-transformers-4.46.3-warcio-1.7.4
+VENV_STAMP := $(VENV)/.sentencepiece-0.2.3-numpy-transformers-4.46.3-warcio-1.7.4-datasets-4.0.0
 BENCH_CORPUS ?= ../shared/data/bench/docs.jsonl.zst
 # Quality models (issue #3): trained from samples/ when missing; bad-words list from npm.
 LM_MODEL := $(MODELS)/cc_lm.bin
@@ -53,6 +53,9 @@ setup-sys:
 	@command -v 7zz >/dev/null 2>&1 || { \
 	  echo "installing 7zip (apt)"; \
 	  (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends 7zip >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium (apt; the report's browser test)"; \
+	  (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 ## samples-7z: the sample Stack Exchange site as a .7z (the tests also pack sites with 7zz).
 samples-7z: $(SE_7Z)
@@ -72,14 +75,15 @@ $(LID_MODEL):
 	echo "$(LID_SHA256)  $@.tmp" | sha256sum -c --quiet
 	mv $@.tmp $@
 
-## setup-python: .venv with Python's sentencepiece 0.2.3, numpy and Hugging Face
-## transformers 4.46.3 (its LlamaTokenizer; no PyTorch), the references the tokenizer and
-## shard tests compare with (idempotent: a stamp file marks it done).
+## setup-python: .venv with Python's sentencepiece 0.2.3, numpy, Hugging Face transformers
+## 4.46.3 (its LlamaTokenizer; no PyTorch) and datasets 4.0.0 with zstandard, the references the
+## tokenizer, shard and output-loading tests use (idempotent: a stamp file marks it done).
 setup-python: $(VENV_STAMP)
 
 $(VENV_STAMP):
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q sentencepiece==0.2.3 numpy transformers==4.46.3 warcio==1.7.4
+	$(VENV)/bin/pip install -q sentencepiece==0.2.3 numpy transformers==4.46.3 warcio==1.7.4 \
+	  datasets==4.0.0 "huggingface-hub<1.0" zstandard==0.25.0
 	touch $@
 
 # C4's bad-words list (LDNOOBW, CC-BY-4.0) ships in the npm package naughty-words 1.2.0.

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use datamill::download::{download, fetch_pages, DownloadOptions, PageFetchOptions, RetryPolicy};
@@ -360,6 +360,35 @@ enum Command {
         /// Where to write the report files (default: DIR/report).
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Show a seeded sample of a run's kept or dropped documents (paged on a terminal).
+    Inspect {
+        /// A run's output folder, or a recipe's OUTPUT (every run under it).
+        dir: PathBuf,
+        /// Show only this source's documents.
+        #[arg(long)]
+        source: Option<String>,
+        /// Show documents this stage dropped (from rejected/, else the stats' samples).
+        #[arg(long)]
+        stage: Option<String>,
+        /// Show documents dropped for this reason.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Show dropped documents of any stage instead of kept ones.
+        #[arg(long)]
+        dropped: bool,
+        /// Show this many documents.
+        #[arg(long, default_value_t = 5)]
+        sample: usize,
+        /// Seed the sample (another seed, other documents).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Keep only documents whose text matches this regular expression.
+        #[arg(long)]
+        grep: Option<String>,
+        /// Print this many lines of each document's text.
+        #[arg(long, default_value_t = 12)]
+        lines: usize,
     },
     /// Run a recipe end to end: source pipelines, tokenizer, pack, plan, report.
     Recipe {
@@ -873,6 +902,36 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 print!("{}", plan.render());
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Inspect {
+            dir,
+            source,
+            stage,
+            reason,
+            dropped,
+            sample,
+            seed,
+            grep,
+            lines,
+        } => {
+            let grep = grep
+                .map(|g| regex::Regex::new(&g))
+                .transpose()
+                .context("--grep is not a valid regular expression")?;
+            let opts = datamill::report::inspect::InspectOptions {
+                source,
+                stage,
+                reason,
+                dropped,
+                sample,
+                seed,
+                grep,
+                lines,
+            };
+            let mut pager = datamill::report::pager::Pager::start();
+            datamill::report::inspect::inspect(&dir, &opts, pager.writer())?;
+            pager.finish();
             Ok(ExitCode::SUCCESS)
         }
         Command::Report { dir, recipe, out } => {

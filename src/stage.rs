@@ -76,6 +76,12 @@ pub trait Stage: Send + Sync {
         None
     }
 
+    /// The thresholds this stage compares a metadata score with, as (metric key, label, value):
+    /// the report draws them on the metric's histogram (`language_score`, `perplexity`, ...).
+    fn marks(&self) -> Vec<(&'static str, String, f64)> {
+        Vec::new()
+    }
+
     /// Receives every shard's finished scan, sorted by shard, before the first `process` call.
     fn absorb(&mut self, _scans: Vec<(u32, Box<dyn Any + Send>)>) -> Result<()> {
         Ok(())

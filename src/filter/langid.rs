@@ -151,6 +151,14 @@ impl Stage for LangIdFilter {
         "langid"
     }
 
+    fn marks(&self) -> Vec<(&'static str, String, f64)> {
+        vec![(
+            "language_score",
+            "langid threshold".into(),
+            self.threshold as f64,
+        )]
+    }
+
     fn process(&self, doc: &mut Document, _pos: DocPos) -> Verdict {
         let Some(pred) = self.model.predict(&doc.text) else {
             return Verdict::drop("lang_unknown");

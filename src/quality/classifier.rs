@@ -323,6 +323,14 @@ impl Stage for ClassifierStage {
         "classifier"
     }
 
+    fn marks(&self) -> Vec<(&'static str, String, f64)> {
+        vec![(
+            "wiki_ref_prob",
+            "classifier threshold".into(),
+            self.threshold,
+        )]
+    }
+
     fn process(&self, doc: &mut Document, _pos: DocPos) -> Verdict {
         let p = BUFS.with(|b| {
             let (tok, buf) = &mut *b.borrow_mut();

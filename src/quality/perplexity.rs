@@ -211,6 +211,15 @@ impl Stage for PerplexityBucketer {
         "perplexity_bucket"
     }
 
+    fn marks(&self) -> Vec<(&'static str, String, f64)> {
+        let mut marks = Vec::new();
+        for (lang, cut) in &self.cutoffs {
+            marks.push(("perplexity", format!("{lang} head"), cut.head));
+            marks.push(("perplexity", format!("{lang} middle"), cut.middle));
+        }
+        marks
+    }
+
     fn process(&self, doc: &mut Document, _pos: DocPos) -> Verdict {
         let pp = doc.metadata.get("perplexity").and_then(|v| v.as_f64());
         let cut = doc_language(doc, &self.language_field, &self.default_language)

@@ -2,13 +2,15 @@
 
 use super::CorpusReport;
 use crate::mixture::plan::human_bytes;
+use crate::stats::profile::{Histogram, Profile, Scale};
 
 /// Colours of the sources, in order (repeats after eight).
 const PALETTE: &[&str] = &[
     "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f",
 ];
 
-/// Escapes text for HTML element content and attribute values.
+/// Escapes text for HTML element content and attribute values (`=` too, so that quoted
+/// documents never spell `src=` or `href=`: the page loads nothing).
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -18,6 +20,7 @@ pub fn escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
+            '=' => out.push_str("&#61;"),
             c => out.push(c),
         }
     }
@@ -170,6 +173,174 @@ fn funnel_svg(row: &super::SourceRow, colour: &str) -> String {
     svg
 }
 
+/// Where `v` falls on a histogram's axis, from 0 (its low end) to 1 (its high end).
+fn axis_fraction(h: &Histogram, v: f64) -> f64 {
+    let f = match h.scale {
+        Scale::Linear => (v - h.lo) / (h.hi - h.lo),
+        Scale::Log10 => (v.max(1e-300).log10() - h.lo.log10()) / (h.hi.log10() - h.lo.log10()),
+    };
+    if f.is_nan() {
+        0.0
+    } else {
+        f.clamp(0.0, 1.0)
+    }
+}
+
+/// A value as an axis label (`1e4`, `0.25`).
+fn axis_label(h: &Histogram, v: f64) -> String {
+    match h.scale {
+        Scale::Log10 => format!("1e{}", v.log10().round()),
+        Scale::Linear => format!("{v:.2}"),
+    }
+}
+
+/// One metric's histogram: kept documents in the source's colour, dropped ones in grey on top,
+/// the stages' thresholds as red lines.
+fn histogram_svg(h: &Histogram, marks: &[(String, f64)], colour: &str) -> String {
+    let (width, height, left, bottom) = (360.0, 150.0, 36.0, 34.0);
+    let plot_w = width - left - 10.0;
+    let plot_h = height - bottom - 18.0;
+    let n = h.kept.len();
+    let top = (0..n)
+        .map(|i| h.kept[i] + h.dropped[i])
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let title = match h.metric.as_str() {
+        "length" => "document length (bytes)",
+        "language_score" => "language-ID score",
+        "perplexity" => "perplexity",
+        "wiki_ref_prob" => "reference-classifier probability",
+        other => other,
+    };
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" role=\"img\" aria-label=\"{}\"><text x=\"{left}\" y=\"12\" class=\"hdr\">{} ({} documents)</text>",
+        escape(&h.metric),
+        escape(title),
+        h.total()
+    );
+    let bw = plot_w / n as f64;
+    for i in 0..n {
+        let x = left + i as f64 * bw;
+        let hk = h.kept[i] as f64 / top * plot_h;
+        let hd = h.dropped[i] as f64 / top * plot_h;
+        let base = 18.0 + plot_h;
+        svg.push_str(&format!(
+            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{hk:.1}\" fill=\"{colour}\"><title>{} to {}: {} kept</title></rect>\
+             <rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{hd:.1}\" fill=\"#bbb\"><title>{} to {}: {} dropped</title></rect>",
+            base - hk,
+            (bw - 1.0).max(0.5),
+            axis_label(h, h.edge(i)),
+            axis_label(h, h.edge(i + 1)),
+            h.kept[i],
+            base - hk - hd,
+            (bw - 1.0).max(0.5),
+            axis_label(h, h.edge(i)),
+            axis_label(h, h.edge(i + 1)),
+            h.dropped[i],
+        ));
+    }
+    let base = 18.0 + plot_h;
+    svg.push_str(&format!(
+        "<line x1=\"{left}\" y1=\"{base}\" x2=\"{:.1}\" y2=\"{base}\" stroke=\"#333\"/>\
+         <text x=\"{left}\" y=\"{:.1}\" class=\"lbl\">{}</text>\
+         <text x=\"{:.1}\" y=\"{:.1}\" class=\"lbl\" text-anchor=\"end\">{}</text>\
+         <text x=\"{:.1}\" y=\"26\" class=\"lbl\" text-anchor=\"end\">{}</text>",
+        left + plot_w,
+        base + 14.0,
+        axis_label(h, h.lo),
+        left + plot_w,
+        base + 14.0,
+        axis_label(h, h.hi),
+        left - 4.0,
+        top as u64
+    ));
+    for (label, v) in marks {
+        let x = left + axis_fraction(h, *v) * plot_w;
+        svg.push_str(&format!(
+            "<line x1=\"{x:.1}\" y1=\"18\" x2=\"{x:.1}\" y2=\"{base}\" stroke=\"#d62728\" stroke-width=\"1.5\"><title>{} {v}</title></line>",
+            escape(label),
+        ));
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// A source's histograms, language mix and sampled dropped documents.
+fn profile_html(p: &Profile, colour: &str) -> String {
+    let mut out = String::new();
+    if !p.histograms.is_empty() {
+        out.push_str("<div class=\"hists\">");
+        for h in &p.histograms {
+            let marks = p.marks.get(&h.metric).map(Vec::as_slice).unwrap_or(&[]);
+            let caption = marks
+                .iter()
+                .map(|(label, v)| format!("{label} {v:.4}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            out.push_str(&format!(
+                "<figure>{}<figcaption>{}</figcaption></figure>",
+                histogram_svg(h, marks, colour),
+                if caption.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "<span class=\"mark\">thresholds (red): {}</span>",
+                        escape(&caption)
+                    )
+                }
+            ));
+        }
+        out.push_str("</div>");
+    }
+    if !p.languages.is_empty() {
+        let mut langs: Vec<_> = p.languages.iter().collect();
+        langs.sort_by(|a, b| (b.1 .0 + b.1 .1).cmp(&(a.1 .0 + a.1 .1)).then(a.0.cmp(b.0)));
+        out.push_str(
+            "<h4>Languages</h4><table><tr><th>language</th><th>kept</th><th>dropped</th></tr>",
+        );
+        for (lang, (kept, dropped)) in langs.iter().take(15) {
+            out.push_str(&format!(
+                "<tr><td>{}</td><td>{kept}</td><td>{dropped}</td></tr>",
+                escape(lang)
+            ));
+        }
+        if langs.len() > 15 {
+            let (k, d) = langs[15..]
+                .iter()
+                .fold((0, 0), |(k, d), (_, (a, b))| (k + a, d + b));
+            out.push_str(&format!(
+                "<tr><td>{} others</td><td>{k}</td><td>{d}</td></tr>",
+                langs.len() - 15
+            ));
+        }
+        out.push_str("</table>");
+    }
+    if !p.samples.is_empty() {
+        out.push_str("<h4>Dropped documents, sampled per stage and reason</h4>");
+        for (reason, docs) in &p.samples {
+            out.push_str(&format!(
+                "<details><summary>{} ({} shown)</summary>",
+                escape(reason),
+                docs.len()
+            ));
+            for d in docs {
+                let meta = serde_json::to_string(&d.metadata).unwrap_or_default();
+                let head: String = d.text.lines().take(12).collect::<Vec<_>>().join("\n");
+                out.push_str(&format!(
+                    "<div class=\"doc\"><b>{}</b> ({} bytes)<br><code>{}</code><pre>{}</pre></div>",
+                    escape(&d.id),
+                    d.bytes,
+                    escape(&meta),
+                    escape(&head)
+                ));
+            }
+            out.push_str("</details>");
+        }
+    }
+    out
+}
+
 /// The whole page.
 pub fn render(r: &CorpusReport) -> String {
     let mut body = String::new();
@@ -201,13 +372,14 @@ pub fn render(r: &CorpusReport) -> String {
     }
     body.push_str("</table><h2>Mixture</h2>");
     body.push_str(&mixture_svg(r));
-    body.push_str("<h2>Drop funnel per source</h2>");
+    body.push_str("<h2>Drop funnel and what was kept and dropped, per source</h2>");
     for (i, s) in r.sources.iter().enumerate() {
         if s.funnel.is_empty() {
             continue;
         }
         body.push_str(&format!("<h3>{}</h3>", escape(&s.source)));
         body.push_str(&funnel_svg(s, PALETTE[i % PALETTE.len()]));
+        body.push_str(&profile_html(&s.profile, PALETTE[i % PALETTE.len()]));
     }
     let notes: Vec<&String> = r.plan.warnings.iter().chain(&r.notes).collect();
     if !notes.is_empty() {
@@ -222,7 +394,10 @@ pub fn render(r: &CorpusReport) -> String {
 <style>body{{font:14px system-ui,sans-serif;margin:2em;max-width:60em}}table{{border-collapse:collapse}}\
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child,th:first-child{{text-align:left}}\
 .sw{{display:inline-block;width:10px;height:10px;margin-right:6px}}svg text{{font:12px system-ui,sans-serif}}\
-svg .in{{fill:#fff}}svg .hdr{{font-weight:bold}}</style></head><body>{body}</body></html>\n",
+svg .in{{fill:#fff}}svg .hdr{{font-weight:bold}}.mark{{font-size:11px;color:#d62728}}figure{{margin:0}}\
+.hists{{display:flex;flex-wrap:wrap;gap:8px}}details{{margin:2px 0}}summary{{cursor:pointer}}\
+.doc{{border-left:3px solid #ccc;margin:6px 0 6px 1em;padding-left:8px}}.doc code{{font-size:11px;word-break:break-all}}\
+.doc pre{{white-space:pre-wrap;max-height:14em;overflow:auto;background:#f7f7f7;padding:4px}}</style></head><body>{body}</body></html>\n",
         escape(&r.name)
     )
 }

@@ -4,6 +4,8 @@
 //! self-contained HTML page with inline SVG charts.
 
 pub mod html;
+pub mod inspect;
+pub mod pager;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,7 @@ use crate::mixture::config::{RecipeConfig, LLAMA_TABLE1_WEIGHTS};
 use crate::mixture::plan::{human_bytes, plan, read_supply, MixturePlan, SourceSupply};
 use crate::shards::megatron::{dataset_paths, read_header};
 use crate::shards::PackedSource;
+use crate::stats::profile::Profile;
 use crate::stats::{MergedStats, ShardStats, StageStats};
 
 /// One row of the Table 1 view.
@@ -49,6 +52,9 @@ pub struct SourceRow {
     pub epochs: Option<f64>,
     /// The drop funnel: per stage counters, `read` first.
     pub funnel: Vec<StageStats>,
+    /// Histograms with the stages' thresholds, the language mix and sampled dropped documents.
+    #[serde(default)]
+    pub profile: Profile,
 }
 
 /// The whole report.
@@ -208,6 +214,7 @@ pub fn build_report(dir: &Path, recipe: Option<&RecipeConfig>) -> Result<CorpusR
             row.input_bytes = merged.stages.first().map(|s| s.bytes_in).unwrap_or(0);
             row.doc_shard_bytes = *shard_bytes;
             row.funnel = merged.stages.clone();
+            row.profile = merged.profile.clone();
         } else {
             notes.push(format!("{n}: no run stats"));
         }

@@ -118,6 +118,9 @@ pub struct OutputConfig {
     /// `"language"` to keep the documents the language filter dropped, per language.
     #[serde(default)]
     pub split_rejected_by: Option<String>,
+    /// Seed of the few dropped documents sampled per (stage, reason) for the report.
+    #[serde(default)]
+    pub sample_seed: u64,
 }
 
 impl PipelineConfig {

@@ -28,6 +28,7 @@ use crate::inputs::open::{read_item, remote_options, RemoteFreshness};
 use crate::inputs::{input_list, items_for_rank, ByteRange, InputItem, Location};
 use crate::sources::{build_reader, Reader, Records};
 use crate::stage::{DocPos, Stage};
+use crate::stats::profile::Profile;
 use crate::stats::{peak_rss_bytes, MergedStats, ShardStats, StageStats};
 
 /// How to run: overrides of the pipeline file and the execution settings.
@@ -400,6 +401,14 @@ pub fn run_config(config: &PipelineConfig, opts: &RunOptions) -> Result<RunSumma
                     .with_context(|| format!("cannot remove {}", work.display()))?;
             }
         }
+    }
+    let wrote_shards = match opts.step {
+        Step::All => true,
+        Step::Segment(k) => segments.get(k).is_some_and(|s| s.last),
+        Step::Reduce(_) | Step::Cluster(_) | Step::Finish => false,
+    };
+    if wrote_shards && summary.failures.is_empty() {
+        MergedStats::from_dir(&out_dir)?.write_features(&out_dir)?;
     }
     finish_summary(summary, &files, &out_dir, &progress, started)
 }
@@ -846,6 +855,17 @@ fn process_shard(
     let qpath = ctx.out_dir.join("quarantine").join(format!("{name}.jsonl"));
     let mut quarantine = QuarantineWriter::create((seg.index == 0).then_some(qpath.as_path()));
     let shown = f.item.label();
+    let seed = ctx.config.output.sample_seed;
+    let mut profile = Profile::default();
+    for stage in stages {
+        for (metric, label, value) in stage.marks() {
+            profile
+                .marks
+                .entry(metric.to_string())
+                .or_default()
+                .push((label, value));
+        }
+    }
 
     let (records, remote) = match segment_input(ctx, seg, f) {
         Ok(r) => r,
@@ -884,7 +904,8 @@ fn process_shard(
             index,
         };
         index += 1;
-        let mut kept = true;
+        let read_bytes = doc.text.len() as u64;
+        let mut dropped = None;
         for (stage, st) in stages.iter().zip(stats.iter_mut()) {
             st.docs_in += 1;
             st.bytes_in += doc.text.len() as u64;
@@ -898,18 +919,24 @@ fn process_shard(
                 }
                 crate::stage::Verdict::Drop(reason) => {
                     st.add_drop(&reason);
-                    if keep_rejected {
-                        doc.set("rejected_by", stage.name());
-                        doc.set("reject_reason", reason.as_ref());
-                        rejected.write(&doc)?;
-                    }
-                    kept = false;
+                    dropped = Some((stage.name(), reason));
                     break;
                 }
             }
         }
-        if kept {
-            writer.write(&doc)?;
+        let drop = dropped.as_ref().map(|(s, r)| (*s, r.as_ref()));
+        // Documents kept by an earlier segment are counted where they end.
+        if seg.last || drop.is_some() {
+            profile.observe(&doc, read_bytes, drop, seed);
+        }
+        match drop {
+            None => writer.write(&doc)?,
+            Some((stage, reason)) if keep_rejected => {
+                doc.set("rejected_by", stage);
+                doc.set("reject_reason", reason);
+                rejected.write(&doc)?;
+            }
+            Some(_) => {}
         }
     }
     if quarantine.records() > LOGGED_ERRORS_PER_FILE {
@@ -960,6 +987,7 @@ fn process_shard(
             .map_or(0, |r| r.drops.values().sum());
         all_stats.extend(prev_stats.stages);
         no_documents = prev_stats.no_documents;
+        profile.merge(&prev_stats.profile);
     }
     all_stats.extend(stats);
     let shard_stats = ShardStats {
@@ -968,6 +996,7 @@ fn process_shard(
         input: shown.clone(),
         stages: all_stats,
         no_documents,
+        profile,
     };
     let stats_path = dir.join(format!("{name}.stats.json"));
     placed.0.push(stats_path.clone());

@@ -1,10 +1,15 @@
 //! Counters per stage and per shard, their merge across shards, and the per-stage table.
 
+pub mod profile;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
+
+/// File name of the Hugging Face features a run writes beside its shards.
+pub const FEATURES_FILE: &str = "features.json";
 
 /// Documents and bytes in and out of one stage, and drops by reason.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -66,6 +71,9 @@ pub struct ShardStats {
     /// True when the reader gave no document at all for this input (a silent zero must show).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_documents: bool,
+    /// Histograms, language mix, sampled drops and metadata types of the shard.
+    #[serde(default)]
+    pub profile: profile::Profile,
 }
 
 /// Stats merged over many shards: stages matched by position and name.
@@ -82,6 +90,9 @@ pub struct MergedStats {
     /// Inputs from which the reader gave no document at all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub empty_inputs: Vec<String>,
+    /// The shards' profiles merged.
+    #[serde(default)]
+    pub profile: profile::Profile,
 }
 
 impl MergedStats {
@@ -91,6 +102,7 @@ impl MergedStats {
         if shard.no_documents {
             self.empty_inputs.push(shard.input.clone());
         }
+        self.profile.merge(&shard.profile);
         if !self.pipelines.contains(&shard.pipeline) {
             self.pipelines.push(shard.pipeline.clone());
         }
@@ -125,6 +137,13 @@ impl MergedStats {
             merged.add(&s);
         }
         Ok(merged)
+    }
+
+    /// Writes `dir/features.json`: the Hugging Face `datasets.Features` of the documents in
+    /// `dir`'s shards (every metadata key with one type), for `load_dataset("json", ...)`.
+    pub fn write_features(&self, dir: &Path) -> Result<()> {
+        let json = serde_json::to_vec_pretty(&self.profile.features())?;
+        crate::doc::write_atomic(&dir.join(FEATURES_FILE), &json)
     }
 
     /// The per-stage table: documents and bytes in and out, and drops by reason.
