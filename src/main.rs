@@ -280,6 +280,18 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// List every stage type with its parameters, defaults and drop reasons.
+    Stages {
+        /// Print the Markdown tables of docs/stages.md instead.
+        #[arg(long)]
+        markdown: bool,
+    },
+    /// List every reader with its inputs, options, defaults and quarantine reasons.
+    Readers {
+        /// Print the Markdown tables of docs/readers.md instead.
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Run a recipe end to end: source pipelines, tokenizer, pack, plan, report.
     Recipe {
         /// The recipe (pipelines/llama.toml).
@@ -685,6 +697,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print!("{}", report.markdown());
             let html = report.write(&out.unwrap_or_else(|| dir.join("report")))?;
             println!("\nreport written: {}", html.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stages { markdown } => {
+            use datamill::run::catalogue::{stages_markdown, stages_text};
+            print!(
+                "{}",
+                if markdown {
+                    stages_markdown()
+                } else {
+                    stages_text()
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Readers { markdown } => {
+            use datamill::sources::catalogue::{readers_markdown, readers_text};
+            print!(
+                "{}",
+                if markdown {
+                    readers_markdown()
+                } else {
+                    readers_text()
+                }
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Recipe {
