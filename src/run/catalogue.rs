@@ -116,7 +116,7 @@ pub const STAGES: &[StageSpec] = &[
         group: true,
         params: &[GROUP_SIZE],
         drops: &[d("c4_duplicate_spans", "no sentence is left")],
-        parse: |t| parsed_debug::<crate::c4::span_dedup::SpanDedupConfig>("c4_span_dedup", t),
+        parse: |t| parsed_debug::<crate::dedup::span::SpanDedupConfig>("c4_span_dedup", t),
     },
     StageSpec {
         name: "langid",
@@ -214,7 +214,7 @@ pub const STAGES: &[StageSpec] = &[
         group: false,
         params: &[p("words_file", T::Path, D::Value("\"models/badwords/en.txt\""), "Reads the list from this file, one entry a line, `#` comments.")],
         drops: &[d("c4_badwords", "a listed entry occurs")],
-        parse: |t| parsed_debug::<crate::c4::badwords::BadWordsConfig>("c4_badwords", t),
+        parse: |t| parsed_debug::<crate::filter::badwords::BadWordsConfig>("c4_badwords", t),
     },
     StageSpec {
         name: "perplexity",

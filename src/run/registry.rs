@@ -45,8 +45,8 @@ pub fn build_stage(table: &toml::Table) -> Result<Box<dyn Stage>> {
             crate::quality::perplexity::PerplexityBucketer::from_params(p)?,
         ),
         "classifier" => Box::new(crate::quality::classifier::ClassifierStage::from_params(p)?),
-        "c4_badwords" => Box::new(crate::c4::badwords::BadWordsFilter::from_params(p)?),
-        "c4_span_dedup" => Box::new(crate::c4::span_dedup::SpanDeduper::from_params(p)?),
+        "c4_badwords" => Box::new(crate::filter::badwords::BadWordsFilter::from_params(p)?),
+        "c4_span_dedup" => Box::new(crate::dedup::span::SpanDeduper::from_params(p)?),
         other => bail!("stage type `{other}` is in the catalogue but not built here"),
     })
 }
