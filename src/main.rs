@@ -722,27 +722,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Stages { markdown } => {
             use datamill::run::catalogue::{stages_markdown, stages_text};
-            print!(
-                "{}",
-                if markdown {
-                    stages_markdown()
-                } else {
-                    stages_text()
-                }
-            );
-            Ok(ExitCode::SUCCESS)
+            Ok(print_reference(markdown, stages_markdown, stages_text))
         }
         Command::Readers { markdown } => {
             use datamill::sources::catalogue::{readers_markdown, readers_text};
-            print!(
-                "{}",
-                if markdown {
-                    readers_markdown()
-                } else {
-                    readers_text()
-                }
-            );
-            Ok(ExitCode::SUCCESS)
+            Ok(print_reference(markdown, readers_markdown, readers_text))
         }
         Command::Recipe {
             recipe,
@@ -776,6 +760,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Prints a catalogue as Markdown or as plain text.
+fn print_reference(
+    markdown: bool,
+    as_markdown: fn() -> String,
+    as_text: fn() -> String,
+) -> ExitCode {
+    print!("{}", if markdown { as_markdown() } else { as_text() });
+    ExitCode::SUCCESS
 }
 
 fn slurm(command: SlurmCommand) -> Result<ExitCode> {

@@ -9,17 +9,9 @@
 use anyhow::Result;
 
 use super::params::{
-    markdown_rows, parsed_debug, text_rows, Param, ParamDefault as D, ParamType as T,
+    markdown_reasons, markdown_rows, param as p, parsed_debug, reason as d, text_reasons,
+    text_rows, Param, ParamDefault as D, ParamType as T, Reason,
 };
-
-/// One drop reason of a stage.
-#[derive(Debug, Clone, Copy)]
-pub struct DropReason {
-    /// The reason as written in the stats and in `metadata.reject_reason`.
-    pub reason: &'static str,
-    /// When a document is dropped for it.
-    pub when: &'static str,
-}
 
 /// One stage type.
 #[derive(Debug, Clone, Copy)]
@@ -33,23 +25,10 @@ pub struct StageSpec {
     /// Its parameters.
     pub params: &'static [Param],
     /// Its drop reasons.
-    pub drops: &'static [DropReason],
+    pub drops: &'static [Reason],
     /// Parses a parameter table into the stage's configuration and prints it (`{:?}`): the
     /// tests compare the catalogue's defaults with the code's through it.
     pub parse: fn(&toml::Table) -> Result<String>,
-}
-
-const fn p(name: &'static str, kind: T, default: D, doc: &'static str) -> Param {
-    Param {
-        name,
-        kind,
-        default,
-        doc,
-    }
-}
-
-const fn d(reason: &'static str, when: &'static str) -> DropReason {
-    DropReason { reason, when }
 }
 
 const GROUP_SIZE: Param = p(
@@ -398,12 +377,7 @@ pub fn stages_markdown() -> String {
             out.push('\n');
             out.push_str(&markdown_rows(s.params));
         }
-        if !s.drops.is_empty() {
-            out.push_str("\n| drop reason | when |\n|---|---|\n");
-            for d in s.drops {
-                out.push_str(&format!("| `{}` | {} |\n", d.reason, d.when));
-            }
-        }
+        out.push_str(&markdown_reasons("drop reason", s.drops));
     }
     out
 }
@@ -422,12 +396,7 @@ pub fn stages_text() -> String {
             out.push_str("  parameters:\n");
             out.push_str(&text_rows(s.params));
         }
-        if !s.drops.is_empty() {
-            out.push_str("  drops:\n");
-            for d in s.drops {
-                out.push_str(&format!("    {}: {}\n", d.reason, d.when.replace('`', "")));
-            }
-        }
+        out.push_str(&text_reasons("drops", s.drops));
         out.push('\n');
     }
     out

@@ -102,6 +102,59 @@ pub struct Param {
     pub doc: &'static str,
 }
 
+/// A [`Param`] (short for the catalogue tables).
+pub const fn param(
+    name: &'static str,
+    kind: ParamType,
+    default: ParamDefault,
+    doc: &'static str,
+) -> Param {
+    Param {
+        name,
+        kind,
+        default,
+        doc,
+    }
+}
+
+/// A reason a stage drops a document for, or a reader sets a record aside for.
+#[derive(Debug, Clone, Copy)]
+pub struct Reason {
+    /// The reason as the stats, `metadata.reject_reason` and quarantine records write it.
+    pub reason: &'static str,
+    /// When it applies.
+    pub when: &'static str,
+}
+
+/// A [`Reason`] (short for the catalogue tables).
+pub const fn reason(reason: &'static str, when: &'static str) -> Reason {
+    Reason { reason, when }
+}
+
+/// A Markdown table `| title | when |` of `reasons`; empty when there is none.
+pub fn markdown_reasons(title: &str, reasons: &[Reason]) -> String {
+    if reasons.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("\n| {title} | when |\n|---|---|\n");
+    for r in reasons {
+        out.push_str(&format!("| `{}` | {} |\n", r.reason, r.when));
+    }
+    out
+}
+
+/// Plain-text lines `  title:` then `    reason: when` for a terminal; empty when there is none.
+pub fn text_reasons(title: &str, reasons: &[Reason]) -> String {
+    if reasons.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("  {title}:\n");
+    for r in reasons {
+        out.push_str(&format!("    {}: {}\n", r.reason, r.when.replace('`', "")));
+    }
+    out
+}
+
 /// Checks a stage's or reader's table against its declared parameters: an unknown key, a value
 /// of the wrong type or a missing required key is an error naming `what` and the key.
 pub fn check_table(what: &str, params: &[Param], table: &toml::Table) -> Result<()> {

@@ -9,7 +9,8 @@
 use anyhow::Result;
 
 use crate::run::params::{
-    markdown_rows, parsed_debug, text_rows, Param, ParamDefault as D, ParamType as T,
+    markdown_reasons, markdown_rows, param as p, parsed_debug, reason as r, text_reasons,
+    text_rows, Param, ParamDefault as D, ParamType as T, Reason,
 };
 
 /// One reader.
@@ -24,18 +25,9 @@ pub struct ReaderSpec {
     /// Its options (`[input.options]`).
     pub params: &'static [Param],
     /// Quarantine reasons: `(reason, when)`.
-    pub sets_aside: &'static [(&'static str, &'static str)],
+    pub sets_aside: &'static [Reason],
     /// Parses an options table into the reader's options type and prints it (`{:?}`).
     pub parse: fn(&toml::Table) -> Result<String>,
-}
-
-const fn p(name: &'static str, kind: T, default: D, doc: &'static str) -> Param {
-    Param {
-        name,
-        kind,
-        default,
-        doc,
-    }
 }
 
 const WARC_PARAMS: &[Param] = &[
@@ -58,30 +50,43 @@ const WARC_PARAMS: &[Param] = &[
         "Keeps HTTP 2xx responses only (redirects and error pages are skipped).",
     ),
 ];
-const WARC_ASIDE: &[(&str, &str)] = &[
-    (
+const UNSAFE_PATH: Reason = r(
+    "unsafe_path",
+    "an archive member with an absolute path or `..`",
+);
+const LINK: Reason = r("link", "a symlink or hard link member (never followed)");
+const SPECIAL_FILE: Reason = r("special_file", "a device, FIFO or other special member");
+const BAD_ARCHIVE: Reason = r("bad_archive", "a corrupt archive (fatal)");
+const READ_ERROR: Reason = r(
+    "read_error",
+    "the file cannot be read or decompressed (fatal)",
+);
+const BAD_JSON: Reason = r("bad_json", "a line that is not a JSON object");
+
+const WARC_ASIDE: &[Reason] = &[
+    r(
         "warc_bad_header",
         "a malformed record header (reading resyncs on the next `WARC/1.` line)",
     ),
-    ("warc_truncated", "the file ends inside a record"),
-    (
+    r("warc_truncated", "the file ends inside a record"),
+    r(
         "warc_record_too_large",
         "a wanted record over `max_record_bytes`",
     ),
-    (
+    r(
         "http_bad_header",
         "a malformed HTTP header in a `response` record",
     ),
-    (
+    r(
         "http_bad_content_encoding",
         "an unsupported or broken `Content-Encoding`",
     ),
-    ("html_too_deep", "HTML nested deeper than 4096 elements"),
-    (
+    r("html_too_deep", "HTML nested deeper than 4096 elements"),
+    r(
         "gzip_truncated",
         "the gzip stream ends early (fatal: ends the file)",
     ),
-    (
+    r(
         "gzip_corrupt",
         "the gzip stream is corrupt (fatal: ends the file)",
     ),
@@ -98,9 +103,9 @@ pub const READERS: &[ReaderSpec] = &[
             p("keep_source", T::Bool, D::Value("false"), "Keeps a record's own `source` instead of the pipeline's."),
         ],
         sets_aside: &[
-            ("bad_json", "a line that is not a JSON object"),
-            ("missing_text", "a record without a `text` string"),
-            ("read_error", "the file cannot be read or decompressed (fatal)"),
+            BAD_JSON,
+            r("missing_text", "a record without a `text` string"),
+            READ_ERROR,
         ],
         parse: |t| parsed_debug::<super::jsonl::JsonlOptions>("reader jsonl", t),
     },
@@ -136,10 +141,10 @@ pub const READERS: &[ReaderSpec] = &[
         inputs: "`*.txt` (also `.gz`/`.zst`/`.bz2`), `*.jsonl[.gz|.zst]` with `{\"text\", \"meta\"}`",
         params: &[p("max_book_mb", T::Count, D::Value("256"), "Sets aside a larger book.")],
         sets_aside: &[
-            ("book_too_large", "a book over `max_book_mb`"),
-            ("unknown_encoding", "a NUL byte, or bytes no encoding guess decodes"),
-            ("bad_json", "a JSONL line that is not a JSON object"),
-            ("read_error", "the file cannot be read or decompressed (fatal)"),
+            r("book_too_large", "a book over `max_book_mb`"),
+            r("unknown_encoding", "a NUL byte, or bytes no encoding guess decodes"),
+            BAD_JSON,
+            READ_ERROR,
         ],
         parse: |t| parsed_debug::<super::books::BooksOptions>("reader books", t),
     },
@@ -154,10 +159,10 @@ pub const READERS: &[ReaderSpec] = &[
             p("max_page_mb", T::Count, D::Value("64"), "Sets aside a larger page."),
         ],
         sets_aside: &[
-            ("page_too_large", "a page over `max_page_mb`"),
-            ("truncated_page", "the dump ends inside a page"),
-            ("bad_xml", "malformed XML (fatal: the pages before it are kept)"),
-            ("read_error", "the file cannot be read or decompressed (fatal)"),
+            r("page_too_large", "a page over `max_page_mb`"),
+            r("truncated_page", "the dump ends inside a page"),
+            r("bad_xml", "malformed XML (fatal: the pages before it are kept)"),
+            READ_ERROR,
         ],
         parse: |t| parsed_debug::<super::wiki::WikiOptions>("reader wikipedia", t),
     },
@@ -167,11 +172,11 @@ pub const READERS: &[ReaderSpec] = &[
         inputs: "`Posts.xml` of one site per file (a glob such as `dump/*/Posts.xml`); `.7z` archives must be extracted first",
         params: &[p("largest_sites", T::Count, D::Value("0"), "Reads only the N sites with the most posts among the sibling folders (0: all; LLaMA: 28).")],
         sets_aside: &[
-            ("missing_parent", "an answer whose question is not in the file"),
-            ("site_not_selected", "a site outside `largest_sites`"),
-            ("bad_row", "a row without the fields a post needs"),
-            ("bad_xml", "malformed XML (fatal: the questions before it are kept)"),
-            ("read_error", "the file cannot be read (fatal)"),
+            r("missing_parent", "an answer whose question is not in the file"),
+            r("site_not_selected", "a site outside `largest_sites`"),
+            r("bad_row", "a row without the fields a post needs"),
+            r("bad_xml", "malformed XML (fatal: the questions before it are kept)"),
+            r("read_error", "the file cannot be read (fatal)"),
         ],
         parse: |t| parsed_debug::<super::stackexchange::StackExchangeOptions>("reader stackexchange", t),
     },
@@ -184,14 +189,14 @@ pub const READERS: &[ReaderSpec] = &[
             p("max_repo_bytes", T::Count, D::Value("4294967296"), "Abandons a repository after this many decompressed bytes."),
         ],
         sets_aside: &[
-            ("unsafe_path", "an archive member with an absolute path or `..`"),
-            ("link", "a symlink or hard link member (never followed)"),
-            ("special_file", "a device, FIFO or other special member"),
-            ("archive_too_large", "more than `max_repo_bytes` decompressed"),
-            ("bad_archive", "a corrupt archive (fatal)"),
-            ("missing_repository", "a `.repos` line naming a missing folder"),
-            ("missing_field", "a JSONL line without `repo`, `path` or `content`"),
-            ("bad_json", "a JSONL line that is not a JSON object"),
+            UNSAFE_PATH,
+            LINK,
+            SPECIAL_FILE,
+            r("archive_too_large", "more than `max_repo_bytes` decompressed"),
+            BAD_ARCHIVE,
+            r("missing_repository", "a `.repos` line naming a missing folder"),
+            r("missing_field", "a JSONL line without `repo`, `path` or `content`"),
+            BAD_JSON,
         ],
         parse: |t| parsed_debug::<super::github::GithubOptions>("reader github", t),
     },
@@ -205,12 +210,12 @@ pub const READERS: &[ReaderSpec] = &[
             p("max_input_depth", T::Count, D::Value("16"), "Follows at most this deep a chain of `\\input`s."),
         ],
         sets_aside: &[
-            ("no_main_file", "no file with `\\documentclass` and `\\begin{document}`"),
-            ("unsafe_path", "an archive member with an absolute path or `..`"),
-            ("link", "a symlink or hard link member (never followed)"),
-            ("special_file", "a device, FIFO or other special member"),
-            ("archive_too_large", "more than `max_paper_bytes` decompressed"),
-            ("bad_archive", "a corrupt archive (fatal)"),
+            r("no_main_file", "no file with `\\documentclass` and `\\begin{document}`"),
+            UNSAFE_PATH,
+            LINK,
+            SPECIAL_FILE,
+            r("archive_too_large", "more than `max_paper_bytes` decompressed"),
+            BAD_ARCHIVE,
         ],
         parse: |t| parsed_debug::<super::arxiv::ArxivOptions>("reader arxiv", t),
     },
@@ -240,12 +245,7 @@ pub fn readers_markdown() -> String {
         ));
         out.push('\n');
         out.push_str(&markdown_rows(r.params));
-        if !r.sets_aside.is_empty() {
-            out.push_str("\n| set aside as | when |\n|---|---|\n");
-            for (reason, when) in r.sets_aside {
-                out.push_str(&format!("| `{reason}` | {when} |\n"));
-            }
-        }
+        out.push_str(&markdown_reasons("set aside as", r.sets_aside));
     }
     out
 }
@@ -262,10 +262,7 @@ pub fn readers_text() -> String {
         ));
         out.push_str("  options:\n");
         out.push_str(&text_rows(r.params));
-        out.push_str("  sets aside:\n");
-        for (reason, when) in r.sets_aside {
-            out.push_str(&format!("    {reason}: {}\n", when.replace('`', "")));
-        }
+        out.push_str(&text_reasons("sets aside", r.sets_aside));
         out.push('\n');
     }
     out
