@@ -57,15 +57,15 @@ print("%-26s text: %.2f MB/s, %.2f MB/s per core" % ("", t/s, t/s/n))' "$secs" "
 
 echo
 echo "== one thread"
-run lid-1t pipelines/bench-lid.toml "$WORK/x1" 1
-run filter-1t pipelines/bench-filter.toml "$WORK/x1" 1
+run lid-1t bench/bench-lid.toml "$WORK/x1" 1
+run filter-1t bench/bench-filter.toml "$WORK/x1" 1
 echo
 echo "== all threads"
-run lid-all pipelines/bench-lid.toml "$WORK/x1" 0
-run filter-all pipelines/bench-filter.toml "$WORK/x1" 0
+run lid-all bench/bench-lid.toml "$WORK/x1" 0
+run filter-all bench/bench-filter.toml "$WORK/x1" 0
 echo
 echo "== 10x input (peak RSS must stay flat)"
-run filter-all-x10 pipelines/bench-filter.toml "$WORK/x10" 0 10
+run filter-all-x10 bench/bench-filter.toml "$WORK/x10" 0 10
 echo
 python3 - "$WORK" <<'PY'
 import sys

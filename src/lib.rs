@@ -3,7 +3,6 @@
 //!
 //! The library is split by concern; `main.rs` only parses the command line and calls in here.
 
-pub mod c4;
 pub mod clean;
 pub mod dedup;
 pub mod doc;

@@ -12,9 +12,12 @@ use datamill::run::{run_pipeline, RunOptions};
 use datamill::stats::MergedStats;
 use datamill::tokenizer;
 
-/// Builds a LLaMA-style pretraining corpus: download, read, clean, deduplicate, filter.
+/// Build a LLaMA-style pretraining corpus: read, clean, deduplicate, filter, tokenize, pack.
 #[derive(Parser)]
 #[command(name = "datamill", version, about, long_about = None)]
+#[command(
+    after_help = "Commands are listed main commands first (recipe, run, slurm, report), then model\ntraining, then tools. Reference: docs/ in the source tree."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -24,38 +27,40 @@ struct Cli {
 enum Command {
     /// Run a pipeline TOML over its inputs; one output shard per input (file, URL or range of
     /// a big file), resumable.
+    #[command(display_order = 2)]
     Run {
-        /// The pipeline file (see pipelines/).
+        /// Read this pipeline file (see pipelines/).
         pipeline: PathBuf,
         /// Input files, folders, globs or http(s) URLs (replace the pipeline's [input] paths
         /// and path_list).
         #[arg(long, num_args = 1..)]
         input: Vec<String>,
-        /// Output folder (replaces the pipeline's [output] dir).
+        /// Write here instead of the pipeline's [output] dir.
         #[arg(long)]
         output: Option<PathBuf>,
-        /// This task's rank (default: SLURM_ARRAY_TASK_ID, else 0).
+        /// Take every WORLD_SIZE-th input file from this rank [default: SLURM_ARRAY_TASK_ID, else 0].
         #[arg(long)]
         rank: Option<usize>,
-        /// Number of tasks sharing the inputs (default: SLURM_ARRAY_TASK_COUNT, else 1).
+        /// Share the inputs among this many tasks [default: SLURM_ARRAY_TASK_COUNT, else 1].
         #[arg(long)]
         world_size: Option<usize>,
-        /// Worker threads (default: one per core).
-        #[arg(long, default_value_t = 0)]
+        /// Run this many worker threads [default: one per core].
+        #[arg(long, default_value_t = 0, hide_default_value = true)]
         threads: usize,
         /// Redo shards that are already complete.
         #[arg(long)]
         force: bool,
-        /// Part of a distributed run: `all`, `segment-K` (this rank's shards of segment K, then
+        /// Run one phase of a distributed run: `all`, `segment-K` (this rank's shards of segment K, then
         /// the map files of the next dedup stage), `reduce-K` (partition RANK of WORLD_SIZE) or
         /// `cluster-K` (MinHash only: joins the reduce's edges into clusters, one task).
         #[arg(long, default_value = "all")]
         step: Step,
-        /// Hash partitions of the dedup map files in a distributed run.
+        /// Split the dedup map files of a distributed run into this many hash partitions.
         #[arg(long = "dedup-partitions", default_value_t = 8)]
         partitions: usize,
     },
     /// Run a pipeline on a Slurm cluster as chained array jobs.
+    #[command(display_order = 3)]
     Slurm {
         #[command(subcommand)]
         command: SlurmCommand,
@@ -64,6 +69,7 @@ enum Command {
     /// a (gzipped) path list from U/PATH to D/PATH; `--urls LIST --warc DIR` fetches every URL
     /// of a list (`url<TAB>count` lines from `wiki-refs`, or one URL per line) into WARC files.
     #[command(group(clap::ArgGroup::new("mode").required(true).args(["list", "urls"])))]
+    #[command(display_order = 30)]
     Download {
         /// Path list, one relative path per line, plain or gzipped (e.g. wet.paths.gz).
         #[arg(long, requires_all = ["base_url", "dest"])]
@@ -93,7 +99,7 @@ enum Command {
         /// Failed requests in a row (that brought no new bytes) before a file or page fails.
         #[arg(long, default_value_t = 6)]
         max_attempts: u32,
-        /// Backoff before the first retry in milliseconds; doubles per retry (jittered).
+        /// Wait this many milliseconds before the first retry; doubles per retry (jittered).
         #[arg(long, default_value_t = 1000)]
         retry_delay_ms: u64,
         /// Timeout in seconds: with --list, for connecting and for any stalled read; with
@@ -124,38 +130,40 @@ enum Command {
         world_size: Option<usize>,
     },
     /// Train a Kneser-Ney n-gram model on reference text (writes MODEL and MODEL.json).
+    #[command(display_order = 11)]
     TrainLm {
-        /// Text, JSONL or MediaWiki XML files, folders or globs.
+        /// Train on these text, JSONL or MediaWiki XML files, folders or globs.
         #[arg(long, num_args = 1.., required = true)]
         input: Vec<PathBuf>,
-        /// Read every input with this pipeline reader instead (e.g. `wikipedia`).
+        /// Read every input with this pipeline reader (e.g. `wikipedia`) [default: by file type].
         #[arg(long)]
         reader: Option<String>,
-        /// Model order (1..=5).
+        /// Count n-grams up to this order (1..=5).
         #[arg(long, default_value_t = 5)]
         order: usize,
-        /// Model file to write.
+        /// Write the model to this file.
         #[arg(long)]
         output: PathBuf,
     },
     /// Compute a language's perplexity cutoffs from a sample into the model's sidecar.
+    #[command(display_order = 12)]
     LmCutoffs {
-        /// Model trained by `train-lm`.
+        /// Score with this model trained by `train-lm`.
         #[arg(long)]
         model: PathBuf,
-        /// Language code the cutoffs are for.
+        /// Store the cutoffs for this language code.
         #[arg(long, default_value = "en")]
         lang: String,
-        /// Sample documents (same formats as `train-lm`).
+        /// Score these sample documents (same formats as `train-lm`).
         #[arg(long, num_args = 1.., required = true)]
         input: Vec<PathBuf>,
-        /// Read every input with this pipeline reader instead.
+        /// Read every input with this pipeline reader [default: by file type].
         #[arg(long)]
         reader: Option<String>,
         /// Skip JSONL documents whose metadata field (e.g. `language`) names another language.
         #[arg(long)]
         language_field: Option<String>,
-        /// Percentiles for the head and middle cutoffs.
+        /// Put the head and middle cutoffs at these percentiles.
         #[arg(long, num_args = 2, default_values_t = [30.0, 60.0])]
         percentiles: Vec<f64>,
     },
@@ -181,6 +189,7 @@ enum Command {
         threads: usize,
     },
     /// Train the Wikipedia-reference fastText classifier; prints held-out precision and recall.
+    #[command(display_order = 13)]
     TrainClassifier {
         /// Pages of the kind Wikipedia cites: a WARC of cited pages (files, folders, globs).
         #[arg(long, num_args = 1..)]
@@ -204,13 +213,13 @@ enum Command {
         /// Read every input with this pipeline reader instead.
         #[arg(long)]
         reader: Option<String>,
-        /// Model file to write.
+        /// Write the model to this file.
         #[arg(long)]
         output: PathBuf,
-        /// Training epochs.
+        /// Train for this many epochs.
         #[arg(long, default_value_t = 20)]
         epoch: i32,
-        /// At most this many documents per class (a deterministic uniform sample): bounds memory.
+        /// Keep at most this many documents per class (a deterministic uniform sample): bounds memory.
         #[arg(long, default_value_t = datamill::quality::classifier::DEFAULT_MAX_PER_CLASS)]
         max_per_class: usize,
         /// Share of the hosts whose pages are held out for the report.
@@ -226,142 +235,166 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         threads: usize,
     },
-    /// Single-thread MB/s of perplexity scoring and reference classification on a JSONL corpus.
+    /// Measure single-thread MB/s of perplexity scoring and classification on a JSONL corpus.
+    #[command(display_order = 32)]
     BenchQuality {
-        /// JSONL(.gz/.zst) corpus.
+        /// Read the documents of this JSONL(.gz/.zst) file.
         #[arg(long)]
         corpus: PathBuf,
-        /// n-gram model.
+        /// Score with this n-gram model.
         #[arg(long)]
         lm: PathBuf,
-        /// Classifier model.
+        /// Also classify with this model.
         #[arg(long)]
         classifier: Option<PathBuf>,
-        /// Stop reading the corpus after this many MB of text.
+        /// Stop after this many MB of text.
         #[arg(long, default_value_t = 30)]
         max_mb: u64,
     },
-    /// Language ID tools: `--eval FILE.tsv` prints the model's accuracy per label.
+    /// Measure the language-ID model's accuracy per label on a `label<TAB>text` file.
+    #[command(display_order = 31)]
     Langid {
-        /// A `label<TAB>text` file to evaluate on (top-1 label of each line).
+        /// Evaluate on this `label<TAB>text` file (top-1 label of each line).
         #[arg(long)]
         eval: PathBuf,
-        /// fastText model.
+        /// Load this fastText model.
         #[arg(long, default_value = datamill::filter::langid::DEFAULT_MODEL)]
         model: PathBuf,
-        /// Labels to show and pool (comma-separated, e.g. `bg,ca,cs`); default: all.
+        /// Show and pool only these labels (comma-separated, e.g. `bg,ca,cs`) [default: all].
         #[arg(long, value_delimiter = ',')]
         languages: Vec<String>,
     },
     /// Merge the per-shard stats of an output folder into one table.
+    #[command(display_order = 22)]
     Stats {
-        /// Output folder of a run.
+        /// Read the stats of this run output folder.
         dir: PathBuf,
         /// Print JSON instead of the table.
         #[arg(long)]
         json: bool,
     },
     /// Train a LLaMA-style SentencePiece BPE tokenizer and write its `.model`.
+    #[command(display_order = 10)]
     TrainTokenizer {
-        /// Settings file (see pipelines/tokenizer.toml); the flags below override it.
+        /// Read the settings from this file (see pipelines/tokenizer.toml); flags override it.
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Training input: datamill shards (*.jsonl[.zst|.gz]) or text files, folders, globs
-        /// (replaces the sources of the settings file).
+        /// Train on these datamill shards (*.jsonl[.zst|.gz]) or text files, folders, globs
+        /// (instead of the sources of the settings file).
         #[arg(long, num_args = 1..)]
         input: Vec<String>,
-        /// Number of pieces (default 32000).
+        /// Learn this many pieces, the 259 meta pieces included [default: 32000].
         #[arg(long)]
         vocab_size: Option<usize>,
-        /// Read at most this many bytes of text from --input (0 = all).
+        /// Read at most this many bytes of text from --input [default: all].
         #[arg(long)]
         max_bytes: Option<u64>,
-        /// Share of characters the alphabet covers (default 0.99995).
+        /// Cover this share of character occurrences with the alphabet [default: 0.99995].
         #[arg(long)]
         character_coverage: Option<f64>,
-        /// Counting, run-building and merge threads (default: one per core).
+        /// Count, build runs and merge on this many threads [default: one per core].
         #[arg(long)]
         threads: Option<usize>,
-        /// Where to write the model.
+        /// Write the model to this file [default: the settings file's `output`].
         #[arg(long)]
         output: Option<PathBuf>,
     },
     /// Encode stdin lines into space-separated ids (or decode ids back into text).
+    #[command(display_order = 25)]
     Encode {
-        /// The `.model` file.
+        /// Load this tokenizer `.model` file.
         #[arg(long)]
         model: PathBuf,
-        /// Read ids, write text.
+        /// Read ids and write text.
         #[arg(long, conflicts_with = "stats")]
         decode: bool,
         /// Print only lines, bytes, tokens and bytes per token.
         #[arg(long)]
         stats: bool,
-        /// Worker threads (default: one per core).
-        #[arg(long, default_value_t = 0)]
+        /// Run this many worker threads [default: one per core].
+        #[arg(long, default_value_t = 0, hide_default_value = true)]
         threads: usize,
     },
     /// Tokenise run outputs into Megatron .bin/.idx shards, one family per source; resumable.
+    #[command(display_order = 21)]
     Pack {
-        /// SentencePiece tokenizer model.
+        /// Encode with this SentencePiece tokenizer model.
         #[arg(long)]
         tokenizer: PathBuf,
-        /// Folders with `datamill run` outputs (searched recursively) or single shards.
+        /// Pack the `datamill run` outputs under these folders (searched recursively), or these shards.
         #[arg(long, required = true, num_args = 1..)]
         input: Vec<PathBuf>,
-        /// Output folder (one subfolder per source).
+        /// Write one subfolder per source here.
         #[arg(long)]
         output: PathBuf,
-        /// Do not put <s> before each document.
+        /// Leave out <s> before each document.
         #[arg(long)]
         no_bos: bool,
-        /// Do not put </s> after each document.
+        /// Leave out </s> after each document.
         #[arg(long)]
         no_eos: bool,
-        /// Largest .bin of a shard, in bytes.
+        /// Cap a shard's .bin at this many bytes.
         #[arg(long, default_value_t = 2_000_000_000)]
         max_shard_bytes: u64,
-        /// Worker threads (default: one per core).
-        #[arg(long, default_value_t = 0)]
+        /// Run this many worker threads [default: one per core].
+        #[arg(long, default_value_t = 0, hide_default_value = true)]
         threads: usize,
         /// Redo parts and shards that are already complete.
         #[arg(long)]
         force: bool,
     },
     /// Check Megatron shards (header, sizes, pointers, checksums) and decode a sample.
+    #[command(display_order = 24)]
     VerifyShards {
-        /// Folder with .bin/.idx files (searched recursively).
+        /// Check the .bin/.idx files under this folder (searched recursively).
         dir: PathBuf,
-        /// Tokenizer model for decoding and the vocabulary check (default: from pack.json).
+        /// Decode and check ids with this tokenizer model [default: from pack.json].
         #[arg(long)]
         tokenizer: Option<PathBuf>,
-        /// Documents decoded per shard.
+        /// Decode this many documents per shard.
         #[arg(long, default_value_t = 2)]
         samples: usize,
     },
     /// Plan the mixture of a recipe: tokens, epochs, steps, disk, shards per rank, --data-path.
+    #[command(display_order = 20)]
     Plan {
-        /// The recipe (pipelines/llama.toml).
+        /// Plan this recipe (e.g. pipelines/llama.toml).
         recipe: PathBuf,
-        /// Folder of the token shard families (default: the recipe's OUTPUT/tokens).
+        /// Read the token shard families from this folder [default: the recipe's OUTPUT/tokens].
         #[arg(long)]
         tokens: Option<PathBuf>,
         /// Print JSON instead of the table.
         #[arg(long)]
         json: bool,
     },
-    /// Table 1 report of an output folder: Markdown on stdout, report.{md,json,html} written.
+    /// Write the Table 1 report of an output folder: Markdown on stdout, report.{md,json,html}.
+    #[command(display_order = 4)]
     Report {
-        /// Output folder (a recipe's OUTPUT, or any folder with run outputs and token shards).
+        /// Report on this folder (a recipe's OUTPUT, or any folder with run outputs and token shards).
         dir: PathBuf,
-        /// The recipe whose weights and training run to use (default: LLaMA Table 1).
+        /// Take the weights and training run from this recipe [default: LLaMA's Table 1].
         #[arg(long)]
         recipe: Option<PathBuf>,
-        /// Where to write the report files (default: DIR/report).
+        /// Write the report files here [default: DIR/report].
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// List every stage type with its parameters, defaults and drop reasons.
+    #[command(display_order = 23)]
+    Stages {
+        /// Print the Markdown tables of docs/stages.md instead.
+        #[arg(long)]
+        markdown: bool,
+    },
+    /// List every reader with its inputs, options, defaults and quarantine reasons.
+    #[command(display_order = 23)]
+    Readers {
+        /// Print the Markdown tables of docs/readers.md instead.
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Show a seeded sample of a run's kept or dropped documents (paged on a terminal).
+    #[command(display_order = 5)]
     Inspect {
         /// A run's output folder, or a recipe's OUTPUT (every run under it).
         dir: PathBuf,
@@ -391,11 +424,12 @@ enum Command {
         lines: usize,
     },
     /// Run a recipe end to end: source pipelines, tokenizer, pack, plan, report.
+    #[command(display_order = 1)]
     Recipe {
-        /// The recipe (pipelines/llama.toml).
+        /// Run this recipe (e.g. pipelines/llama.toml).
         recipe: PathBuf,
-        /// Worker threads (default: one per core).
-        #[arg(long, default_value_t = 0)]
+        /// Run this many worker threads [default: one per core].
+        #[arg(long, default_value_t = 0, hide_default_value = true)]
         threads: usize,
         /// Redo complete work.
         #[arg(long)]
@@ -436,29 +470,29 @@ enum SlurmCommand {
         /// Slurm partition (queue) to submit to.
         #[arg(long)]
         partition: Option<String>,
-        /// CPUs per task (also the worker threads of each task).
+        /// Ask for this many CPUs per task, also each task's worker threads [default: Slurm's].
         #[arg(long)]
         cpus_per_task: Option<usize>,
-        /// Memory per task, as sbatch takes it (`16G`).
+        /// Ask for this much memory per task, as sbatch takes it (`16G`) [default: Slurm's].
         #[arg(long)]
         mem: Option<String>,
-        /// Time limit per task, as sbatch takes it (`04:00:00`).
+        /// Set this time limit per task, as sbatch takes it (`04:00:00`) [default: Slurm's].
         #[arg(long)]
         time: Option<String>,
-        /// Output folder (replaces the pipeline's [output] dir).
+        /// Use this output folder instead of the pipeline's [output] dir.
         #[arg(long)]
         output: Option<PathBuf>,
-        /// Write the scripts to OUTPUT/.slurm but do not submit.
+        /// Write the scripts to OUTPUT/.slurm without submitting them.
         #[arg(long)]
         dry_run: bool,
         /// Wait up to this many seconds for the jobs to finish, then print the status.
         #[arg(long)]
         wait: Option<u64>,
-        /// After the last step, pack the output into Megatron token shards with this
-        /// SentencePiece model (one more job, chained with afterok).
+        /// Pack the output into Megatron token shards with this SentencePiece model after the
+        /// last step (one more job, chained with afterok).
         #[arg(long, requires = "pack_output")]
         pack_tokenizer: Option<PathBuf>,
-        /// Folder of the token shards written by the chained packing job.
+        /// Write the chained packing job's token shards here.
         #[arg(long, requires = "pack_tokenizer")]
         pack_output: Option<PathBuf>,
     },
@@ -945,6 +979,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("\nreport written: {}", html.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Stages { markdown } => {
+            use datamill::run::catalogue::{stages_markdown, stages_text};
+            Ok(print_reference(markdown, stages_markdown, stages_text))
+        }
+        Command::Readers { markdown } => {
+            use datamill::sources::catalogue::{readers_markdown, readers_text};
+            Ok(print_reference(markdown, readers_markdown, readers_text))
+        }
         Command::Recipe {
             recipe,
             threads,
@@ -986,6 +1028,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Prints a catalogue as Markdown or as plain text.
+fn print_reference(
+    markdown: bool,
+    as_markdown: fn() -> String,
+    as_text: fn() -> String,
+) -> ExitCode {
+    print!("{}", if markdown { as_markdown() } else { as_text() });
+    ExitCode::SUCCESS
 }
 
 fn slurm(command: SlurmCommand) -> Result<ExitCode> {

@@ -6,8 +6,8 @@ mod common;
 use std::io::Write;
 use std::path::Path;
 
-use datamill::c4::badwords::BadWordsFilter;
-use datamill::c4::span_dedup::SpanDeduper;
+use datamill::dedup::span::SpanDeduper;
+use datamill::filter::badwords::BadWordsFilter;
 use datamill::run::{run_config, PipelineConfig, RunOptions};
 use datamill::sources::build_reader;
 use datamill::{DocPos, Document, Stage, Verdict};

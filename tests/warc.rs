@@ -516,7 +516,7 @@ fn pipeline_runs_end_to_end_over_the_samples() {
         .current_dir(root)
         .args([
             "run",
-            "pipelines/warc-read.toml",
+            "tests/pipelines/warc-read.toml",
             "--threads",
             "1",
             "--output",

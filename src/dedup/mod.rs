@@ -1,4 +1,5 @@
-//! Deduplication: CCNet line dedup, exact document dedup (and, later, MinHash near-dup).
+//! Deduplication: CCNet line dedup, exact document dedup, C4's three-sentence span dedup and
+//! MinHash near-duplicate removal.
 //!
 //! Line and document dedup share one mechanism: a scan pass records, for every hash, the
 //! first position ([`DocPos`]) where it occurs in the group; the filter pass keeps an item only
@@ -9,6 +10,7 @@ pub mod exact;
 pub mod line;
 pub mod minhash;
 pub mod partitioned;
+pub mod span;
 
 use std::any::Any;
 use std::collections::HashMap;

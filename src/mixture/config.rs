@@ -1,6 +1,5 @@
 //! The recipe file (`pipelines/llama.toml`): which source pipelines make the corpus, the
-//! tokenizer, the packing and the mixture. The schema is documented in README.md
-//! ("Recipe, packing, mixture and report").
+//! tokenizer, the packing and the mixture. The schema is documented in docs/recipe.md.
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,9 @@
 //! The pipeline runner: config to stages, rank/world sharding, resume, progress.
 
+pub mod catalogue;
 pub mod config;
 pub mod input_names;
+pub mod params;
 pub mod prefix;
 pub mod progress;
 pub mod quarantine;

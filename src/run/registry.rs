@@ -2,39 +2,22 @@
 
 use anyhow::{bail, Context, Result};
 
+use super::catalogue::stage_spec;
+use super::params::check_table;
 use crate::stage::Stage;
 
-/// Every stage type a pipeline may name.
-pub const STAGES: &[&str] = &[
-    "line_dedup",
-    "exact_dedup",
-    "license_filter",
-    "code_file_filter",
-    "code_license_header",
-    "code_quality",
-    "latex_clean",
-    "langid",
-    "gopher_repetition",
-    "gopher_quality",
-    "c4_quality",
-    "minhash_dedup",
-    "gutenberg_strip",
-    "wiki_filter",
-    "perplexity",
-    "perplexity_bucket",
-    "classifier",
-    "c4_badwords",
-    "c4_span_dedup",
-];
-
-/// Builds one stage from its table (`type` plus parameters).
+/// Builds one stage from its table (`type` plus parameters), after checking the parameters
+/// against the stage's entry in the [catalogue](super::catalogue): an unknown stage type, an
+/// unknown key or a value of the wrong type is an error naming the stage and the key.
 pub fn build_stage(table: &toml::Table) -> Result<Box<dyn Stage>> {
     let kind = table
         .get("type")
         .and_then(toml::Value::as_str)
         .context("stage table has no `type`")?;
+    let spec = stage_spec(kind)?;
     let mut params = table.clone();
     params.remove("type");
+    check_table(&format!("stage `{kind}`"), spec.params, &params)?;
     let p = &params;
     Ok(match kind {
         "line_dedup" => Box::new(crate::dedup::line::LineDeduper::from_params(p)?),
@@ -62,11 +45,8 @@ pub fn build_stage(table: &toml::Table) -> Result<Box<dyn Stage>> {
             crate::quality::perplexity::PerplexityBucketer::from_params(p)?,
         ),
         "classifier" => Box::new(crate::quality::classifier::ClassifierStage::from_params(p)?),
-        "c4_badwords" => Box::new(crate::c4::badwords::BadWordsFilter::from_params(p)?),
-        "c4_span_dedup" => Box::new(crate::c4::span_dedup::SpanDeduper::from_params(p)?),
-        other => bail!(
-            "unknown stage type `{other}` (known: {})",
-            STAGES.join(", ")
-        ),
+        "c4_badwords" => Box::new(crate::filter::badwords::BadWordsFilter::from_params(p)?),
+        "c4_span_dedup" => Box::new(crate::dedup::span::SpanDeduper::from_params(p)?),
+        other => bail!("stage type `{other}` is in the catalogue but not built here"),
     })
 }

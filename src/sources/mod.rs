@@ -6,6 +6,7 @@
 pub mod archive;
 pub mod arxiv;
 pub mod books;
+pub mod catalogue;
 pub mod github;
 pub mod jsonl;
 pub mod stackexchange;
@@ -21,6 +22,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 
 use crate::doc::{Compression, RecordError, RecordResult};
+use crate::run::params::check_table;
 
 /// A stream of records read from one input file.
 pub type Records = Box<dyn Iterator<Item = RecordResult> + Send>;
@@ -77,8 +79,12 @@ pub struct InputStream {
     pub offset: u64,
 }
 
-/// Builds the reader named in a pipeline's `[input] reader = "..."`, with its options table.
+/// Builds the reader named in a pipeline's `[input] reader = "..."`, with its options table,
+/// after checking the options against the reader's entry in the [catalogue](catalogue): an
+/// unknown reader, an unknown option or a value of the wrong type is an error naming them.
 pub fn build_reader(name: &str, options: &toml::Table) -> Result<Box<dyn Reader>> {
+    let spec = catalogue::reader_spec(name)?;
+    check_table(&format!("reader `{name}`"), spec.params, options)?;
     match name {
         "jsonl" => Ok(Box::new(jsonl::JsonlSource::from_options(options)?)),
         "github" => Ok(Box::new(github::GithubSource::from_options(options)?)),
@@ -90,21 +96,9 @@ pub fn build_reader(name: &str, options: &toml::Table) -> Result<Box<dyn Reader>
         "wikipedia" => Ok(Box::new(wiki::WikiSource::from_options(options)?)),
         "warc" => Ok(Box::new(warc::WarcSource::warc_from_options(options)?)),
         "wet" => Ok(Box::new(warc::WarcSource::wet_from_options(options)?)),
-        other => bail!("unknown reader `{other}` (known: {})", READERS.join(", ")),
+        other => bail!("reader `{other}` is in the catalogue but not built here"),
     }
 }
-
-/// Names accepted by [`build_reader`].
-pub const READERS: &[&str] = &[
-    "jsonl",
-    "warc",
-    "wet",
-    "books",
-    "wikipedia",
-    "stackexchange",
-    "github",
-    "arxiv",
-];
 
 /// A stable document id from the input file's name (its path relative to the input root, see
 /// [`Reader::read_named`]) and the record's position.
