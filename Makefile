@@ -11,7 +11,7 @@ LID_SHA256 := 8f3472cfe8738a7b6099e8e999c3cbfae0dcd15696aac7d7738a8039db603e83
 WHEEL_SHA256 := 643efe4033228f49d8adfb3d01cf2e64b27842ed2c02049de3656e760cdd5a03
 BIN := target/release/datamill
 VENV := .venv
-VENV_STAMP := $(VENV)/.sentencepiece-0.2.3-numpy-transformers-4.46.3
+VENV_STAMP := $(VENV)/.sentencepiece-0.2.3-numpy-transformers-4.46.3-kenlm-0.3.0
 BENCH_CORPUS ?= ../shared/data/bench/docs.jsonl.zst
 # Quality models (issue #3): trained from samples/ when missing; bad-words list from npm.
 LM_MODEL := $(MODELS)/cc_lm.bin
@@ -21,7 +21,7 @@ NAUGHTY_SHA256 := c34b05e10a97ec7b9e0c3dd91d09888187c0f08d0812eaea79679795585b21
 REF_TEXT := samples/wikipedia/gensim samples/books/Pride-and-Prejudice_1342/1342.txt samples/books/The-Wonderful-Wizard-of-Oz_55/55.txt
 CC_SAMPLE := samples/c4/dolma/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz
 
-.PHONY: all setup setup-sys setup-python run recipe test bench bench-tokenizer bench-pack build clean lint quality-models bench-quality bench-sources bench-code bench-minhash-ranks
+.PHONY: all setup setup-sys setup-python run recipe test bench bench-tokenizer bench-pack build clean lint quality-models bench-quality bench-lm bench-sources bench-code bench-minhash-ranks
 
 all: build
 
@@ -46,14 +46,15 @@ $(LID_MODEL):
 	echo "$(LID_SHA256)  $@.tmp" | sha256sum -c --quiet
 	mv $@.tmp $@
 
-## setup-python: .venv with Python's sentencepiece 0.2.3, numpy and Hugging Face
-## transformers 4.46.3 (its LlamaTokenizer; no PyTorch), the references the tokenizer and
-## shard tests compare with (idempotent: a stamp file marks it done).
+## setup-python: .venv with Python's sentencepiece 0.2.3, numpy, Hugging Face
+## transformers 4.46.3 (its LlamaTokenizer; no PyTorch) and kenlm 0.3.0 (built from source
+## with the C++ compiler), the references the tokenizer, shard and n-gram model tests compare
+## with (idempotent: a stamp file marks it done).
 setup-python: $(VENV_STAMP)
 
 $(VENV_STAMP):
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q sentencepiece==0.2.3 numpy transformers==4.46.3
+	$(VENV)/bin/pip install -q sentencepiece==0.2.3 numpy transformers==4.46.3 kenlm==0.3.0
 	touch $@
 
 # C4's bad-words list (LDNOOBW, CC-BY-4.0) ships in the npm package naughty-words 1.2.0.
@@ -70,14 +71,30 @@ $(BADWORDS):
 ## trained from samples/ (Wikipedia prose and English books vs random CommonCrawl documents).
 quality-models: $(LM_MODEL) $(WIKIREF_MODEL)
 
-$(LM_MODEL): | build
-	$(BIN) train-lm --input $(REF_TEXT) --order 5 --output $@.new
-	$(BIN) lm-cutoffs --model $@.new --lang en --input $(CC_SAMPLE)
-	mv $@.new.json $@.json && mv $@.new $@
+# The CCNet perplexity model at sample size: SentencePiece (8,000 pieces) and a 5-gram over
+# its pieces from the Wikipedia and book samples; cutoffs from the sample's English CC pages
+# after language ID. Built in a staging folder; the SentencePiece model, moved last, marks it
+# done (a model from before it existed is rebuilt).
+LM_SP := $(MODELS)/cc_lm.sp.model
+LM_STAGE := $(MODELS)/.cc_lm.new
+$(LM_MODEL): $(LM_SP)
+	@test -f $@
+$(LM_SP): $(LID_MODEL) | build
+	rm -rf $(LM_STAGE) && mkdir -p $(LM_STAGE)
+	$(BIN) train-lm --input $(REF_TEXT) --lang en --order 5 --memory 256M --vocab-size 8000 --output $(LM_STAGE)/cc_lm.bin
+	$(BIN) lm-cutoffs --model $(LM_STAGE)/cc_lm.bin --lang en --input $(CC_SAMPLE) --lid-model $(LID_MODEL)
+	mv $(LM_STAGE)/cc_lm.bin.json $(LM_MODEL).json && mv $(LM_STAGE)/cc_lm.bin $(LM_MODEL)
+	mv $(LM_STAGE)/cc_lm.sp.model $@ && rmdir $(LM_STAGE)
 
 $(WIKIREF_MODEL): | build
 	$(BIN) train-classifier --positive $(REF_TEXT) --negative $(CC_SAMPLE) --output $@.new
 	mv $@.new.json $@.json && mv $@.new $@
+
+## bench-lm: train-lm peak RSS and MB/s on the first 17.6 MB and all 176 MB of the bench
+## text, with --memory 256M and with unlimited memory (writes nothing into models/).
+bench: bench-lm
+bench-lm: build
+	@bash scripts/bench-lm.sh "$(BENCH_CORPUS)"
 
 ## bench-quality: perplexity scoring and classification MB/s on one core.
 bench-quality: quality-models

@@ -88,7 +88,9 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
-    /// Train a Kneser-Ney n-gram model on reference text (writes MODEL and MODEL.json).
+    /// Train CCNet's perplexity model: normalise the text, train its SentencePiece model,
+    /// then a modified Kneser-Ney n-gram model over the pieces with bounded memory (writes
+    /// MODEL, MODEL.json naming the SentencePiece model, and the `.sp.model` beside it).
     TrainLm {
         /// Text, JSONL or MediaWiki XML files, folders or globs.
         #[arg(long, num_args = 1.., required = true)]
@@ -96,9 +98,35 @@ enum Command {
         /// Read every input with this pipeline reader instead (e.g. `wikipedia`).
         #[arg(long)]
         reader: Option<String>,
+        /// Language of the text (recorded in the sidecar).
+        #[arg(long, default_value = "en")]
+        lang: String,
         /// Model order (1..=5).
         #[arg(long, default_value_t = 5)]
         order: usize,
+        /// Memory for the n-gram sort buffers (e.g. 256M, 2G); counts beyond it spill to
+        /// sorted runs on disk next to the output.
+        #[arg(long, default_value = "1G", value_parser = datamill::lm::parse_memory)]
+        memory: u64,
+        /// Only each Wikipedia article's lead section (inputs read as MediaWiki dumps).
+        #[arg(long)]
+        lead_only: bool,
+        /// Stop after this many documents with text.
+        #[arg(long)]
+        max_docs: Option<u64>,
+        /// Drop n-grams whose adjusted count is at most these thresholds, one per order from
+        /// unigrams (first must be 0; the last repeats), e.g. `0 0 1`.
+        #[arg(long, num_args = 1..)]
+        prune: Vec<u64>,
+        /// SentencePiece vocabulary size (CCNet: 65536).
+        #[arg(long, default_value_t = 65536)]
+        vocab_size: usize,
+        /// Train the SentencePiece model on the first this many documents (CCNet: 400000).
+        #[arg(long, default_value_t = 400_000)]
+        sp_docs: u64,
+        /// Also write the model as ARPA text to this file (with its own sidecar).
+        #[arg(long)]
+        arpa: Option<PathBuf>,
         /// Model file to write.
         #[arg(long)]
         output: PathBuf,
@@ -120,6 +148,13 @@ enum Command {
         /// Skip JSONL documents whose metadata field (e.g. `language`) names another language.
         #[arg(long)]
         language_field: Option<String>,
+        /// Run fastText language ID (e.g. models/lid.176.ftz) and keep only the documents
+        /// it gives `--lang`, as the CommonCrawl pipeline does before the perplexity stages.
+        #[arg(long)]
+        lid_model: Option<PathBuf>,
+        /// Lowest language-ID probability kept with `--lid-model`.
+        #[arg(long, default_value_t = 0.5)]
+        lid_threshold: f32,
         /// Percentiles for the head and middle cutoffs.
         #[arg(long, num_args = 2, default_values_t = [30.0, 60.0])]
         percentiles: Vec<f64>,
@@ -403,18 +438,46 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::TrainLm {
             input,
             reader,
+            lang,
             order,
+            memory,
+            lead_only,
+            max_docs,
+            prune,
+            vocab_size,
+            sp_docs,
+            arpa,
             output,
         } => {
-            let s = datamill::lm::train_lm(&input, reader.as_deref(), order, &output)?;
+            let r = datamill::lm::train_lm(&datamill::lm::TrainLmOptions {
+                inputs: input,
+                reader,
+                language: lang,
+                order,
+                memory,
+                lead_only,
+                max_docs,
+                prune,
+                vocab_size,
+                sp_docs,
+                arpa,
+                output: output.clone(),
+            })?;
+            let s = &r.summary;
             println!(
-                "{}: order {}, {} sentences, {} tokens, vocabulary {}, n-grams {:?}",
+                "{}: {} documents, {:.1} MB normalised; pieces {}; order {}, {} sentences, \
+                 {} pieces, vocabulary {}, n-grams {:?} (of {:?} counted), {} sort runs spilled",
                 output.display(),
+                r.docs,
+                r.bytes as f64 / 1e6,
+                r.sentencepiece.display(),
                 s.order,
                 s.sentences,
                 s.tokens,
                 s.vocabulary,
-                s.ngrams
+                s.ngrams,
+                s.counted,
+                s.spilled_runs
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -424,15 +487,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
             input,
             reader,
             language_field,
+            lid_model,
+            lid_threshold,
             percentiles,
         } => {
             let p = [percentiles[0], percentiles[1]];
+            let gate = match lid_model {
+                Some(path) => Some(datamill::lm::LanguageGate {
+                    model: datamill::filter::langid::LidModel::load(&path)?,
+                    threshold: lid_threshold,
+                }),
+                None => None,
+            };
             let c = datamill::lm::compute_cutoffs(
                 &model,
                 &lang,
                 &input,
                 reader.as_deref(),
                 language_field.as_deref(),
+                gate.as_ref(),
                 p,
             )?;
             println!(
