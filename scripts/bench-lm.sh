@@ -6,7 +6,7 @@
 # Usage: scripts/bench-lm.sh [CORPUS.jsonl.zst]   (run `make build` first)
 set -euo pipefail
 CORPUS="${1:-../shared/data/bench/docs.jsonl.zst}"
-BIN=target/release/datamill
+BIN="${BIN:-target/release/datamill}"
 WORK="${BENCH_WORK:-$(mktemp -d)}"
 VOCAB="${BENCH_LM_VOCAB:-32000}"
 mkdir -p "$WORK"

@@ -91,46 +91,7 @@ enum Command {
     /// Train CCNet's perplexity model: normalise the text, train its SentencePiece model,
     /// then a modified Kneser-Ney n-gram model over the pieces with bounded memory (writes
     /// MODEL, MODEL.json naming the SentencePiece model, and the `.sp.model` beside it).
-    TrainLm {
-        /// Text, JSONL or MediaWiki XML files, folders or globs.
-        #[arg(long, num_args = 1.., required = true)]
-        input: Vec<PathBuf>,
-        /// Read every input with this pipeline reader instead (e.g. `wikipedia`).
-        #[arg(long)]
-        reader: Option<String>,
-        /// Language of the text (recorded in the sidecar).
-        #[arg(long, default_value = "en")]
-        lang: String,
-        /// Model order (1..=5).
-        #[arg(long, default_value_t = 5)]
-        order: usize,
-        /// Memory for the n-gram sort buffers (e.g. 256M, 2G); counts beyond it spill to
-        /// sorted runs on disk next to the output.
-        #[arg(long, default_value = "1G", value_parser = datamill::lm::parse_memory)]
-        memory: u64,
-        /// Only each Wikipedia article's lead section (inputs read as MediaWiki dumps).
-        #[arg(long)]
-        lead_only: bool,
-        /// Stop after this many documents with text.
-        #[arg(long)]
-        max_docs: Option<u64>,
-        /// Drop n-grams whose adjusted count is at most these thresholds, one per order from
-        /// unigrams (first must be 0; the last repeats), e.g. `0 0 1`.
-        #[arg(long, num_args = 1..)]
-        prune: Vec<u64>,
-        /// SentencePiece vocabulary size (CCNet: 65536).
-        #[arg(long, default_value_t = 65536)]
-        vocab_size: usize,
-        /// Train the SentencePiece model on the first this many documents (CCNet: 400000).
-        #[arg(long, default_value_t = 400_000)]
-        sp_docs: u64,
-        /// Also write the model as ARPA text to this file (with its own sidecar).
-        #[arg(long)]
-        arpa: Option<PathBuf>,
-        /// Model file to write.
-        #[arg(long)]
-        output: PathBuf,
-    },
+    TrainLm(datamill::lm::TrainLmOptions),
     /// Compute a language's perplexity cutoffs from a sample into the model's sidecar.
     LmCutoffs {
         /// Model trained by `train-lm`.
@@ -435,34 +396,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Command::TrainLm {
-            input,
-            reader,
-            lang,
-            order,
-            memory,
-            lead_only,
-            max_docs,
-            prune,
-            vocab_size,
-            sp_docs,
-            arpa,
-            output,
-        } => {
-            let r = datamill::lm::train_lm(&datamill::lm::TrainLmOptions {
-                inputs: input,
-                reader,
-                language: lang,
-                order,
-                memory,
-                lead_only,
-                max_docs,
-                prune,
-                vocab_size,
-                sp_docs,
-                arpa,
-                output: output.clone(),
-            })?;
+        Command::TrainLm(opts) => {
+            let r = datamill::lm::train_lm(&opts)?;
+            let output = &opts.output;
             let s = &r.summary;
             println!(
                 "{}: {} documents, {:.1} MB normalised; pieces {}; order {}, {} sentences, \

@@ -23,19 +23,14 @@ const WIKI_DUMP: &str = "samples/wikipedia/dumpster-dive/smallwiki-latest-pages-
 const ENWIKI: &str =
     "samples/wikipedia/gensim/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2";
 
+mod common;
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The venv Python with kenlm 0.3.0; a missing venv or package is a failure, never a skip.
 fn python() -> PathBuf {
-    let py = root().join(".venv/bin/python");
-    assert!(
-        py.exists(),
-        "{} is missing: run `make setup-python` (installs kenlm==0.3.0)",
-        py.display()
-    );
-    py
+    common::venv_python("kenlm==0.3.0")
 }
 
 /// KenLM's `Model(arpa).score(line, bos=True, eos=True)` for every line of `lines`.

@@ -206,9 +206,18 @@ impl ExternalSorter {
             self.spill()?;
         }
         if self.buf.capacity() > 0 && self.buf.capacity() < self.capacity {
-            self.buf.reserve_exact(self.capacity - self.buf.len());
+            self.reserve();
         }
         Ok(())
+    }
+
+    /// Reserves the whole buffer at once (pages are only touched as records come), so it
+    /// never grows by copying; a budget larger than the address space allows grows as usual.
+    fn reserve(&mut self) {
+        let more = self.capacity.saturating_sub(self.buf.len());
+        if self.buf.try_reserve_exact(more).is_err() {
+            self.buf.reserve(1024);
+        }
     }
 
     /// Runs written to disk so far.
@@ -220,7 +229,7 @@ impl ExternalSorter {
     #[inline]
     pub fn push(&mut self, r: Rec) -> Result<()> {
         if self.buf.capacity() == 0 {
-            self.buf.reserve_exact(self.capacity);
+            self.reserve();
         }
         self.pushed += 1;
         self.buf.push(r);

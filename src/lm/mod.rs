@@ -23,7 +23,6 @@ use crate::doc::{temp_path, write_atomic};
 use crate::tokenizer::train::{train_tokenizer, write_model, TrainConfig};
 use crate::tokenizer::Tokenizer;
 use model::token_hash;
-use model::NgramModel;
 use normalize::normalize_line;
 use scorer::PieceScorer;
 use train::{NgramCounter, TrainSummary};
@@ -110,32 +109,47 @@ impl LmSidecar {
     }
 }
 
-/// Settings of `datamill train-lm`.
-#[derive(Debug, Clone)]
+/// Settings of `datamill train-lm` (also its command-line arguments).
+#[derive(Debug, Clone, clap::Args)]
 pub struct TrainLmOptions {
-    /// Input files, folders or globs.
+    /// Text, JSONL or MediaWiki XML files, folders or globs.
+    #[arg(long = "input", num_args = 1.., required = true)]
     pub inputs: Vec<PathBuf>,
-    /// Pipeline reader for every input (None: chosen by file name).
+    /// Read every input with this pipeline reader instead (e.g. `wikipedia`).
+    #[arg(long)]
     pub reader: Option<String>,
     /// Language of the text (recorded in the sidecar).
+    #[arg(long = "lang", default_value = "en")]
     pub language: String,
-    /// Model order.
+    /// Model order (1..=5).
+    #[arg(long, default_value_t = 5)]
     pub order: usize,
-    /// Sort-buffer budget in bytes.
+    /// Memory for the n-gram sort buffers (e.g. 256M, 2G); counts beyond it spill to sorted
+    /// runs on disk next to the output.
+    #[arg(long, default_value = "1G", value_parser = parse_memory)]
     pub memory: u64,
-    /// Only each Wikipedia article's lead section (reads the inputs as MediaWiki dumps).
+    /// Only each Wikipedia article's lead section (inputs read as MediaWiki dumps).
+    #[arg(long)]
     pub lead_only: bool,
     /// Stop after this many documents with text.
+    #[arg(long)]
     pub max_docs: Option<u64>,
-    /// Pruning thresholds per order (empty: none).
+    /// Drop n-grams whose adjusted count is at most these thresholds, one per order from
+    /// unigrams (the first must be 0; the last repeats), e.g. `0 0 1`.
+    #[arg(long, num_args = 1..)]
     pub prune: Vec<u64>,
-    /// SentencePiece vocabulary size.
+    /// SentencePiece vocabulary size (CCNet: 65536).
+    #[arg(long, default_value_t = 65536)]
     pub vocab_size: usize,
-    /// The SentencePiece model is trained on the first this many documents.
+    /// Train the SentencePiece model on the first this many documents (CCNet: 400000).
+    #[arg(long, default_value_t = 400_000)]
     pub sp_docs: u64,
-    /// Also write the model as ARPA text here.
+    /// Also write the model as ARPA text to this file (with its own sidecar).
+    #[arg(long)]
     pub arpa: Option<PathBuf>,
-    /// The binary model; the SentencePiece model and the sidecar go beside it.
+    /// Model file to write; the SentencePiece model (`NAME.sp.model`) and the sidecar
+    /// (`MODEL.json`) go beside it.
+    #[arg(long)]
     pub output: PathBuf,
 }
 
@@ -360,8 +374,6 @@ pub fn train_lm(opts: &TrainLmOptions) -> Result<TrainLmReport> {
         output::write_arpa(&est, &pieces, &arpa_tmp)?;
         files.push((arpa_tmp, arpa.clone()));
     }
-    // Check what was written loads before anything replaces an older model.
-    NgramModel::load(&files[1].0)?;
     publish(&files)?;
     sidecar.save(&opts.output)?;
     if let Some(arpa) = &opts.arpa {

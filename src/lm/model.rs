@@ -1,6 +1,6 @@
 //! The n-gram model file: written once by `train-lm` (or built in memory from an ARPA file),
 //! memory-mapped by every process that scores, shared by all threads (loaded once per process
-//! through [`NgramModel::load_shared`]).
+//! through [`super::scorer::PieceScorer::load_shared`]).
 //!
 //! Layout (all integers little-endian):
 //!
@@ -23,11 +23,9 @@
 //! n-grams are known by a 64-bit hash: two n-grams with the same key would be an error when
 //! the table is built.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Cursor, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{ensure, Context, Result};
 use memmap2::Mmap;
@@ -256,22 +254,6 @@ impl NgramModel {
             bos: token_hash("<s>"),
             eos: token_hash("</s>"),
         })
-    }
-
-    /// Loads `path` once per process; later calls return the same shared model.
-    pub fn load_shared(path: &Path) -> Result<Arc<Self>> {
-        static CACHE: OnceLock<Mutex<HashMap<PathBuf, Arc<NgramModel>>>> = OnceLock::new();
-        let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-        let mut cache = CACHE
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(m) = cache.get(&key) {
-            return Ok(m.clone());
-        }
-        let m = Arc::new(Self::load(path)?);
-        cache.insert(key, m.clone());
-        Ok(m)
     }
 
     /// The model's order N.

@@ -142,3 +142,14 @@ pub fn assert_same_files(
         assert!(got[k] == *v, "{k} differs with {what}");
     }
 }
+
+/// The venv Python (`make setup-python`); a missing venv is a failure, never a skip.
+pub fn venv_python(needs: &str) -> PathBuf {
+    let py = repo(".venv/bin/python");
+    assert!(
+        py.exists(),
+        "{} is missing: run `make setup-python` (installs {needs})",
+        py.display()
+    );
+    py
+}
