@@ -78,7 +78,7 @@ quality-models: $(LM_MODEL) $(WIKIREF_MODEL)
 LM_SP := $(MODELS)/cc_lm.sp.model
 LM_STAGE := $(MODELS)/.cc_lm.new
 $(LM_MODEL): $(LM_SP)
-	@test -f $@
+	@test -f $@ || { rm -f $(LM_SP) && $(MAKE) --no-print-directory BIN=$(BIN) $(LM_SP); }
 $(LM_SP): $(LID_MODEL) | build
 	rm -rf $(LM_STAGE) && mkdir -p $(LM_STAGE)
 	$(BIN) train-lm --input $(REF_TEXT) --lang en --order 5 --memory 256M --vocab-size 8000 --output $(LM_STAGE)/cc_lm.bin
