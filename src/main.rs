@@ -129,22 +129,11 @@ enum Command {
         #[arg(long, requires = "urls")]
         world_size: Option<usize>,
     },
-    /// Train a Kneser-Ney n-gram model on reference text (writes MODEL and MODEL.json).
     #[command(display_order = 11)]
-    TrainLm {
-        /// Train on these text, JSONL or MediaWiki XML files, folders or globs.
-        #[arg(long, num_args = 1.., required = true)]
-        input: Vec<PathBuf>,
-        /// Read every input with this pipeline reader (e.g. `wikipedia`) [default: by file type].
-        #[arg(long)]
-        reader: Option<String>,
-        /// Count n-grams up to this order (1..=5).
-        #[arg(long, default_value_t = 5)]
-        order: usize,
-        /// Write the model to this file.
-        #[arg(long)]
-        output: PathBuf,
-    },
+    /// Train CCNet's perplexity model: normalise the text, train its SentencePiece model,
+    /// then a modified Kneser-Ney n-gram model over the pieces with bounded memory (writes
+    /// MODEL, MODEL.json naming the SentencePiece model, and the `.sp.model` beside it).
+    TrainLm(datamill::lm::TrainLmOptions),
     /// Compute a language's perplexity cutoffs from a sample into the model's sidecar.
     #[command(display_order = 12)]
     LmCutoffs {
@@ -163,6 +152,13 @@ enum Command {
         /// Skip JSONL documents whose metadata field (e.g. `language`) names another language.
         #[arg(long)]
         language_field: Option<String>,
+        /// Run fastText language ID (e.g. models/lid.176.ftz) and keep only the documents
+        /// it gives `--lang`, as the CommonCrawl pipeline does before the perplexity stages.
+        #[arg(long)]
+        lid_model: Option<PathBuf>,
+        /// Lowest language-ID probability kept with `--lid-model`.
+        #[arg(long, default_value_t = 0.5)]
+        lid_threshold: f32,
         /// Put the head and middle cutoffs at these percentiles.
         #[arg(long, num_args = 2, default_values_t = [30.0, 60.0])]
         percentiles: Vec<f64>,
@@ -566,21 +562,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Command::TrainLm {
-            input,
-            reader,
-            order,
-            output,
-        } => {
-            let s = datamill::lm::train_lm(&input, reader.as_deref(), order, &output)?;
+        Command::TrainLm(opts) => {
+            let r = datamill::lm::train_lm(&opts)?;
+            let output = &opts.output;
+            let s = &r.summary;
             println!(
-                "{}: order {}, {} sentences, {} tokens, vocabulary {}, n-grams {:?}",
+                "{}: {} documents, {:.1} MB normalised; pieces {}; order {}, {} sentences, \
+                 {} pieces, vocabulary {}, n-grams {:?} (of {:?} counted), {} sort runs spilled",
                 output.display(),
+                r.docs,
+                r.bytes as f64 / 1e6,
+                r.sentencepiece.display(),
                 s.order,
                 s.sentences,
                 s.tokens,
                 s.vocabulary,
-                s.ngrams
+                s.ngrams,
+                s.counted,
+                s.spilled_runs
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -590,15 +589,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
             input,
             reader,
             language_field,
+            lid_model,
+            lid_threshold,
             percentiles,
         } => {
             let p = [percentiles[0], percentiles[1]];
+            let gate = match lid_model {
+                Some(path) => Some(datamill::lm::LanguageGate {
+                    model: datamill::filter::langid::LidModel::load(&path)?,
+                    threshold: lid_threshold,
+                }),
+                None => None,
+            };
             let c = datamill::lm::compute_cutoffs(
                 &model,
                 &lang,
                 &input,
                 reader.as_deref(),
                 language_field.as_deref(),
+                gate.as_ref(),
                 p,
             )?;
             println!(

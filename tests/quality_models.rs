@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use datamill::lm::model::{NgramModel, ScoreScratch};
-use datamill::lm::train::KneserNeyTrainer;
+use datamill::lm::scorer::PieceScorer;
+use datamill::lm::{train_lm, LanguageGate, TrainLmOptions};
+use datamill::quality::classifier::{train_classifier, ClassifierStage, TrainSettings};
 use datamill::quality::perplexity::{PerplexityBucketer, PerplexityScorer};
 use datamill::sources::training::for_each_training_text;
 use datamill::{DocPos, Document, Stage, Verdict};
@@ -40,39 +41,58 @@ fn is_boilerplate(text: &str) -> bool {
     lines.len() >= 10 && short * 10 >= lines.len() * 7
 }
 
-/// Trains an order-3 model on the books and every other Wikipedia page; returns the model
-/// and the held-out pages.
-fn train_model(dir: &Path) -> (NgramModel, Vec<String>) {
+/// train-lm settings for the samples: a small SentencePiece vocabulary, plenty of memory.
+fn lm_options(inputs: Vec<PathBuf>, order: usize, output: &Path) -> TrainLmOptions {
+    TrainLmOptions {
+        inputs,
+        reader: None,
+        language: "en".into(),
+        order,
+        memory: 64 << 20,
+        lead_only: false,
+        max_docs: None,
+        prune: vec![],
+        vocab_size: 4000,
+        sp_docs: 400_000,
+        arpa: None,
+        output: output.to_path_buf(),
+    }
+}
+
+/// Trains an order-3 model on the books and every other Wikipedia page; returns the model's
+/// path and the held-out pages.
+fn train_model(dir: &Path) -> (PathBuf, Vec<String>) {
     let wiki = docs(&[WIKI]);
     assert!(wiki.len() > 90, "{} Wikipedia pages with prose", wiki.len());
-    let mut t = KneserNeyTrainer::new(3).unwrap();
-    for b in docs(&BOOKS) {
-        t.add_text(&b).unwrap();
-    }
     let mut held = Vec::new();
+    let mut train = String::new();
     for (i, page) in wiki.into_iter().enumerate() {
         if i % 2 == 0 {
-            t.add_text(&page).unwrap();
+            train.push_str(&serde_json::json!({ "text": page }).to_string());
+            train.push('\n');
         } else {
             held.push(page);
         }
     }
-    let (bytes, summary) = t.finish().unwrap();
-    assert_eq!(summary.ngrams.len(), 3);
+    let pages = dir.join("train-pages.jsonl");
+    std::fs::write(&pages, train).unwrap();
+    let mut inputs: Vec<PathBuf> = BOOKS.iter().map(PathBuf::from).collect();
+    inputs.push(pages);
     let path = dir.join("lm.bin");
-    std::fs::write(&path, bytes).unwrap();
-    (NgramModel::load(&path).unwrap(), held)
+    let r = train_lm(&lm_options(inputs, 3, &path)).unwrap();
+    assert_eq!(r.summary.ngrams.len(), 3);
+    (path, held)
 }
 
 #[test]
 fn wikipedia_scores_lower_perplexity_than_boilerplate_pages() {
     let dir = tempfile::tempdir().unwrap();
-    let (model, held) = train_model(dir.path());
-    let mut s = ScoreScratch::default();
-    let mut pp = |texts: &[String]| -> Vec<f64> {
+    let (path, held) = train_model(dir.path());
+    let model = PieceScorer::load(&path).unwrap();
+    let pp = |texts: &[String]| -> Vec<f64> {
         texts
             .iter()
-            .filter_map(|t| model.score_text(t, &mut s).perplexity())
+            .filter_map(|t| model.score_text(t).perplexity())
             .collect()
     };
     let wiki = pp(&held);
@@ -112,9 +132,7 @@ fn wikipedia_scores_lower_perplexity_than_boilerplate_pages() {
 #[test]
 fn perplexity_stage_writes_metadata_and_bucket_stage_splits() {
     let dir = tempfile::tempdir().unwrap();
-    let (model, held) = train_model(dir.path());
-    drop(model);
-    let model_path = dir.path().join("lm.bin");
+    let (model_path, held) = train_model(dir.path());
     let t: toml::Table = toml::from_str(&format!(
         "models = {{ en = {:?} }}",
         model_path.to_str().unwrap()
@@ -147,8 +165,7 @@ fn perplexity_stage_writes_metadata_and_bucket_stage_splits() {
 fn lm_cutoffs_go_into_the_sidecar_and_feed_the_bucket_stage() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("lm.bin");
-    let inputs = [PathBuf::from(BOOKS[1])];
-    datamill::lm::train_lm(&inputs, None, 3, &model).unwrap();
+    train_lm(&lm_options(vec![PathBuf::from(BOOKS[1])], 3, &model)).unwrap();
     let bucket_toml: toml::Table = toml::from_str(&format!(
         "models = {{ en = {:?} }}",
         model.to_str().unwrap()
@@ -156,9 +173,16 @@ fn lm_cutoffs_go_into_the_sidecar_and_feed_the_bucket_stage() {
     .unwrap();
     let err = PerplexityBucketer::from_params(&bucket_toml).err().unwrap();
     assert!(format!("{err:#}").contains("lm-cutoffs"), "{err:#}");
-    let cut =
-        datamill::lm::compute_cutoffs(&model, "en", &[PathBuf::from(CC)], None, None, [30.0, 60.0])
-            .unwrap();
+    let cut = datamill::lm::compute_cutoffs(
+        &model,
+        "en",
+        &[PathBuf::from(CC)],
+        None,
+        None,
+        None,
+        [30.0, 60.0],
+    )
+    .unwrap();
     assert!(cut.head < cut.middle && cut.docs > 600, "{cut:?}");
     let side = datamill::lm::LmSidecar::load(&model).unwrap();
     assert_eq!(side.cutoffs["en"], cut);
@@ -168,20 +192,54 @@ fn lm_cutoffs_go_into_the_sidecar_and_feed_the_bucket_stage() {
     assert_eq!(v, Verdict::drop("bucket_tail"));
     // The CCNet head sample carries `metadata.language`: filtering on another language skips all.
     let head = [PathBuf::from(CC_HEAD)];
-    let fr =
-        datamill::lm::compute_cutoffs(&model, "fr", &head, None, Some("language"), [30.0, 60.0]);
+    let fr = datamill::lm::compute_cutoffs(
+        &model,
+        "fr",
+        &head,
+        None,
+        Some("language"),
+        None,
+        [30.0, 60.0],
+    );
     assert!(fr.is_err());
-    let en =
-        datamill::lm::compute_cutoffs(&model, "en", &head, None, Some("language"), [30.0, 60.0])
-            .unwrap();
+    let en = datamill::lm::compute_cutoffs(
+        &model,
+        "en",
+        &head,
+        None,
+        Some("language"),
+        None,
+        [30.0, 60.0],
+    )
+    .unwrap();
     assert_eq!(en.docs, 10);
+    // After language ID (as the CommonCrawl pipeline runs it), only English pages count.
+    let lid = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/lid.176.ftz");
+    let gate = LanguageGate {
+        model: datamill::filter::langid::LidModel::load(&lid).unwrap(),
+        threshold: 0.5,
+    };
+    let english = datamill::lm::compute_cutoffs(
+        &model,
+        "en",
+        &[PathBuf::from(CC)],
+        None,
+        None,
+        Some(&gate),
+        [30.0, 60.0],
+    )
+    .unwrap();
+    assert!(
+        english.docs > 100 && english.docs < cut.docs,
+        "{english:?} of {cut:?}"
+    );
 }
 
 #[test]
 fn bad_model_files_fail_at_start_up() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("lm.bin");
-    datamill::lm::train_lm(&[PathBuf::from(BOOKS[1])], None, 2, &model).unwrap();
+    train_lm(&lm_options(vec![PathBuf::from(BOOKS[1])], 2, &model)).unwrap();
     let stage_for = |p: &Path| {
         let t: toml::Table =
             toml::from_str(&format!("models = {{ en = {:?} }}", p.to_str().unwrap())).unwrap();

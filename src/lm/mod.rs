@@ -1,25 +1,37 @@
-//! The CCNet-style n-gram language model: tokeniser, Kneser-Ney training, the memory-mapped
-//! model file, and its sidecar JSON with the per-language perplexity cutoffs.
+//! CCNet's perplexity model: the line normalisation, a SentencePiece model trained on the
+//! normalised text, a modified Kneser-Ney n-gram model over its pieces trained with bounded
+//! memory, the memory-mapped model file, ARPA text in and out, and the sidecar JSON that
+//! names the SentencePiece model and holds the per-language perplexity cutoffs.
 
+pub mod arpa;
+pub mod external;
 pub mod model;
+pub mod normalize;
+pub mod output;
+pub mod scorer;
 pub mod tokenize;
 pub mod train;
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::doc::write_atomic;
-use crate::sources::training::for_each_training_text;
-use model::{NgramModel, ScoreScratch};
-use train::{KneserNeyTrainer, TrainSummary};
+use crate::doc::{temp_path, write_atomic};
+use crate::sources::training;
+use crate::tokenizer::train::{train_tokenizer, write_model, TrainConfig};
+use crate::tokenizer::Tokenizer;
+use model::token_hash;
+use normalize::normalize_line;
+use scorer::PieceScorer;
+use train::{NgramCounter, TrainSummary};
 
-/// How the model's text is tokenised (written to the sidecar).
-pub const TOKENIZER: &str =
-    "datamill-words-v1: lowercase, digits to 0, letter/digit runs are words, \
-every other non-space character (and each CJK/kana/hangul/Thai character) one token";
+/// How the model's text is normalised and cut (written to the sidecar).
+pub const TOKENIZER: &str = "ccnet-normalize + sentencepiece-bpe: each line trimmed, lower \
+case, accents stripped, digits to 0, Unicode punctuation to ASCII, control characters \
+removed, then cut into the pieces of the sidecar's SentencePiece model";
 
 /// Perplexity cutoffs of one language: documents below `head` are head, below `middle` middle.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -37,16 +49,28 @@ pub struct Cutoffs {
     pub docs: u64,
 }
 
-/// The sidecar JSON next to a model (`MODEL.json`): how it was made and the cutoffs.
+/// The sidecar JSON next to a model (`MODEL.json`): the SentencePiece model it scores, how
+/// it was made, and the cutoffs. A model built elsewhere (an ARPA file from KenLM) needs one
+/// too, naming at least `sentencepiece`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LmSidecar {
-    /// Always `datamill-kn-lm`.
+    /// `datamill-kn-lm` (binary) or `arpa`.
+    #[serde(default)]
     pub format: String,
-    /// Tokeniser description ([`TOKENIZER`]).
+    /// Normalisation and tokeniser description ([`TOKENIZER`]).
+    #[serde(default)]
     pub tokenizer: String,
+    /// The SentencePiece model, relative to the sidecar's folder (or absolute).
+    #[serde(default)]
+    pub sentencepiece: Option<String>,
+    /// Language of the training text.
+    #[serde(default)]
+    pub language: Option<String>,
     /// Training inputs as given.
+    #[serde(default)]
     pub inputs: Vec<String>,
     /// Training summary (order, counts, discounts).
+    #[serde(default)]
     pub training: Option<serde_json::Value>,
     /// Perplexity cutoffs per language, written by `datamill lm-cutoffs`.
     #[serde(default)]
@@ -75,40 +99,330 @@ impl LmSidecar {
         bytes.push(b'\n');
         write_atomic(&sidecar_path(model), &bytes)
     }
+
+    /// The SentencePiece model's path, resolved against the folder of `model`.
+    pub fn sentencepiece_path(&self, model: &Path) -> Option<PathBuf> {
+        let sp = Path::new(self.sentencepiece.as_deref()?);
+        Some(match model.parent() {
+            Some(dir) if sp.is_relative() => dir.join(sp),
+            _ => sp.to_path_buf(),
+        })
+    }
 }
 
-/// `datamill train-lm`: trains on every document of `inputs`, writes the model and sidecar.
-pub fn train_lm(
+/// Settings of `datamill train-lm` (also its command-line arguments).
+#[derive(Debug, Clone, clap::Args)]
+pub struct TrainLmOptions {
+    /// Text, JSONL or MediaWiki XML files, folders or globs.
+    #[arg(long = "input", num_args = 1.., required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Read every input with this pipeline reader instead (e.g. `wikipedia`).
+    #[arg(long)]
+    pub reader: Option<String>,
+    /// Language of the text (recorded in the sidecar).
+    #[arg(long = "lang", default_value = "en")]
+    pub language: String,
+    /// Model order (1..=5).
+    #[arg(long, default_value_t = 5)]
+    pub order: usize,
+    /// Memory for the n-gram sort buffers (e.g. 256M, 2G); counts beyond it spill to sorted
+    /// runs on disk next to the output.
+    #[arg(long, default_value = "1G", value_parser = parse_memory)]
+    pub memory: u64,
+    /// Only each Wikipedia article's lead section (inputs read as MediaWiki dumps).
+    #[arg(long)]
+    pub lead_only: bool,
+    /// Stop after this many documents with text.
+    #[arg(long)]
+    pub max_docs: Option<u64>,
+    /// Drop n-grams whose adjusted count is at most these thresholds, one per order from
+    /// unigrams (the first must be 0; the last repeats), e.g. `0 0 1`.
+    #[arg(long, num_args = 1..)]
+    pub prune: Vec<u64>,
+    /// SentencePiece vocabulary size (CCNet: 65536).
+    #[arg(long, default_value_t = 65536)]
+    pub vocab_size: usize,
+    /// Train the SentencePiece model on the first this many documents (CCNet: 400000).
+    #[arg(long, default_value_t = 400_000)]
+    pub sp_docs: u64,
+    /// Also write the model as ARPA text to this file (with its own sidecar).
+    #[arg(long)]
+    pub arpa: Option<PathBuf>,
+    /// Model file to write; the SentencePiece model (`NAME.sp.model`) and the sidecar
+    /// (`MODEL.json`) go beside it.
+    #[arg(long)]
+    pub output: PathBuf,
+}
+
+/// What `train-lm` did.
+#[derive(Debug, Clone)]
+pub struct TrainLmReport {
+    /// Documents read (with text).
+    pub docs: u64,
+    /// Bytes of normalised text.
+    pub bytes: u64,
+    /// The SentencePiece model written.
+    pub sentencepiece: PathBuf,
+    /// N-gram training summary.
+    pub summary: TrainSummary,
+}
+
+/// Where the SentencePiece model of `output` goes: `models/en.bin` -> `models/en.sp.model`.
+pub fn sentencepiece_path_for(output: &Path) -> PathBuf {
+    let name = crate::doc::file_name(output);
+    let stem = name.strip_suffix(".bin").unwrap_or(&name);
+    output.with_file_name(format!("{stem}.sp.model"))
+}
+
+/// Calls `f` with the text of every training document, at most `max_docs` of them: through
+/// the `wikipedia` reader with `lead_only` when asked, else as the other training commands
+/// read their inputs. Returns false from `f` to stop.
+pub fn for_each_training_text(
     inputs: &[PathBuf],
     reader: Option<&str>,
-    order: usize,
-    output: &Path,
-) -> Result<TrainSummary> {
-    let mut trainer = KneserNeyTrainer::new(order)?;
-    let mut err = None;
-    for_each_training_text(inputs, reader, None, &mut |text| {
-        if err.is_none() {
-            if let Err(e) = trainer.add_text(text) {
-                err = Some(e);
+    lead_only: bool,
+    f: &mut dyn FnMut(&str) -> bool,
+) -> Result<()> {
+    if !lead_only {
+        training::for_each_training_document(inputs, reader, None, &mut |doc| Ok(f(&doc.text)))?;
+        return Ok(());
+    }
+    ensure!(
+        reader.is_none_or(|r| r == "wikipedia"),
+        "--lead-only reads MediaWiki dumps with the `wikipedia` reader"
+    );
+    let mut options = toml::Table::new();
+    options.insert("lead_only".into(), toml::Value::Boolean(true));
+    let wiki = crate::sources::build_reader("wikipedia", &options)?;
+    let names: Vec<String> = inputs
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    for file in training::training_files(&names)? {
+        for rec in wiki.read(&file, "wikipedia")? {
+            match rec {
+                Ok(doc) if doc.meta_str("wiki_skip").is_none() && !doc.text.is_empty() => {
+                    if !f(&doc.text) {
+                        return Ok(());
+                    }
+                }
+                Ok(_) => {}
+                Err(e) if e.fatal => bail!("{}: {e}", file.display()),
+                Err(_) => {}
             }
         }
-    })?;
-    if let Some(e) = err {
-        return Err(e);
     }
-    let (bytes, summary) = trainer.finish()?;
-    write_atomic(output, &bytes)?;
-    LmSidecar {
+    Ok(())
+}
+
+/// Normalises every line of the training documents into `out` (one line each, empty lines
+/// dropped); returns (documents, bytes, bytes of the first `sp_docs` documents).
+fn write_normalized(opts: &TrainLmOptions, out: &Path) -> Result<(u64, u64, u64)> {
+    let file =
+        std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    let (mut docs, mut bytes, mut sp_bytes) = (0u64, 0u64, 0u64);
+    let mut line = String::new();
+    let mut err = None;
+    for_each_training_text(
+        &opts.inputs,
+        opts.reader.as_deref(),
+        opts.lead_only,
+        &mut |text| {
+            let before = bytes;
+            for raw in text.split('\n') {
+                normalize_line(raw, &mut line);
+                if line.is_empty() {
+                    continue;
+                }
+                if let Err(e) = w
+                    .write_all(line.as_bytes())
+                    .and_then(|_| w.write_all(b"\n"))
+                {
+                    err = Some(e);
+                    return false;
+                }
+                bytes += line.len() as u64 + 1;
+            }
+            if bytes > before {
+                docs += 1;
+                if docs <= opts.sp_docs {
+                    sp_bytes = bytes;
+                }
+            }
+            opts.max_docs.is_none_or(|m| docs < m)
+        },
+    )?;
+    if let Some(e) = err {
+        return Err(e).with_context(|| format!("cannot write {}", out.display()));
+    }
+    w.flush()
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    Ok((docs, bytes, sp_bytes))
+}
+
+/// The folder holding `path` (`.` for a bare file name).
+fn folder_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Renames the written `tmp` files to their final names.
+fn publish(files: &[(PathBuf, PathBuf)]) -> Result<()> {
+    for (tmp, path) in files {
+        std::fs::rename(tmp, path)
+            .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
+    }
+    Ok(())
+}
+
+/// `datamill train-lm`: normalises the text, trains the SentencePiece model on it, counts the
+/// n-grams of its pieces with bounded memory and writes the model, the SentencePiece model,
+/// the sidecar and (with `arpa`) ARPA text. Nothing is renamed into place before all is
+/// written.
+pub fn train_lm(opts: &TrainLmOptions) -> Result<TrainLmReport> {
+    let dir = folder_of(&opts.output);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let work = tempfile::Builder::new()
+        .prefix(".train-lm.")
+        .tempdir_in(&dir)
+        .with_context(|| format!("cannot create a work folder in {}", dir.display()))?;
+    let text = work.path().join("normalized.txt");
+    let (docs, bytes, sp_bytes) = write_normalized(opts, &text)?;
+    if docs == 0 {
+        bail!(
+            "no text read from {} (nothing to train on)",
+            opts.inputs
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    tracing::info!("{docs} documents, {bytes} bytes of normalised text");
+
+    // The language's SentencePiece model, on the first `sp_docs` documents.
+    let sp_path = sentencepiece_path_for(&opts.output);
+    let config = TrainConfig {
+        vocab_size: opts.vocab_size,
+        character_coverage: 0.9995,
+        sources: vec![crate::tokenizer::corpus::SourceConfig {
+            name: "normalized".into(),
+            paths: vec![text.display().to_string()],
+            weight: 1,
+            max_bytes: sp_bytes,
+        }],
+        ..Default::default()
+    };
+    let (proto, _) = train_tokenizer(&config).context("cannot train the SentencePiece model")?;
+    let sp_tmp = temp_path(&sp_path);
+    write_model(&proto, &sp_tmp)?;
+    let tokenizer = Tokenizer::load(&sp_tmp)?;
+    let pieces: Vec<String> = (0..tokenizer.vocab_size() as u32)
+        .map(|id| tokenizer.piece(id).unwrap_or("<unk>").to_string())
+        .collect();
+    let hashes: Vec<u64> = pieces.iter().map(|p| token_hash(p)).collect();
+    let bos = tokenizer
+        .bos_id()
+        .context("the SentencePiece model has no <s>")?;
+    let eos = tokenizer
+        .eos_id()
+        .context("the SentencePiece model has no </s>")?;
+    let unk = tokenizer.unk_id();
+
+    // Count n-grams of pieces, line by line.
+    let mut counter = NgramCounter::new(opts.order, opts.memory, work.path(), bos, eos)?;
+    let input = std::fs::File::open(&text)?;
+    let mut enc = tokenizer.encoder();
+    let mut ids = Vec::new();
+    for line in BufReader::with_capacity(1 << 20, input).lines() {
+        let line = line.with_context(|| format!("cannot read {}", text.display()))?;
+        ids.clear();
+        enc.encode_into(&line, &mut ids);
+        ensure!(
+            !ids.contains(&unk),
+            "the SentencePiece model gave <unk> (it must have byte fallback)"
+        );
+        counter.add_sentence(&ids)?;
+    }
+    drop(enc);
+    let _ = std::fs::remove_file(&text);
+    let est = counter.estimate(&opts.prune)?;
+
+    let lm_tmp = temp_path(&opts.output);
+    let records = (opts.memory / external::REC_BYTES as u64).max(1024) as usize;
+    output::write_binary(&est, &hashes, &lm_tmp, work.path(), records)?;
+    let sp_name = crate::doc::file_name(&sp_path);
+    let sidecar = LmSidecar {
         format: "datamill-kn-lm".into(),
         tokenizer: TOKENIZER.into(),
-        inputs: inputs.iter().map(|p| p.display().to_string()).collect(),
-        training: Some(serde_json::to_value(&summary)?),
+        sentencepiece: Some(sp_name.clone()),
+        language: Some(opts.language.clone()),
+        inputs: opts
+            .inputs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+        training: Some(serde_json::to_value(&est.summary)?),
         cutoffs: BTreeMap::new(),
+    };
+    let mut files = vec![(sp_tmp, sp_path.clone()), (lm_tmp, opts.output.clone())];
+    if let Some(arpa) = &opts.arpa {
+        let arpa_tmp = temp_path(arpa);
+        output::write_arpa(&est, &pieces, &arpa_tmp)?;
+        files.push((arpa_tmp, arpa.clone()));
     }
-    .save(output)?;
-    // Check what was written loads.
-    NgramModel::load(output)?;
-    Ok(summary)
+    publish(&files)?;
+    sidecar.save(&opts.output)?;
+    if let Some(arpa) = &opts.arpa {
+        let sp = if folder_of(arpa).canonicalize().ok() == dir.canonicalize().ok() {
+            sp_name
+        } else {
+            std::fs::canonicalize(&sp_path)
+                .unwrap_or(sp_path.clone())
+                .display()
+                .to_string()
+        };
+        LmSidecar {
+            format: "arpa".into(),
+            sentencepiece: Some(sp),
+            ..sidecar.clone()
+        }
+        .save(arpa)?;
+    }
+    Ok(TrainLmReport {
+        docs,
+        bytes,
+        sentencepiece: sp_path,
+        summary: est.summary,
+    })
+}
+
+/// Parses a memory size: bytes, or a number with K, M, G or T (powers of 1024).
+pub fn parse_memory(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, unit) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => (&t[..i], t[i..].trim_end_matches(['B', 'b'])),
+        None => (t, ""),
+    };
+    let shift = match unit.to_ascii_uppercase().as_str() {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return Err(format!("bad memory size `{s}` (e.g. 256M, 2G)")),
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad memory size `{s}` (e.g. 256M, 2G)"))?;
+    if v.is_nan() || v <= 0.0 {
+        return Err(format!("memory size must be positive, got `{s}`"));
+    }
+    Ok((v * (1u64 << shift) as f64) as u64)
 }
 
 /// Rounds a perplexity to one decimal, as CCNet stores it.
@@ -127,36 +441,54 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
+/// Keeps only the documents fastText language ID gives `lang` with at least `threshold`
+/// (as the CommonCrawl pipeline's `langid` stage does before the perplexity stages).
+pub struct LanguageGate {
+    /// The fastText model (lid.176).
+    pub model: crate::filter::langid::LidModel,
+    /// Lowest probability kept (CCNet: 0.5).
+    pub threshold: f32,
+}
+
 /// `datamill lm-cutoffs`: scores every document of a sample, takes the perplexity percentiles
 /// and writes them as the cutoffs of `lang` into the model's sidecar. With `language_field`,
-/// JSONL documents whose field names another language are skipped.
+/// JSONL documents whose field names another language are skipped; with `gate`, documents
+/// that language ID does not give `lang` are skipped.
 pub fn compute_cutoffs(
     model_path: &Path,
     lang: &str,
     inputs: &[PathBuf],
     reader: Option<&str>,
     language_field: Option<&str>,
+    gate: Option<&LanguageGate>,
     percentiles: [f64; 2],
 ) -> Result<Cutoffs> {
     ensure!(
         percentiles[0] < percentiles[1],
         "percentiles must increase, got {percentiles:?}"
     );
-    let model = NgramModel::load(model_path)?;
+    let scorer = PieceScorer::load(model_path)?;
     let mut sidecar = LmSidecar::load(model_path)?;
-    let mut scratch = ScoreScratch::default();
     let mut pps = Vec::new();
     let filter = language_field.map(|f| (f, lang));
-    for_each_training_text(inputs, reader, filter, &mut |text| {
-        if let Some(pp) = model.score_text(text, &mut scratch).perplexity() {
+    training::for_each_training_text(inputs, reader, filter, &mut |text| {
+        if let Some(g) = gate {
+            match g.model.predict(text) {
+                Some(p) if p.language == lang && p.score >= g.threshold => {}
+                _ => return,
+            }
+        }
+        if let Some(pp) = scorer.score_text(text).perplexity() {
             pps.push(round_perplexity(pp));
         }
     })?;
     ensure!(!pps.is_empty(), "no document with text in the sample");
     pps.sort_by(f64::total_cmp);
+    // Perplexities have one decimal; two keep the cutoffs exact through the sidecar's JSON.
+    let round2 = |x: f64| (x * 100.0).round() / 100.0;
     let cut = Cutoffs {
-        head: percentile(&pps, percentiles[0]),
-        middle: percentile(&pps, percentiles[1]),
+        head: round2(percentile(&pps, percentiles[0])),
+        middle: round2(percentile(&pps, percentiles[1])),
         percentiles,
         docs: pps.len() as u64,
     };

@@ -1,45 +1,49 @@
-//! The n-gram model file: written once by `train-lm`, memory-mapped by every process that
-//! scores, shared by all threads (loaded once per process through [`NgramModel::load_shared`]).
+//! The n-gram model file: written once by `train-lm` (or built in memory from an ARPA file),
+//! memory-mapped by every process that scores, shared by all threads (loaded once per process
+//! through [`super::scorer::PieceScorer::load_shared`]).
 //!
 //! Layout (all integers little-endian):
 //!
 //! | offset | content |
 //! |---|---|
-//! | 0 | magic `DMKNLM01` |
-//! | 8 | `u32` format version (1), `u32` order N (1..=5) |
+//! | 0 | magic `DMKNLM02` |
+//! | 8 | `u32` format version (2), `u32` order N (1..=5) |
 //! | 16 | `u64` total file length |
 //! | 24 | `u64` xxh3-64 of every byte after the header |
 //! | 32 | `f32` log10 p(`<unk>`), `u32` zero |
-//! | 40 | per order 1..=N: `u64` table offset, `u64` slots (power of two), `u64` entries |
+//! | 40 | per order 1..=N: `u64` table offset, `u64` home bits B, `u64` slots, `u64` entries |
 //! | header end, 16-aligned | per order: `slots` × 16-byte slots `u64 key, f32 log10 prob, f32 log10 backoff` |
 //!
-//! An n-gram's key is [`ngram_key`] of its token hashes, folded from the last token leftwards;
-//! key 0 marks an empty slot. Lookup is linear probing from `key & (slots - 1)`. Probabilities
-//! are in ARPA back-off form (the interpolation is already folded in), so scoring one token is
-//! at most N lookups for the longest matching n-gram plus N - 1 for the back-off weights.
+//! An n-gram's key is [`ngram_key`] of its token hashes (the xxh3-64 of each token's text),
+//! folded from the last token leftwards; key 0 marks an empty slot. A key's home slot is its
+//! top B bits; lookup probes forward from there (never wrapping) until the key or an empty
+//! slot. Entries are stored in key order, so the table is written in one sequential pass, and
+//! its last slot is always empty. Probabilities are in ARPA back-off form, so scoring one
+//! token is at most N lookups for the longest matching n-gram. As in KenLM's probing format,
+//! n-grams are known by a 64-bit hash: two n-grams with the same key would be an error when
+//! the table is built.
 
-use std::collections::HashMap;
 use std::fs::File;
+use std::io::{Cursor, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use memmap2::Mmap;
-
-use super::tokenize::{bos_hash, eos_hash, WordTokenizer};
+use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
 /// File magic of a datamill n-gram model.
-pub const MAGIC: &[u8; 8] = b"DMKNLM01";
+pub const MAGIC: &[u8; 8] = b"DMKNLM02";
 /// Format version written and accepted.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Highest supported order.
 pub const MAX_ORDER: usize = 5;
 const FIXED_HEADER: usize = 40;
+const TABLE_HEADER: usize = 32;
 const SLOT: usize = 16;
 
 /// Length of the header for a model of `order`, padded to 16 bytes.
 pub fn header_len(order: usize) -> usize {
-    (FIXED_HEADER + 24 * order).div_ceil(16) * 16
+    (FIXED_HEADER + TABLE_HEADER * order).div_ceil(16) * 16
 }
 
 fn splitmix(mut x: u64) -> u64 {
@@ -47,6 +51,11 @@ fn splitmix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^ (x >> 31)
+}
+
+/// The hash a token is known by (xxh3-64 of its text).
+pub fn token_hash(token: &str) -> u64 {
+    xxh3_64(token.as_bytes())
 }
 
 /// Key of the unigram `w` (never 0).
@@ -72,12 +81,27 @@ pub fn ngram_key(tokens: &[u64]) -> u64 {
 #[derive(Clone, Copy)]
 struct Table {
     offset: usize,
-    mask: usize,
+    shift: u32,
 }
 
-/// A loaded (memory-mapped) n-gram model.
+enum Bytes {
+    Mapped(Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
+/// A loaded n-gram model: a memory-mapped datamill file, or an ARPA file built in memory.
 pub struct NgramModel {
-    map: Mmap,
+    bytes: Bytes,
     order: usize,
     unk: f32,
     tables: Vec<Table>,
@@ -107,7 +131,7 @@ fn f32_at(b: &[u8], at: usize) -> f32 {
 pub struct Score {
     /// Sum of log10 p over the predicted tokens.
     pub log10_prob: f64,
-    /// Number of predicted tokens (words plus one `</s>` per scored line).
+    /// Number of predicted tokens (pieces plus one `</s>` per scored line).
     pub tokens: u64,
 }
 
@@ -118,20 +142,55 @@ impl Score {
     }
 }
 
+/// True when the file starts with the datamill model magic.
+pub fn is_datamill_model(path: &Path) -> bool {
+    let mut head = [0u8; 8];
+    File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok()
+        && &head == MAGIC
+}
+
 impl NgramModel {
-    /// Maps and checks a model file: a missing, truncated or foreign file is an error naming it.
+    /// Loads a model: datamill's binary file (memory-mapped) or, when the file does not start
+    /// with its magic, an ARPA text file (built in memory). A missing, truncated or foreign
+    /// file is an error naming it.
     pub fn load(path: &Path) -> Result<Self> {
+        if !is_datamill_model(path) {
+            let file = File::open(path)
+                .with_context(|| format!("cannot open n-gram model {}", path.display()))?;
+            let mut head = Vec::with_capacity(4096);
+            std::io::Read::read_to_end(&mut std::io::Read::take(&file, 4096), &mut head)
+                .with_context(|| format!("cannot read n-gram model {}", path.display()))?;
+            ensure!(
+                memchr::memmem::find(&head, b"\\data\\").is_some(),
+                "{}: neither a datamill n-gram model (wrong magic; make one with `datamill \
+                 train-lm`) nor an ARPA file (no `\\data\\` line near the start)",
+                path.display()
+            );
+            let file = File::open(path)
+                .with_context(|| format!("cannot open n-gram model {}", path.display()))?;
+            let bytes = super::arpa::read_arpa(std::io::BufReader::new(file), path)?;
+            return Self::check(Bytes::Owned(bytes), path)
+                .with_context(|| format!("bad n-gram model built from {}", path.display()));
+        }
         let file = File::open(path)
             .with_context(|| format!("cannot open n-gram model {}", path.display()))?;
         // SAFETY: the model file is written once (atomically renamed) and never modified in
         // place while mapped; a concurrent truncation would be a misuse outside our control.
         let map = unsafe { Mmap::map(&file) }
             .with_context(|| format!("cannot map n-gram model {}", path.display()))?;
-        Self::check(map, path).with_context(|| format!("bad n-gram model {}", path.display()))
+        Self::check(Bytes::Mapped(map), path)
+            .with_context(|| format!("bad n-gram model {}", path.display()))
     }
 
-    fn check(map: Mmap, path: &Path) -> Result<Self> {
-        let b: &[u8] = &map;
+    /// A model from encoded bytes (see [`ModelWriter`]).
+    pub fn from_bytes(bytes: Vec<u8>, name: &Path) -> Result<Self> {
+        Self::check(Bytes::Owned(bytes), name)
+    }
+
+    fn check(bytes: Bytes, path: &Path) -> Result<Self> {
+        let b: &[u8] = &bytes;
         ensure!(
             b.len() >= FIXED_HEADER && &b[..8] == MAGIC,
             "not a datamill n-gram model (wrong magic; make one with `datamill train-lm`)"
@@ -154,54 +213,47 @@ impl NgramModel {
         );
         let hl = header_len(order);
         ensure!(b.len() >= hl, "file shorter than its header");
-        let sum = xxhash_rust::xxh3::xxh3_64(&b[hl..]);
+        let sum = xxh3_64(&b[hl..]);
         ensure!(sum == u64_at(b, 24), "checksum mismatch: damaged file");
         let unk = f32_at(b, 32);
         let mut tables = Vec::with_capacity(order);
         for k in 0..order {
-            let at = FIXED_HEADER + 24 * k;
+            let at = FIXED_HEADER + TABLE_HEADER * k;
             let offset = u64_at(b, at) as usize;
-            let slots = u64_at(b, at + 8) as usize;
+            let bits = u64_at(b, at + 8);
+            let slots = u64_at(b, at + 16) as usize;
             ensure!(
-                slots.is_power_of_two()
+                (1..=40).contains(&bits)
+                    && slots > 1usize << bits
                     && offset.is_multiple_of(SLOT)
                     && offset >= hl
-                    && offset
-                        .checked_add(slots * SLOT)
+                    && slots
+                        .checked_mul(SLOT)
+                        .and_then(|n| offset.checked_add(n))
                         .is_some_and(|end| end <= b.len()),
                 "table of order {} out of bounds",
                 k + 1
             );
+            // Every probe ends at an empty slot: the last one must be empty.
+            ensure!(
+                u64_at(b, offset + (slots - 1) * SLOT) == 0,
+                "table of order {} does not end with an empty slot",
+                k + 1
+            );
             tables.push(Table {
                 offset,
-                mask: slots - 1,
+                shift: 64 - bits as u32,
             });
         }
         Ok(NgramModel {
-            map,
+            bytes,
             order,
             unk,
             tables,
             path: path.to_path_buf(),
-            bos: bos_hash(),
-            eos: eos_hash(),
+            bos: token_hash("<s>"),
+            eos: token_hash("</s>"),
         })
-    }
-
-    /// Loads `path` once per process; later calls return the same shared model.
-    pub fn load_shared(path: &Path) -> Result<Arc<Self>> {
-        static CACHE: OnceLock<Mutex<HashMap<PathBuf, Arc<NgramModel>>>> = OnceLock::new();
-        let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-        let mut cache = CACHE
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(m) = cache.get(&key) {
-            return Ok(m.clone());
-        }
-        let m = Arc::new(Self::load(path)?);
-        cache.insert(key, m.clone());
-        Ok(m)
     }
 
     /// The model's order N.
@@ -214,10 +266,15 @@ impl NgramModel {
         &self.path
     }
 
+    /// log10 p(`<unk>`).
+    pub fn unk(&self) -> f32 {
+        self.unk
+    }
+
     /// Number of n-grams stored for each order.
     pub fn counts(&self) -> Vec<u64> {
         (0..self.order)
-            .map(|k| u64_at(&self.map, FIXED_HEADER + 24 * k + 16))
+            .map(|k| u64_at(&self.bytes, FIXED_HEADER + TABLE_HEADER * k + 24))
             .collect()
     }
 
@@ -225,10 +282,9 @@ impl NgramModel {
     #[inline]
     fn get(&self, n: usize, key: u64) -> Option<(f32, f32)> {
         let t = self.tables[n - 1];
-        let b: &[u8] = &self.map;
-        let mut i = key as usize & t.mask;
+        let b: &[u8] = &self.bytes;
+        let mut at = t.offset + (key >> t.shift) as usize * SLOT;
         loop {
-            let at = t.offset + i * SLOT;
             let k = u64_at(b, at);
             if k == key {
                 return Some((f32_at(b, at + 8), f32_at(b, at + 12)));
@@ -236,7 +292,7 @@ impl NgramModel {
             if k == 0 {
                 return None;
             }
-            i = (i + 1) & t.mask;
+            at += SLOT;
         }
     }
 
@@ -297,7 +353,8 @@ impl NgramModel {
             }
             None => 0,
         };
-        let mut s = 0f64;
+        // Summed in f32 as KenLM's `score` does, so both give the same sentence scores.
+        let mut s = 0f32;
         for i in 1..buf.len() {
             let mut cur_bo = [0f32; MAX_ORDER];
             let mut key = key_start(buf[i]);
@@ -327,41 +384,19 @@ impl NgramModel {
             let found = matched.max(1);
             let ctx_max = (self.order - 1).min(i).min(prev_matched);
             if ctx_max >= found {
-                prob += prev_bo[found - 1..ctx_max].iter().sum::<f32>();
+                for &bo in &prev_bo[found - 1..ctx_max] {
+                    prob += bo;
+                }
             }
-            s += prob as f64;
+            s += prob;
             prev_bo = cur_bo;
             prev_matched = matched;
         }
         Score {
-            log10_prob: s,
+            log10_prob: s as f64,
             tokens: (buf.len() - 1) as u64,
         }
     }
-
-    /// Scores a text like CCNet: every non-empty line is a sentence; the scores are summed.
-    pub fn score_text(&self, text: &str, scratch: &mut ScoreScratch) -> Score {
-        let mut total = Score::default();
-        for line in text.split('\n') {
-            scratch.words.clear();
-            scratch.tokenizer.hash_tokens(line, &mut scratch.words);
-            if scratch.words.is_empty() {
-                continue;
-            }
-            let s = self.score_tokens(&scratch.words, &mut scratch.buf);
-            total.log10_prob += s.log10_prob;
-            total.tokens += s.tokens;
-        }
-        total
-    }
-}
-
-/// Reusable buffers for scoring (one per thread).
-#[derive(Default)]
-pub struct ScoreScratch {
-    tokenizer: WordTokenizer,
-    words: Vec<u64>,
-    buf: Vec<u64>,
 }
 
 /// One n-gram entry to write: its key, log10 probability and log10 back-off weight.
@@ -375,53 +410,128 @@ pub struct Entry {
     pub backoff: f32,
 }
 
-/// Serialises a model: `tables[k]` holds the (k+1)-grams.
-pub fn encode(tables: &[Vec<Entry>], unk: f32) -> Result<Vec<u8>> {
-    let order = tables.len();
-    ensure!(
-        (1..=MAX_ORDER).contains(&order),
-        "order {order} out of range"
-    );
-    let hl = header_len(order);
-    let mut layout = Vec::with_capacity(order);
-    let mut at = hl;
-    for t in tables {
-        let slots = (t.len() * 3 / 2 + 1).next_power_of_two().max(16);
-        layout.push((at, slots));
-        at += slots * SLOT;
+/// Home bits for a table of `entries`: at most two thirds of the home slots used.
+pub fn home_bits(entries: u64) -> u32 {
+    let want = (entries * 3 / 2 + 1).max(16);
+    64 - (want - 1).leading_zeros()
+}
+
+/// Writes a model file in one sequential pass: the header is reserved, each order's entries
+/// come in key order ([`ModelWriter::table`]), then the header is filled in.
+pub struct ModelWriter<W: Write + Seek> {
+    out: W,
+    order: usize,
+    unk: f32,
+    hasher: Xxh3,
+    tables: Vec<[u64; 4]>,
+    at: u64,
+}
+
+impl<W: Write + Seek> ModelWriter<W> {
+    /// Starts a model of `order` with log10 p(`<unk>`) `unk`.
+    pub fn new(mut out: W, order: usize, unk: f32) -> Result<Self> {
+        ensure!(
+            (1..=MAX_ORDER).contains(&order),
+            "order {order} out of range"
+        );
+        let hl = header_len(order);
+        out.write_all(&vec![0u8; hl])?;
+        Ok(ModelWriter {
+            out,
+            order,
+            unk,
+            hasher: Xxh3::new(),
+            tables: Vec::with_capacity(order),
+            at: hl as u64,
+        })
     }
-    let mut out = vec![0u8; at];
-    out[..8].copy_from_slice(MAGIC);
-    out[8..12].copy_from_slice(&VERSION.to_le_bytes());
-    out[12..16].copy_from_slice(&(order as u32).to_le_bytes());
-    out[16..24].copy_from_slice(&(at as u64).to_le_bytes());
-    out[32..36].copy_from_slice(&unk.to_bits().to_le_bytes());
-    for (k, (t, &(offset, slots))) in tables.iter().zip(&layout).enumerate() {
-        let h = FIXED_HEADER + 24 * k;
-        out[h..h + 8].copy_from_slice(&(offset as u64).to_le_bytes());
-        out[h + 8..h + 16].copy_from_slice(&(slots as u64).to_le_bytes());
-        out[h + 16..h + 24].copy_from_slice(&(t.len() as u64).to_le_bytes());
-        let mask = slots - 1;
-        for e in t {
-            if e.key == 0 {
-                bail!("n-gram key 0 is reserved");
+
+    fn put(&mut self, bytes: &[u8]) -> Result<()> {
+        self.hasher.update(bytes);
+        self.out.write_all(bytes)?;
+        self.at += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Writes the next order's table: `entries` entries, strictly increasing keys.
+    pub fn table(
+        &mut self,
+        entries: u64,
+        mut next: impl FnMut() -> Result<Option<Entry>>,
+    ) -> Result<()> {
+        ensure!(self.tables.len() < self.order, "more tables than the order");
+        let bits = home_bits(entries);
+        let homes = 1u64 << bits;
+        let offset = self.at;
+        let empty = [0u8; SLOT];
+        let (mut slot, mut written, mut last) = (0u64, 0u64, 0u64);
+        while let Some(e) = next()? {
+            ensure!(e.key != 0, "n-gram key 0 is reserved");
+            ensure!(
+                written == 0 || e.key > last,
+                "n-gram keys out of order or repeated (two n-grams with one 64-bit key)"
+            );
+            let home = e.key >> (64 - bits);
+            while slot < home {
+                self.put(&empty)?;
+                slot += 1;
             }
-            let mut i = e.key as usize & mask;
-            loop {
-                let s = offset + i * SLOT;
-                let k = u64_at(&out, s);
-                if k == 0 {
-                    out[s..s + 8].copy_from_slice(&e.key.to_le_bytes());
-                    out[s + 8..s + 12].copy_from_slice(&e.prob.to_bits().to_le_bytes());
-                    out[s + 12..s + 16].copy_from_slice(&e.backoff.to_bits().to_le_bytes());
-                    break;
-                }
-                ensure!(k != e.key, "duplicate n-gram key (hash collision)");
-                i = (i + 1) & mask;
+            let mut rec = [0u8; SLOT];
+            rec[..8].copy_from_slice(&e.key.to_le_bytes());
+            rec[8..12].copy_from_slice(&e.prob.to_bits().to_le_bytes());
+            rec[12..].copy_from_slice(&e.backoff.to_bits().to_le_bytes());
+            self.put(&rec)?;
+            slot += 1;
+            written += 1;
+            last = e.key;
+        }
+        ensure!(
+            written == entries,
+            "order {}: {written} entries written, {entries} announced",
+            self.tables.len() + 1
+        );
+        // Fill the home range and end with an empty slot.
+        while slot < homes {
+            self.put(&empty)?;
+            slot += 1;
+        }
+        self.put(&empty)?;
+        slot += 1;
+        self.tables.push([offset, bits as u64, slot, entries]);
+        Ok(())
+    }
+
+    /// Fills in the header and returns the output.
+    pub fn finish(mut self) -> Result<W> {
+        ensure!(self.tables.len() == self.order, "missing tables");
+        let hl = header_len(self.order);
+        let mut h = vec![0u8; hl];
+        h[..8].copy_from_slice(MAGIC);
+        h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+        h[12..16].copy_from_slice(&(self.order as u32).to_le_bytes());
+        h[16..24].copy_from_slice(&self.at.to_le_bytes());
+        h[24..32].copy_from_slice(&self.hasher.digest().to_le_bytes());
+        h[32..36].copy_from_slice(&self.unk.to_bits().to_le_bytes());
+        for (k, t) in self.tables.iter().enumerate() {
+            for (j, v) in t.iter().enumerate() {
+                let at = FIXED_HEADER + TABLE_HEADER * k + 8 * j;
+                h[at..at + 8].copy_from_slice(&v.to_le_bytes());
             }
         }
+        self.out.seek(SeekFrom::Start(0))?;
+        self.out.write_all(&h)?;
+        self.out.flush()?;
+        Ok(self.out)
     }
-    let sum = xxhash_rust::xxh3::xxh3_64(&out[hl..]);
-    out[24..32].copy_from_slice(&sum.to_le_bytes());
-    Ok(out)
+}
+
+/// Serialises a model held in memory: `tables[k]` holds the (k+1)-grams, in any order.
+pub fn encode(mut tables: Vec<Vec<Entry>>, unk: f32) -> Result<Vec<u8>> {
+    let mut w = ModelWriter::new(Cursor::new(Vec::new()), tables.len(), unk)?;
+    for t in &mut tables {
+        t.sort_unstable_by_key(|e| e.key);
+        let mut it = t.iter().copied();
+        w.table(t.len() as u64, || Ok(it.next()))?;
+    }
+    Ok(w.finish()?.into_inner())
 }

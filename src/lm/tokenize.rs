@@ -1,11 +1,8 @@
-//! The word tokeniser shared by the n-gram model and the reference classifier.
-//!
-//! CCNet normalised text (lowercase, digits to `0`) and cut it with SentencePiece; we cut it
-//! into normalised words instead: a run of letters and digits is one word (lowercased, every
+//! The word tokeniser of the reference classifier: a run of letters and digits is one word (lowercased, every
 //! decimal digit turned into `0`), every other non-space character (punctuation, symbols, and
 //! each CJK / kana / hangul character) is a token of its own. No vocabulary is needed.
 
-use xxhash_rust::xxh3::xxh3_64;
+use super::model::token_hash;
 
 /// Splits text into normalised tokens, reusing one buffer (no allocation per token).
 #[derive(Default)]
@@ -81,21 +78,6 @@ impl WordTokenizer {
             out.push_str(t);
         });
     }
-}
-
-/// The hash a token is known by in the model (xxh3-64 of its UTF-8 bytes).
-pub fn token_hash(token: &str) -> u64 {
-    xxh3_64(token.as_bytes())
-}
-
-/// Hash of the sentence-start marker `<s>` (cannot collide with a token: `<` is cut off alone).
-pub fn bos_hash() -> u64 {
-    token_hash("<s>")
-}
-
-/// Hash of the sentence-end marker `</s>`.
-pub fn eos_hash() -> u64 {
-    token_hash("</s>")
 }
 
 #[cfg(test)]

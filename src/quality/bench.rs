@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::classifier::ReferenceClassifier;
 use crate::doc::JsonlReader;
-use crate::lm::model::{NgramModel, ScoreScratch};
+use crate::lm::scorer::{PieceScorer, ScoreScratch};
 use crate::lm::tokenize::WordTokenizer;
 
 /// Measured throughput of the quality models.
@@ -44,12 +44,12 @@ pub fn bench_quality(
         }
     }
     ensure!(bytes > 0, "no text in {}", corpus.display());
-    let model = NgramModel::load(lm)?;
+    let model = PieceScorer::load(lm)?;
     let mut scratch = ScoreScratch::default();
     let t = Instant::now();
     let mut sink = 0f64;
     for text in &texts {
-        sink += model.score_text(text, &mut scratch).log10_prob;
+        sink += model.score_text_with(text, &mut scratch).log10_prob;
     }
     let pp_secs = t.elapsed().as_secs_f64();
     std::hint::black_box(sink);

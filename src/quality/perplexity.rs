@@ -1,7 +1,6 @@
 //! Stages `perplexity` (CCNet document perplexity under the language's n-gram model) and
 //! `perplexity_bucket` (head / middle / tail by the language's cutoffs).
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,7 +9,7 @@ use anyhow::{bail, Result};
 use serde::Deserialize;
 
 use crate::doc::Document;
-use crate::lm::model::{NgramModel, ScoreScratch};
+use crate::lm::scorer::PieceScorer;
 use crate::lm::{round_perplexity, Cutoffs, LmSidecar};
 use crate::run::config::parse_params;
 use crate::stage::{DocPos, Stage, Verdict};
@@ -27,7 +26,8 @@ fn default_language() -> Option<String> {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PerplexityConfig {
-    /// Model file per language code, e.g. `{ en = "models/cc_lm.bin" }`.
+    /// Model file per language code, e.g. `{ en = "models/cc_lm.bin" }`: datamill's binary
+    /// model or an ARPA file, with a sidecar `MODEL.json` naming its SentencePiece model.
     pub models: BTreeMap<String, PathBuf>,
     /// Metadata field holding the document's language (default `language`).
     #[serde(default = "language_field")]
@@ -37,18 +37,15 @@ pub struct PerplexityConfig {
     pub default_language: Option<String>,
 }
 
-/// Scores documents like CCNet: every line is a sentence `<s> .. </s>`; the document's
+/// Scores documents like CCNet: every line is normalised, cut into the language's
+/// SentencePiece pieces and scored as a sentence `<s> .. </s>`; the document's
 /// perplexity is `10^(-sum of log10 p / number of predicted tokens)`, rounded to 0.1.
 /// Documents whose language has no model pass unscored; a document with no token is dropped
 /// (`no_tokens`).
 pub struct PerplexityScorer {
-    models: BTreeMap<String, Arc<NgramModel>>,
+    models: BTreeMap<String, Arc<PieceScorer>>,
     language_field: String,
     default_language: Option<String>,
-}
-
-thread_local! {
-    static SCRATCH: RefCell<ScoreScratch> = RefCell::new(ScoreScratch::default());
 }
 
 /// The language of a document: its metadata field, else the default.
@@ -71,7 +68,7 @@ impl PerplexityScorer {
         }
         let mut models = BTreeMap::new();
         for (lang, path) in &c.models {
-            models.insert(lang.clone(), NgramModel::load_shared(path)?);
+            models.insert(lang.clone(), PieceScorer::load_shared(path)?);
         }
         Ok(PerplexityScorer {
             models,
@@ -93,7 +90,7 @@ impl Stage for PerplexityScorer {
         let Some(model) = self.models.get(lang) else {
             return Verdict::Keep;
         };
-        let score = SCRATCH.with(|s| model.score_text(&doc.text, &mut s.borrow_mut()));
+        let score = model.score_text(&doc.text);
         match score.perplexity() {
             Some(pp) => {
                 doc.set("perplexity", round_perplexity(pp));

@@ -41,6 +41,10 @@ pub struct WikiOptions {
     /// Keep raw wikitext instead of converting it to plain text (default false).
     #[serde(default)]
     pub keep_wikitext: bool,
+    /// Keep only each article's lead section, the text before its first heading, as CCNet
+    /// trained its language models (default false).
+    #[serde(default)]
+    pub lead_only: bool,
     /// Largest page text kept, in MB (default 64); a larger page is set aside as
     /// `page_too_large`.
     #[serde(default = "default_max_page_mb")]
@@ -138,6 +142,18 @@ impl WikiSource {
             done: false,
         })
     }
+}
+
+/// The wikitext before the first section heading (a line starting with `==`).
+fn lead_section(wikitext: &str) -> &str {
+    let mut at = 0;
+    for line in wikitext.split_inclusive('\n') {
+        if line.trim_start().starts_with("==") {
+            return &wikitext[..at];
+        }
+        at += line.len();
+    }
+    wikitext
 }
 
 /// `de`, `en`, `zh-yue`, `be-tarask`: a Wikipedia language code.
@@ -432,6 +448,12 @@ impl DumpPages {
         };
         let text = match skip {
             Some(_) => String::new(),
+            None if self.options.lead_only && self.options.keep_wikitext => {
+                lead_section(&p.text).to_string()
+            }
+            None if self.options.lead_only => {
+                wikitext_to_text(lead_section(&p.text), &self.prefixes)
+            }
             None if self.options.keep_wikitext => p.text,
             None => wikitext_to_text(&p.text, &self.prefixes),
         };

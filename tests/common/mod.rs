@@ -210,3 +210,14 @@ pub fn read_request_head(stream: &TcpStream) -> Option<(String, Vec<(String, Str
     }
     Some((target, fields))
 }
+
+/// The venv Python (`make setup-python`); a missing venv is a failure, never a skip.
+pub fn venv_python(needs: &str) -> PathBuf {
+    let py = repo(".venv/bin/python");
+    assert!(
+        py.exists(),
+        "{} is missing: run `make setup-python` (installs {needs})",
+        py.display()
+    );
+    py
+}

@@ -1,0 +1,354 @@
+//! CCNet's perplexity model (`train-lm`) on the in-repo samples: KenLM (the `kenlm` Python
+//! package 0.3.0 in `.venv`) gives the same sentence log10 probabilities as datamill for a
+//! datamill-written ARPA file and for a hand-written one with back-offs; a tiny memory budget
+//! writes byte-identical files; the `perplexity` stage scores normalised pieces; `--lead-only`,
+//! `--max-docs` and bad ARPA files behave.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use datamill::lm::model::{token_hash, NgramModel};
+use datamill::lm::scorer::PieceScorer;
+use datamill::lm::{train_lm, LmSidecar, TrainLmOptions};
+use datamill::quality::corpus::for_each_input_document;
+use datamill::quality::perplexity::PerplexityScorer;
+use datamill::{DocPos, Document, Stage, Verdict};
+
+const BOOKS: [&str; 2] = [
+    "samples/books/Pride-and-Prejudice_1342/1342.txt",
+    "samples/books/The-Wonderful-Wizard-of-Oz_55/55.txt",
+];
+const CC: &str = "samples/c4/dolma/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz";
+const WIKI_DUMP: &str = "samples/wikipedia/dumpster-dive/smallwiki-latest-pages-articles.xml";
+const ENWIKI: &str =
+    "samples/wikipedia/gensim/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2";
+
+mod common;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn python() -> PathBuf {
+    common::venv_python("kenlm==0.3.0")
+}
+
+/// KenLM's `Model(arpa).score(line, bos=True, eos=True)` for every line of `lines`.
+fn kenlm_scores(arpa: &Path, lines: &[String], dir: &Path) -> Vec<f64> {
+    let input = dir.join("sentences.txt");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let script = "import sys, kenlm\n\
+        m = kenlm.Model(sys.argv[1])\n\
+        for line in open(sys.argv[2], encoding='utf-8').read().split('\\n')[:-1]:\n\
+        \x20   print(repr(m.score(line, bos=True, eos=True)))\n";
+    let out = Command::new(python())
+        .args(["-c", script])
+        .arg(arpa)
+        .arg(&input)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "kenlm failed (run `make setup-python`): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let scores: Vec<f64> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(scores.len(), lines.len());
+    scores
+}
+
+fn datamill_score(model: &NgramModel, line: &str) -> f64 {
+    let words: Vec<u64> = line.split_whitespace().map(token_hash).collect();
+    model.score_tokens(&words, &mut Vec::new()).log10_prob
+}
+
+fn options(output: &Path) -> TrainLmOptions {
+    TrainLmOptions {
+        inputs: BOOKS.iter().map(PathBuf::from).collect(),
+        reader: None,
+        language: "en".into(),
+        order: 5,
+        memory: 64 << 20,
+        lead_only: false,
+        max_docs: None,
+        prune: vec![],
+        vocab_size: 2000,
+        sp_docs: 400_000,
+        arpa: None,
+        output: output.to_path_buf(),
+    }
+}
+
+/// Lines of CommonCrawl pages (not in the training text).
+fn sample_lines(n: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    for_each_input_document(&[PathBuf::from(CC)], None, None, &mut |t| {
+        lines.extend(
+            t.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_string),
+        );
+    })
+    .unwrap();
+    lines.truncate(n);
+    assert_eq!(lines.len(), n);
+    lines
+}
+
+#[test]
+fn kenlm_scores_a_handwritten_arpa_with_backoffs_as_datamill_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let arpa = root().join("tests/fixtures/lm/handmade.arpa");
+    let model = NgramModel::load(&arpa).unwrap();
+    assert_eq!(model.counts(), [6, 6, 3]);
+    let lines: Vec<String> = [
+        "a b c",
+        "a a",
+        "b a b c",
+        "c c c",
+        "a x b",
+        "",
+        "b c a b c",
+        "x",
+        "c b a",
+        "a b a b",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let kenlm = kenlm_scores(&arpa, &lines, dir.path());
+    for (line, k) in lines.iter().zip(&kenlm) {
+        let d = datamill_score(&model, line);
+        assert!((d - k).abs() < 1e-4, "`{line}`: datamill {d}, kenlm {k}");
+    }
+    // The back-offs matter: "a a" backs off from the context `a` (-0.3) and from `<s> a`.
+    assert!((kenlm[1] - -2.35).abs() < 1e-4);
+}
+
+#[test]
+fn kenlm_scores_a_datamill_arpa_as_datamill_does_and_the_binary_agrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("en.bin");
+    let arpa = dir.path().join("en.arpa");
+    let report = train_lm(&TrainLmOptions {
+        arpa: Some(arpa.clone()),
+        ..options(&out)
+    })
+    .unwrap();
+    assert_eq!(report.summary.order, 5);
+    assert!(
+        report.summary.ngrams[4] > 10_000,
+        "{:?}",
+        report.summary.ngrams
+    );
+    // The sidecars name the SentencePiece model beside them.
+    let side = LmSidecar::load(&out).unwrap();
+    assert_eq!(side.sentencepiece.as_deref(), Some("en.sp.model"));
+    assert!(dir.path().join("en.sp.model").exists());
+    assert_eq!(LmSidecar::load(&arpa).unwrap().format, "arpa");
+
+    let scorer = PieceScorer::load(&out).unwrap();
+    let lines: Vec<String> = sample_lines(300)
+        .iter()
+        .map(|l| scorer.pieces_of_line(l))
+        .filter(|p| !p.is_empty())
+        .collect();
+    let kenlm = kenlm_scores(&arpa, &lines, dir.path());
+    let from_arpa = NgramModel::load(&arpa).unwrap();
+    assert_eq!(from_arpa.counts(), report.summary.ngrams);
+    for (line, k) in lines.iter().zip(&kenlm) {
+        let bin = datamill_score(scorer.model(), line);
+        let txt = datamill_score(&from_arpa, line);
+        assert!(
+            (bin - k).abs() < 1e-4,
+            "`{line}`: datamill {bin}, kenlm {k}"
+        );
+        assert!(
+            (txt - k).abs() < 1e-4,
+            "`{line}`: datamill (ARPA) {txt}, kenlm {k}"
+        );
+    }
+}
+
+#[test]
+fn a_tiny_memory_budget_writes_the_same_model_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let build = |name: &str, memory: u64| {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        let r = train_lm(&TrainLmOptions {
+            memory,
+            prune: vec![0, 0, 1],
+            arpa: Some(d.join("en.arpa")),
+            ..options(&d.join("en.bin"))
+        })
+        .unwrap();
+        (d, r)
+    };
+    let (small, rs) = build("small", 64 << 10);
+    let (large, rl) = build("large", 1 << 30);
+    assert!(
+        rs.summary.spilled_runs > 20,
+        "{} runs",
+        rs.summary.spilled_runs
+    );
+    assert_eq!(rl.summary.spilled_runs, 0);
+    for f in ["en.bin", "en.arpa", "en.sp.model"] {
+        let a = std::fs::read(small.join(f)).unwrap();
+        let b = std::fs::read(large.join(f)).unwrap();
+        assert!(a == b, "{f} differs between 64 KB and 1 GB of sort memory");
+    }
+    // No work files are left behind.
+    let left: Vec<_> = std::fs::read_dir(&small)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 5, "{left:?}");
+}
+
+#[test]
+fn the_perplexity_stage_scores_normalised_pieces_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("en.bin");
+    train_lm(&options(&out)).unwrap();
+    let params: toml::Table = toml::from_str(&format!(
+        "models = {{ en = {:?} }}",
+        out.display().to_string()
+    ))
+    .unwrap();
+    let stage = PerplexityScorer::from_params(&params).unwrap();
+    let scorer = PieceScorer::load(&out).unwrap();
+    let text = "It was a truth universally acknowledged.\n\n  ÉLIZABETH  said “No” in 1813…\n";
+    let mut doc = Document::new("d", text, "x");
+    assert_eq!(
+        stage.process(&mut doc, DocPos { shard: 0, index: 0 }),
+        Verdict::Keep
+    );
+    // By hand: both non-empty lines, normalised and cut, each `<s> .. </s>`.
+    let (mut lp, mut n) = (0f64, 0u64);
+    for line in [
+        "it was a truth universally acknowledged.",
+        "elizabeth  said \"no\" in 0000...",
+    ] {
+        let pieces = scorer.pieces_of_line(line);
+        assert_eq!(pieces, scorer.pieces_of_line(&line.to_uppercase()));
+        let words: Vec<u64> = pieces.split(' ').map(token_hash).collect();
+        let s = scorer.model().score_tokens(&words, &mut Vec::new());
+        lp += s.log10_prob;
+        n += s.tokens;
+    }
+    let want = (10f64.powf(-lp / n as f64) * 10.0).round() / 10.0;
+    assert_eq!(doc.metadata["perplexity"].as_f64().unwrap(), want);
+    // An ARPA file with a sidecar works in the stage too.
+    let arpa = root().join("tests/fixtures/lm/handmade.arpa");
+    let copy = dir.path().join("hand.arpa");
+    std::fs::copy(&arpa, &copy).unwrap();
+    LmSidecar {
+        format: "arpa".into(),
+        sentencepiece: Some("en.sp.model".into()),
+        ..Default::default()
+    }
+    .save(&copy)
+    .unwrap();
+    let params: toml::Table = toml::from_str(&format!(
+        "models = {{ en = {:?} }}",
+        copy.display().to_string()
+    ))
+    .unwrap();
+    let stage = PerplexityScorer::from_params(&params).unwrap();
+    let mut doc = Document::new("d", "a b c", "x");
+    assert_eq!(
+        stage.process(&mut doc, DocPos { shard: 0, index: 0 }),
+        Verdict::Keep
+    );
+    assert!(doc.metadata["perplexity"].as_f64().unwrap() > 1.0);
+}
+
+#[test]
+fn bad_arpa_files_are_errors_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(root().join("tests/fixtures/lm/handmade.arpa")).unwrap();
+    let cases = [
+        (
+            "wrong-count.arpa",
+            good.replace("ngram 3=3", "ngram 3=4"),
+            "line 27",
+        ),
+        (
+            "truncated.arpa",
+            good[..good.find("-0.25\ta b c").unwrap()].to_string(),
+            "truncated",
+        ),
+    ];
+    for (name, text, want) in cases {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        let e = format!("{:#}", NgramModel::load(&p).err().unwrap());
+        assert!(e.contains(name) && e.contains(want), "{name}: {e}");
+    }
+}
+
+#[test]
+fn max_docs_and_lead_only_limit_the_training_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("en.bin");
+    let all = train_lm(&TrainLmOptions {
+        inputs: vec![PathBuf::from(ENWIKI)],
+        vocab_size: 500,
+        order: 3,
+        ..options(&out)
+    })
+    .unwrap();
+    let few = train_lm(&TrainLmOptions {
+        inputs: vec![PathBuf::from(ENWIKI)],
+        vocab_size: 500,
+        order: 3,
+        max_docs: Some(20),
+        ..options(&out)
+    })
+    .unwrap();
+    assert_eq!(few.docs, 20);
+    assert!(all.docs > 50, "{} documents", all.docs);
+    let lead = train_lm(&TrainLmOptions {
+        inputs: vec![PathBuf::from(ENWIKI)],
+        vocab_size: 500,
+        order: 3,
+        lead_only: true,
+        ..options(&out)
+    })
+    .unwrap();
+    assert!(lead.docs > 10, "{} lead sections", lead.docs);
+    assert!(
+        lead.bytes * 2 < all.bytes,
+        "lead sections {} bytes, whole articles {} bytes",
+        lead.bytes,
+        all.bytes
+    );
+}
+
+#[test]
+fn the_wikipedia_reader_keeps_lead_sections_only_when_asked() {
+    let read = |lead: bool| -> Vec<String> {
+        let mut o = toml::Table::new();
+        o.insert("lead_only".into(), toml::Value::Boolean(lead));
+        o.insert("keep_wikitext".into(), toml::Value::Boolean(true));
+        let r = datamill::sources::build_reader("wikipedia", &o).unwrap();
+        r.read(Path::new(WIKI_DUMP), "wikipedia")
+            .unwrap()
+            .map(|d| d.unwrap().text)
+            .collect()
+    };
+    let (full, lead) = (read(false), read(true));
+    assert_eq!(full.len(), lead.len());
+    let mut cut = 0;
+    for (f, l) in full.iter().zip(&lead) {
+        assert!(f.starts_with(l.as_str()));
+        assert!(!l.lines().any(|x| x.trim_start().starts_with("==")));
+        cut += (f.len() > l.len()) as usize;
+    }
+    assert!(cut > 10, "{cut} articles had sections after their lead");
+}
