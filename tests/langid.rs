@@ -1,4 +1,4 @@
-//! Language ID: the lid.176 model through the `fasttext` binding must reproduce the model's
+//! Language ID: the lid.176 model through datamill's fastText inference must reproduce the model's
 //! reference accuracy (measured with the `fasttext-predict` Python package, samples/README.md),
 //! and the `langid` stage must tag, keep and drop documents as configured.
 
@@ -204,4 +204,34 @@ fn missing_or_corrupt_model_is_a_clear_error() {
         .unwrap()
     );
     assert!(msg.contains("nope.ftz"), "{msg}");
+}
+
+#[test]
+fn eval_prints_the_reference_accuracies_exactly() {
+    for (file, want) in [
+        (
+            "tatoeba-laser.tsv",
+            "selected (20 labels, 10000 items): accuracy 0.958",
+        ),
+        (
+            "lingua-leipzig.tsv",
+            "selected (20 labels, 4000 items): accuracy 0.982",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_datamill"))
+            .args(["langid", "--eval"])
+            .arg(fixture(file))
+            .arg("--model")
+            .arg(model_path())
+            .args(["--languages", REFERENCE_20])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.lines().any(|l| l == want), "{file}: {text}");
+    }
 }

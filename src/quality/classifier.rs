@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use super::corpus::for_each_input_document;
 use super::reservoir::Reservoir;
 use crate::doc::{write_atomic, Document};
+use crate::filter::fasttext_model::FastTextModel;
+use crate::filter::fasttext_tokens::Input;
 use crate::lm::tokenize::WordTokenizer;
 use crate::run::config::parse_params;
 use crate::stage::{DocPos, Stage, Verdict};
@@ -49,7 +51,14 @@ pub struct TrainSettings {
     /// so memory stays bounded however large the inputs (default 20,000).
     #[serde(default = "default_max_per_class")]
     pub max_per_class: usize,
+    /// Quantize the trained model (product quantizer, quantized norms, at most
+    /// [`QUANTIZE_CUTOFF`] input rows kept) before the held-out test and saving.
+    #[serde(default)]
+    pub quantize: bool,
 }
+
+/// Input rows a quantized classifier keeps (those of largest norm; fastText's `-cutoff`).
+pub const QUANTIZE_CUTOFF: usize = 100_000;
 
 /// Default of [`TrainSettings::max_per_class`].
 pub const DEFAULT_MAX_PER_CLASS: usize = 20_000;
@@ -72,6 +81,7 @@ impl Default for TrainSettings {
             holdout: 0.1,
             threshold: 0.5,
             max_per_class: DEFAULT_MAX_PER_CLASS,
+            quantize: false,
         }
     }
 }
@@ -219,6 +229,13 @@ pub fn train_classifier(
     let mut ft = FastText::new();
     ft.train(&args)
         .map_err(|e| anyhow::anyhow!("fastText training failed: {e}"))?;
+    if settings.quantize {
+        args.set_qnorm(true);
+        args.set_cutoff(QUANTIZE_CUTOFF);
+        args.set_retrain(false);
+        ft.quantize(&args)
+            .map_err(|e| anyhow::anyhow!("fastText quantization failed: {e}"))?;
+    }
 
     let (mut tp, mut fp, mut fneg, mut correct) = (0usize, 0usize, 0usize, 0usize);
     for &i in held {
@@ -298,9 +315,11 @@ fn positive_prob(ft: &FastText, normalised: &str) -> Result<f32> {
         .map_or(0.0, |p| (1.0 - p.prob).clamp(0.0, 1.0)))
 }
 
-/// A loaded reference classifier, shared by all threads (`predict` takes `&self`).
+/// A loaded reference classifier, shared by all threads (datamill's own fastText inference).
 pub struct ReferenceClassifier {
-    model: FastText,
+    model: FastTextModel,
+    positive: usize,
+    negative: Option<usize>,
 }
 
 impl ReferenceClassifier {
@@ -330,20 +349,25 @@ impl ReferenceClassifier {
             "classifier model {} does not match its sidecar checksum",
             path.display()
         );
-        let mut model = FastText::new();
-        model
-            .load_model(&path.to_string_lossy())
-            .map_err(|e| anyhow::anyhow!("cannot load classifier model {}: {e}", path.display()))?;
-        let (labels, _) = model
-            .get_labels()
-            .map_err(|e| anyhow::anyhow!("classifier model {}: {e}", path.display()))?;
-        if !labels.iter().any(|l| l == POSITIVE) {
+        drop(bytes);
+        let model = FastTextModel::load(path)?;
+        let find = |full: &str| {
+            let name = full.strip_prefix("__label__").unwrap_or(full);
+            model.labels().iter().position(|l| l == name)
+        };
+        let Some(positive) = find(POSITIVE) else {
             bail!(
-                "classifier model {} has no label {POSITIVE} (labels: {labels:?})",
-                path.display()
+                "classifier model {} has no label {POSITIVE} (labels: {:?})",
+                path.display(),
+                model.labels()
             );
-        }
-        Ok(ReferenceClassifier { model })
+        };
+        let negative = find(NEGATIVE);
+        Ok(ReferenceClassifier {
+            model,
+            positive,
+            negative,
+        })
     }
 
     /// p(reference-like) of a raw document text.
@@ -352,7 +376,18 @@ impl ReferenceClassifier {
         if buf.is_empty() {
             return 0.0;
         }
-        positive_prob(&self.model, buf).unwrap_or(0.0)
+        // As the C++ library's top-2 prediction of the normalised line: p(ref), or the
+        // complement of p(web) when only that came back.
+        self.model.predict(buf, Input::Line, 2, |preds| {
+            if let Some(p) = preds.iter().find(|p| p.label == self.positive) {
+                p.prob.clamp(0.0, 1.0)
+            } else {
+                preds
+                    .iter()
+                    .find(|p| Some(p.label) == self.negative)
+                    .map_or(0.0, |p| (1.0 - p.prob).clamp(0.0, 1.0))
+            }
+        })
     }
 }
 
