@@ -21,7 +21,7 @@ NAUGHTY_SHA256 := c34b05e10a97ec7b9e0c3dd91d09888187c0f08d0812eaea79679795585b21
 REF_TEXT := samples/wikipedia/gensim samples/books/Pride-and-Prejudice_1342/1342.txt samples/books/The-Wonderful-Wizard-of-Oz_55/55.txt
 CC_SAMPLE := samples/c4/dolma/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz
 
-.PHONY: all setup setup-sys setup-python run recipe test bench bench-tokenizer bench-pack build clean lint quality-models bench-quality bench-sources bench-code bench-minhash-ranks
+.PHONY: all setup setup-sys setup-python run recipe test bench bench-tokenizer bench-pack build clean lint quality-models bench-quality bench-sources bench-code bench-minhash-ranks bench-fasttext
 
 all: build
 
@@ -144,3 +144,10 @@ bench: bench-minhash-ranks
 bench-minhash-ranks: build
 	@if [ -f "$(BENCH_CORPUS)" ]; then CORPUS="$(BENCH_CORPUS)" bash scripts/bench-minhash-ranks.sh 4 4; \
 	else echo "bench-minhash-ranks: $(BENCH_CORPUS) not found; skipped"; fi
+
+## bench-fasttext: language ID and classifier MB/s per core, datamill's fastText inference vs the
+## C++ library; the LID -> Gopher chain on 30 MB vs datatrove (set PEER_PYTHON to a Python with
+## datatrove 0.10.1, outside the repository) and vs BEFORE_BIN when given; peak RSS at 1 and 2 threads.
+bench: bench-fasttext
+bench-fasttext: build quality-models
+	@bash scripts/bench-fasttext.sh "$(BENCH_CORPUS)" $(WIKIREF_MODEL)

@@ -58,11 +58,14 @@ type = "gopher_repetition"
 type = "gopher_quality"
 EOF
 
-# Runs a command under /usr/bin/time; sets WALL (s) and PEAK (KB).
+# Runs a command under /usr/bin/time; sets WALL and CPU (user + system) seconds and PEAK (KB).
+# The cores are shared with other jobs, so the comparisons use CPU seconds.
 measure() {
-  /usr/bin/time -o "$WORK/last.time" -f "%e %M" "$@" > "$WORK/last.out" 2> "$WORK/last.err" \
+  /usr/bin/time -o "$WORK/last.time" -f "%e %M %U %S" "$@" > "$WORK/last.out" 2> "$WORK/last.err" \
     || { cat "$WORK/last.err" >&2; exit 1; }
-  read -r WALL PEAK < "$WORK/last.time"
+  local user sys
+  read -r WALL PEAK user sys < "$WORK/last.time"
+  CPU=$(python3 -c "print('%.2f' % ($user + $sys))")
 }
 chain() { # binary threads
   rm -rf "$WORK/out"
@@ -77,13 +80,13 @@ echo
 echo "== 2. filter chain (LID -> Gopher repetition -> Gopher quality), one thread, A B A B"
 declare -a DM PEER OLD
 for round in 1 2; do
-  chain "$BIN" 1; DM+=("$WALL"); echo "round $round: datamill $WALL s (peak RSS $PEAK KB)"
+  chain "$BIN" 1; DM+=("$CPU"); echo "round $round: datamill $CPU s CPU, $WALL s wall (peak RSS $PEAK KB)"
   kept=$(grep -oE '[0-9]+ kept' "$WORK/last.out" | head -1 || true)
   if [[ -n "${BEFORE_BIN:-}" ]]; then
-    chain "$BEFORE_BIN" 1; OLD+=("$WALL"); echo "round $round: datamill before $WALL s (peak RSS $PEAK KB)"
+    chain "$BEFORE_BIN" 1; OLD+=("$CPU"); echo "round $round: datamill before $CPU s CPU, $WALL s wall (peak RSS $PEAK KB)"
   fi
   if [[ -n "${PEER_PYTHON:-}" && -f "$PEER_SCRIPT" ]]; then
-    peer; PEER+=("$WALL"); echo "round $round: datatrove $WALL s"
+    peer; PEER+=("$CPU"); echo "round $round: datatrove $CPU s CPU, $WALL s wall"
   fi
 done
 [[ -n "$kept" ]] && echo "datamill: $kept"
@@ -92,13 +95,13 @@ import sys
 dm = [float(x) for x in sys.argv[1].split()]
 peer = [float(x) for x in sys.argv[2].split()] if sys.argv[2].strip() else []
 old = [float(x) for x in sys.argv[3].split()] if sys.argv[3].strip() else []
-print("datamill chain: %s s" % " ".join("%.2f" % x for x in dm))
+print("datamill chain: %s s CPU" % " ".join("%.2f" % x for x in dm))
 if peer:
     ratios = [p / d for p, d in zip(peer, dm)]
-    print("datatrove chain: %s s; datamill is %s times faster (per round)" % (
+    print("datatrove chain: %s s CPU; datamill is %s times faster (per round)" % (
         " ".join("%.1f" % x for x in peer), " ".join("%.0f" % r for r in ratios)))
 if old:
-    print("datamill before: %s s; speed-up %s (per round)" % (
+    print("datamill before: %s s CPU; speed-up %s (per round)" % (
         " ".join("%.2f" % x for x in old), " ".join("%.1f" % (o / d) for o, d in zip(old, dm))))
 PY
 
@@ -106,5 +109,5 @@ echo
 echo "== 3. peak RSS of the chain"
 for threads in 1 2; do
   chain "$BIN" "$threads"
-  echo "$threads thread(s): $WALL s, peak RSS $PEAK KB"
+  echo "$threads thread(s): $WALL s wall, $CPU s CPU, peak RSS $PEAK KB"
 done

@@ -18,6 +18,14 @@ use datamill::quality::classifier::{ReferenceClassifier, MAX_CLASSIFIED_BYTES};
 
 const ROUNDS: usize = 3;
 
+/// CPU time of the calling thread in seconds (Linux `schedstat`), if known: the machine is shared,
+/// so wall time alone over-counts.
+fn thread_cpu_secs() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: f64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(ns / 1e9)
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -44,19 +52,24 @@ fn duel(
     for round in 1..=ROUNDS {
         for side in 0..2 {
             let t = Instant::now();
+            let cpu = thread_cpu_secs();
             let mut sink = 0f32;
             for text in texts {
                 sink += if side == 0 { own(text) } else { cpp(text) };
             }
             std::hint::black_box(sink);
-            let rate = mb / t.elapsed().as_secs_f64();
+            let wall = t.elapsed().as_secs_f64();
+            let cpu = cpu.zip(thread_cpu_secs()).map(|(a, b)| b - a);
+            // Speed per CPU second when known (other jobs share the cores), else per wall second.
+            let rate = mb / cpu.unwrap_or(wall);
+            let name = if side == 0 {
+                "datamill"
+            } else {
+                "C++ fastText"
+            };
+            let cpu = cpu.map_or("?".into(), |c| format!("{c:.2}"));
             println!(
-                "{what} round {round}: {} {rate:.2} MB/s",
-                if side == 0 {
-                    "datamill"
-                } else {
-                    "C++ fastText"
-                }
+                "{what} round {round}: {name} {rate:.2} MB/s per CPU second ({wall:.2} s wall, {cpu} s CPU)"
             );
             if side == 0 { &mut a } else { &mut b }.push(rate);
         }

@@ -25,7 +25,7 @@ use anyhow::{bail, ensure, Context, Result};
 use rustc_hash::FxHashMap;
 use thread_local::ThreadLocal;
 
-use super::fasttext_file::{self, Matrix, ModelFile, QuantMatrix};
+use super::fasttext_file::{self, Matrix, ModelFile, ProductQuantizer, QuantMatrix};
 use super::fasttext_tokens::{fnv, for_each_char_ngram, for_each_token, Input, BOW, EOS, EOW};
 
 /// Prefix of labels in fastText's dictionary (not stored in the file; fastText's default).
@@ -605,25 +605,37 @@ fn push_best(best: &mut Vec<(f32, u32)>, k: usize, score: f32, label: u32) {
     best.truncate(k);
 }
 
+/// The quantized norm of row `row` (1 when norms are not quantized).
+#[inline]
+fn row_norm(q: &QuantMatrix, row: usize) -> f32 {
+    match &q.norms {
+        Some((codes, npq)) => npq.centroids[codes[row] as usize],
+        None => 1.0,
+    }
+}
+
+/// Centroid `code` of sub-quantizer `m`, with the offset of its floats in a row.
+#[inline]
+fn centroid(pq: &ProductQuantizer, m: usize, code: u8) -> (usize, &[f32]) {
+    let (start, d) = if m == pq.nsubq - 1 {
+        (m * 256 * pq.dsub + code as usize * pq.lastdsub, pq.lastdsub)
+    } else {
+        ((m * 256 + code as usize) * pq.dsub, pq.dsub)
+    };
+    (m * pq.dsub, &pq.centroids[start..start + d])
+}
+
 /// Adds row `row` of a product-quantized matrix to `x` (times its quantized norm).
 #[inline]
 fn add_quantized_row(q: &QuantMatrix, x: &mut [f32], row: usize) {
+    let norm = row_norm(q, row);
     let pq = &q.pq;
-    let norm = match &q.norms {
-        Some((codes, npq)) => npq.centroids[codes[row] as usize],
-        None => 1.0,
-    };
-    let codes = &q.codes[row * pq.nsubq..(row + 1) * pq.nsubq];
-    let last = pq.nsubq - 1;
-    for (m, &code) in codes.iter().enumerate() {
-        let (start, d) = if m == last {
-            (m * 256 * pq.dsub + code as usize * pq.lastdsub, pq.lastdsub)
-        } else {
-            ((m * 256 + code as usize) * pq.dsub, pq.dsub)
-        };
-        let c = &pq.centroids[start..start + d];
-        let xs = &mut x[m * pq.dsub..m * pq.dsub + d];
-        for (a, b) in xs.iter_mut().zip(c) {
+    for (m, &code) in q.codes[row * pq.nsubq..(row + 1) * pq.nsubq]
+        .iter()
+        .enumerate()
+    {
+        let (at, c) = centroid(pq, m, code);
+        for (a, b) in x[at..at + c.len()].iter_mut().zip(c) {
             *a += norm * *b;
         }
     }
@@ -653,25 +665,17 @@ fn dot_row(m: &Matrix, x: &[f32], row: usize) -> f32 {
         }
         Matrix::Quantized(q) => {
             let pq = &q.pq;
-            let norm = match &q.norms {
-                Some((codes, npq)) => npq.centroids[codes[row] as usize],
-                None => 1.0,
-            };
-            let codes = &q.codes[row * pq.nsubq..(row + 1) * pq.nsubq];
-            let last = pq.nsubq - 1;
             let mut res = 0.0f32;
-            for (m, &code) in codes.iter().enumerate() {
-                let (start, d) = if m == last {
-                    (m * 256 * pq.dsub + code as usize * pq.lastdsub, pq.lastdsub)
-                } else {
-                    ((m * 256 + code as usize) * pq.dsub, pq.dsub)
-                };
-                let c = &pq.centroids[start..start + d];
-                for (n, cv) in c.iter().enumerate() {
-                    res += x[m * pq.dsub + n] * cv;
+            for (m, &code) in q.codes[row * pq.nsubq..(row + 1) * pq.nsubq]
+                .iter()
+                .enumerate()
+            {
+                let (at, c) = centroid(pq, m, code);
+                for (xv, cv) in x[at..at + c.len()].iter().zip(c) {
+                    res += xv * cv;
                 }
             }
-            res * norm
+            res * row_norm(q, row)
         }
     }
 }
