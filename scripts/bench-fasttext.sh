@@ -106,7 +106,10 @@ if old:
 PY
 
 echo
-echo "== 3. peak RSS of the chain"
+echo "== 3. peak RSS of the chain, input cut into 4 files (the runner spreads files over threads)"
+mkdir -p "$WORK/parts"
+split -n l/4 -d -a 2 --additional-suffix=.jsonl "$WORK/in/docs.jsonl" "$WORK/parts/part-"
+sed -i "s|paths = \[.*\]|paths = [\"$WORK/parts\"]|" "$WORK/chain.toml"
 for threads in 1 2; do
   chain "$BIN" "$threads"
   echo "$threads thread(s): $WALL s wall, $CPU s CPU, peak RSS $PEAK KB"
