@@ -35,7 +35,7 @@ CC_RANDOM := $(CC_SAMPLE) samples/commoncrawl/chatnoir-resiliparse/warcfile.warc
   samples/commoncrawl/whirlwind-python/whirlwind.warc.gz
 
 
-.PHONY: all setup setup-sys setup-python samples-7z run recipe test bench bench-tokenizer bench-pack build clean lint quality-models bench-quality bench-sources bench-code bench-minhash-ranks bench-inputs bench-slurm-recipe bench-wiki-refs bench-fetch bench-lm
+.PHONY: all setup setup-sys setup-python samples-7z run recipe test bench bench-tokenizer bench-pack build clean lint quality-models bench-quality bench-sources bench-code bench-minhash-ranks bench-inputs bench-slurm-recipe bench-wiki-refs bench-fetch bench-lm bench-fasttext
 
 all: build
 
@@ -221,3 +221,10 @@ bench-slurm-recipe: build quality-models
 bench: bench-fetch
 bench-fetch: build
 	@bash scripts/bench-fetch.sh
+
+## bench-fasttext: language ID and classifier MB/s per core, datamill's fastText inference vs the
+## C++ library; the LID -> Gopher chain on 30 MB vs datatrove (set PEER_PYTHON to a Python with
+## datatrove 0.10.1, outside the repository) and vs BEFORE_BIN when given; peak RSS at 1 and 2 threads.
+bench: bench-fasttext
+bench-fasttext: build quality-models
+	@bash scripts/bench-fasttext.sh "$(BENCH_CORPUS)" $(WIKIREF_MODEL)

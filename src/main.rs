@@ -230,6 +230,10 @@ enum Command {
         /// Worker threads of the pipeline runs (default: one per core).
         #[arg(long, default_value_t = 0)]
         threads: usize,
+        /// Write a quantized model (fastText's product quantizer with quantized norms; rows
+        /// pruned to the 100,000 of largest norm): about a tenth of the size.
+        #[arg(long)]
+        quantize: bool,
     },
     /// Measure single-thread MB/s of perplexity scoring and classification on a JSONL corpus.
     #[command(display_order = 32)]
@@ -661,6 +665,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             seed,
             work_dir,
             threads,
+            quantize,
         } => {
             use datamill::quality::wikiref_training::{ClassifierInputs, PositiveMatch};
             let (refs, matching) = match (positive_urls, positive_hosts) {
@@ -683,6 +688,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 max_per_class,
                 holdout,
                 seed,
+                quantize,
                 ..Default::default()
             };
             let r =

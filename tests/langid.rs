@@ -1,4 +1,4 @@
-//! Language ID: the lid.176 model through the `fasttext` binding must reproduce the model's
+//! Language ID: the lid.176 model through datamill's fastText inference must reproduce the model's
 //! reference accuracy (measured with the `fasttext-predict` Python package, samples/README.md),
 //! and the `langid` stage must tag, keep and drop documents as configured.
 
@@ -82,14 +82,14 @@ fn lingua_accuracy_matches_the_reference() {
     assert_close("LLaMA 20", llama.selected_score().accuracy(), 0.941);
 }
 
-#[test]
-fn eval_subcommand_prints_per_label_and_pooled_accuracy() {
+/// What `datamill langid --eval FIXTURE --languages LANGUAGES` prints.
+fn eval_output(fixture_name: &str, languages: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_datamill"))
         .args(["langid", "--eval"])
-        .arg(fixture("lingua-leipzig.tsv"))
+        .arg(fixture(fixture_name))
         .arg("--model")
         .arg(model_path())
-        .args(["--languages", "cs,da,en"])
+        .args(["--languages", languages])
         .output()
         .unwrap();
     assert!(
@@ -97,7 +97,12 @@ fn eval_subcommand_prints_per_label_and_pooled_accuracy() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = String::from_utf8(out.stdout).unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn eval_subcommand_prints_per_label_and_pooled_accuracy() {
+    let text = eval_output("lingua-leipzig.tsv", "cs,da,en");
     let cs: Vec<&str> = text
         .lines()
         .find(|l| l.starts_with("cs "))
@@ -204,4 +209,21 @@ fn missing_or_corrupt_model_is_a_clear_error() {
         .unwrap()
     );
     assert!(msg.contains("nope.ftz"), "{msg}");
+}
+
+#[test]
+fn eval_prints_the_reference_accuracies_exactly() {
+    for (file, want) in [
+        (
+            "tatoeba-laser.tsv",
+            "selected (20 labels, 10000 items): accuracy 0.958",
+        ),
+        (
+            "lingua-leipzig.tsv",
+            "selected (20 labels, 4000 items): accuracy 0.982",
+        ),
+    ] {
+        let text = eval_output(file, REFERENCE_20);
+        assert!(text.lines().any(|l| l == want), "{file}: {text}");
+    }
 }

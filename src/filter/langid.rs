@@ -1,11 +1,9 @@
-//! Language identification with fastText's `lid.176` model (176 languages), through the C++
-//! fastText binding (`fasttext` crate 0.7.8; 0.8.0 mislabels the quantized hierarchical-softmax
-//! model).
+//! Language identification with fastText's `lid.176` model (176 languages), through datamill's
+//! own fastText inference ([`super::fasttext_model`]), which gives the C++ library's answers.
 //!
-//! The model is loaded once per stage and shared by all threads: fastText's prediction is a
-//! `const` method that keeps its state on the stack, and the crate marks the model `Send + Sync`
-//! with `predict(&self)`. Before prediction newlines become spaces and one final newline is added,
-//! as the Python binding does (so the end-of-sentence token counts, like in CCNet and datatrove).
+//! The model is loaded once per stage and shared by all threads. Newlines count as spaces and
+//! the end-of-sentence token follows the last word, as when the Python binding is given the
+//! text with its newlines replaced and one final newline (as CCNet and datatrove do).
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -15,6 +13,8 @@ use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use serde::Deserialize;
 
+use super::fasttext_model::{FastTextModel, Prediction};
+use super::fasttext_tokens::Input;
 use crate::doc::Document;
 use crate::run::config::parse_params;
 use crate::stage::{DocPos, Stage, Verdict};
@@ -24,8 +24,7 @@ pub const DEFAULT_MODEL: &str = "models/lid.176.ftz";
 
 /// A loaded fastText language-ID model.
 pub struct LidModel {
-    model: fasttext::FastText,
-    path: PathBuf,
+    model: FastTextModel,
 }
 
 /// One prediction: ISO code (without fastText's `__label__`) and probability.
@@ -46,53 +45,42 @@ impl LidModel {
                 path.display()
             );
         }
-        super::fasttext_file::check(path)
+        let model = FastTextModel::load(path)
             .with_context(|| format!("language-ID model {} is not usable", path.display()))?;
-        let name = path
-            .to_str()
-            .with_context(|| format!("model path {} is not UTF-8", path.display()))?;
-        let mut model = fasttext::FastText::new();
-        model.load_model(name).map_err(|e| {
-            anyhow::anyhow!("cannot load language-ID model {}: {e}", path.display())
-        })?;
-        Ok(LidModel {
-            model,
-            path: path.to_path_buf(),
-        })
+        Ok(LidModel { model })
     }
 
     /// The file the model came from.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.model.path()
     }
 
     /// The language codes the model knows.
     pub fn languages(&self) -> Result<Vec<String>> {
-        let (labels, _) = self
-            .model
-            .get_labels()
-            .map_err(|e| anyhow::anyhow!("{}: {e}", self.path.display()))?;
-        Ok(labels.iter().map(|l| strip_label(l).to_string()).collect())
+        Ok(self.model.labels().to_vec())
     }
 
     /// The most likely language of `text`, or `None` when the text has no words.
     pub fn predict(&self, text: &str) -> Option<LangPrediction> {
-        let mut line = String::with_capacity(text.len() + 1);
-        for c in text.chars() {
-            line.push(if c == '\n' || c == '\0' { ' ' } else { c });
-        }
-        line.push('\n');
-        let preds = self.model.predict(&line, 1, 0.0).ok()?;
-        let best = preds.into_iter().next()?;
+        let p = self.predict_index(text)?;
         Some(LangPrediction {
-            language: strip_label(&best.label).to_string(),
-            score: best.prob.clamp(0.0, 1.0),
+            language: self.model.labels()[p.label].clone(),
+            score: p.prob,
         })
     }
-}
 
-fn strip_label(label: &str) -> &str {
-    label.strip_prefix("__label__").unwrap_or(label)
+    /// Like [`LidModel::predict`], with the language as an index into
+    /// [`LidModel::language_codes`] (no allocation).
+    pub fn predict_index(&self, text: &str) -> Option<Prediction> {
+        let mut p = self.model.predict_best(text, Input::Document)?;
+        p.prob = p.prob.clamp(0.0, 1.0);
+        Some(p)
+    }
+
+    /// The language codes, in the model's order.
+    pub fn language_codes(&self) -> &[String] {
+        self.model.labels()
+    }
 }
 
 /// Parameters of `type = "langid"`.
@@ -122,7 +110,8 @@ impl Default for LangIdConfig {
 /// without any word (`lang_unknown`).
 pub struct LangIdFilter {
     model: LidModel,
-    languages: Vec<String>,
+    /// Per model label: kept by the `languages` setting.
+    kept: Vec<bool>,
     threshold: f32,
 }
 
@@ -138,9 +127,15 @@ impl LangIdFilter {
         if !(0.0..=1.0).contains(&config.threshold) {
             bail!("threshold must be in [0, 1], got {}", config.threshold);
         }
+        let model = LidModel::load(&config.model)?;
+        let kept = model
+            .language_codes()
+            .iter()
+            .map(|l| config.languages.is_empty() || config.languages.contains(l))
+            .collect();
         Ok(LangIdFilter {
-            model: LidModel::load(&config.model)?,
-            languages: config.languages,
+            model,
+            kept,
             threshold: config.threshold,
         })
     }
@@ -160,13 +155,13 @@ impl Stage for LangIdFilter {
     }
 
     fn process(&self, doc: &mut Document, _pos: DocPos) -> Verdict {
-        let Some(pred) = self.model.predict(&doc.text) else {
+        let Some(pred) = self.model.predict_index(&doc.text) else {
             return Verdict::drop("lang_unknown");
         };
-        let score = (pred.score as f64 * 1e4).round() / 1e4;
-        let keep_language = self.languages.is_empty() || self.languages.contains(&pred.language);
-        let low = pred.score < self.threshold;
-        doc.set("language", pred.language);
+        let score = (pred.prob as f64 * 1e4).round() / 1e4;
+        let keep_language = self.kept[pred.label];
+        let low = pred.prob < self.threshold;
+        doc.set("language", self.model.language_codes()[pred.label].clone());
         doc.set("language_score", score);
         if !keep_language {
             Verdict::drop("lang_not_kept")

@@ -8,6 +8,8 @@
 pub mod badwords;
 pub mod c4;
 mod fasttext_file;
+pub mod fasttext_model;
+pub mod fasttext_tokens;
 pub mod gopher_quality;
 pub mod gopher_repetition;
 pub mod langid;

@@ -13,6 +13,8 @@ use fasttext::FastText;
 use serde::{Deserialize, Serialize};
 
 use crate::doc::Document;
+use crate::filter::fasttext_model::FastTextModel;
+use crate::filter::fasttext_tokens::Input;
 use crate::lm::tokenize::WordTokenizer;
 use crate::run::config::parse_params;
 use crate::stage::{DocPos, Stage, Verdict};
@@ -49,6 +51,10 @@ pub struct TrainSettings {
     /// Seed of the samples and of the held-out hosts (default [`SAMPLE_SEED`]).
     #[serde(default = "default_seed")]
     pub seed: u64,
+    /// Quantize the trained model (product quantizer, quantized norms, at most
+    /// [`QUANTIZE_CUTOFF`] input rows kept) before the held-out test and saving.
+    #[serde(default)]
+    pub quantize: bool,
 }
 
 fn default_seed() -> u64 {
@@ -58,6 +64,9 @@ fn default_seed() -> u64 {
 /// The threshold the pipeline keeps pages at (RedPajama's `wiki_prob >= 0.25`); the report
 /// gives the share of each held-out class kept at it.
 pub const KEEP_THRESHOLD: f32 = 0.25;
+
+/// Input rows a quantized classifier keeps (those of largest norm; fastText's `-cutoff`).
+pub const QUANTIZE_CUTOFF: usize = 100_000;
 
 /// Default of [`TrainSettings::max_per_class`].
 pub const DEFAULT_MAX_PER_CLASS: usize = 20_000;
@@ -81,6 +90,7 @@ impl Default for TrainSettings {
             threshold: 0.5,
             max_per_class: DEFAULT_MAX_PER_CLASS,
             seed: SAMPLE_SEED,
+            quantize: false,
         }
     }
 }
@@ -213,9 +223,11 @@ pub(crate) fn positive_prob(ft: &FastText, normalised: &str) -> Result<f32> {
         .map_or(0.0, |p| (1.0 - p.prob).clamp(0.0, 1.0)))
 }
 
-/// A loaded reference classifier, shared by all threads (`predict` takes `&self`).
+/// A loaded reference classifier, shared by all threads (datamill's own fastText inference).
 pub struct ReferenceClassifier {
-    model: FastText,
+    model: FastTextModel,
+    positive: usize,
+    negative: Option<usize>,
 }
 
 impl ReferenceClassifier {
@@ -245,20 +257,25 @@ impl ReferenceClassifier {
             "classifier model {} does not match its sidecar checksum",
             path.display()
         );
-        let mut model = FastText::new();
-        model
-            .load_model(&path.to_string_lossy())
-            .map_err(|e| anyhow::anyhow!("cannot load classifier model {}: {e}", path.display()))?;
-        let (labels, _) = model
-            .get_labels()
-            .map_err(|e| anyhow::anyhow!("classifier model {}: {e}", path.display()))?;
-        if !labels.iter().any(|l| l == POSITIVE) {
+        drop(bytes);
+        let model = FastTextModel::load(path)?;
+        let find = |full: &str| {
+            let name = full.strip_prefix("__label__").unwrap_or(full);
+            model.labels().iter().position(|l| l == name)
+        };
+        let Some(positive) = find(POSITIVE) else {
             bail!(
-                "classifier model {} has no label {POSITIVE} (labels: {labels:?})",
-                path.display()
+                "classifier model {} has no label {POSITIVE} (labels: {:?})",
+                path.display(),
+                model.labels()
             );
-        }
-        Ok(ReferenceClassifier { model })
+        };
+        let negative = find(NEGATIVE);
+        Ok(ReferenceClassifier {
+            model,
+            positive,
+            negative,
+        })
     }
 
     /// p(reference-like) of a raw document text.
@@ -267,7 +284,18 @@ impl ReferenceClassifier {
         if buf.is_empty() {
             return 0.0;
         }
-        positive_prob(&self.model, buf).unwrap_or(0.0)
+        // As the C++ library's top-2 prediction of the normalised line: p(ref), or the
+        // complement of p(web) when only that came back.
+        self.model.predict(buf, Input::Line, 2, |preds| {
+            if let Some(p) = preds.iter().find(|p| p.label == self.positive) {
+                p.prob.clamp(0.0, 1.0)
+            } else {
+                preds
+                    .iter()
+                    .find(|p| Some(p.label) == self.negative)
+                    .map_or(0.0, |p| (1.0 - p.prob).clamp(0.0, 1.0))
+            }
+        })
     }
 }
 

@@ -452,6 +452,13 @@ fn train_fasttext(train_file: &Path, settings: &TrainSettings) -> Result<FastTex
     let mut ft = FastText::new();
     ft.train(&args)
         .map_err(|e| anyhow::anyhow!("fastText training failed: {e}"))?;
+    if settings.quantize {
+        args.set_qnorm(true);
+        args.set_cutoff(super::classifier::QUANTIZE_CUTOFF);
+        args.set_retrain(false);
+        ft.quantize(&args)
+            .map_err(|e| anyhow::anyhow!("fastText quantization failed: {e}"))?;
+    }
     Ok(ft)
 }
 
