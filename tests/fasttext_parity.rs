@@ -11,9 +11,8 @@ use std::path::{Path, PathBuf};
 
 use datamill::filter::fasttext_model::FastTextModel;
 use datamill::filter::fasttext_tokens::Input;
-use datamill::quality::classifier::{
-    train_classifier, ReferenceClassifier, TrainSettings, MAX_CLASSIFIED_BYTES,
-};
+use datamill::quality::classifier::{ReferenceClassifier, TrainSettings, MAX_CLASSIFIED_BYTES};
+use datamill::quality::wikiref_training::{train_classifier, ClassifierInputs, PositiveMatch};
 use fasttext::{Args, FastText, LossName, ModelName};
 
 const PROB_TOLERANCE: f32 = 1e-5;
@@ -75,7 +74,8 @@ fn sample_documents() -> Vec<String> {
             .iter()
             .map(|p| repo(p.as_str().unwrap()))
             .collect();
-        let files = datamill::quality::corpus::expand_inputs(&paths).unwrap();
+        let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        let files = datamill::inputs::expand_inputs(&names).unwrap();
         let before = docs.len();
         for file in files {
             for doc in reader.read(&file, pipeline).unwrap().flatten() {
@@ -338,17 +338,17 @@ fn train_reference_classifier(dir: &Path, quantize: bool) -> PathBuf {
         quantize,
         ..Default::default()
     };
-    train_classifier(
-        &[
-            repo("samples/wikipedia/gensim"),
-            repo("samples/books/Pride-and-Prejudice_1342/1342.txt"),
-        ],
-        &[repo("samples/c4/dolma")],
-        None,
-        &out,
-        &settings,
-    )
-    .unwrap();
+    let inputs = ClassifierInputs {
+        positive: vec![repo("samples/commoncrawl-cited/cited-pages.warc.gz")],
+        negative: vec![repo("samples/c4/dolma")],
+        refs: None,
+        matching: PositiveMatch::All,
+        pipeline: None,
+        reader: None,
+        work_dir: None,
+        threads: 1,
+    };
+    train_classifier(&inputs, &out, &settings).unwrap();
     out
 }
 

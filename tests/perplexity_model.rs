@@ -10,8 +10,8 @@ use std::process::Command;
 use datamill::lm::model::{token_hash, NgramModel};
 use datamill::lm::scorer::PieceScorer;
 use datamill::lm::{train_lm, LmSidecar, TrainLmOptions};
-use datamill::quality::corpus::for_each_input_document;
 use datamill::quality::perplexity::PerplexityScorer;
+use datamill::sources::training::for_each_training_text;
 use datamill::{DocPos, Document, Stage, Verdict};
 
 const BOOKS: [&str; 2] = [
@@ -86,7 +86,7 @@ fn options(output: &Path) -> TrainLmOptions {
 /// Lines of CommonCrawl pages (not in the training text).
 fn sample_lines(n: usize) -> Vec<String> {
     let mut lines = Vec::new();
-    for_each_input_document(&[PathBuf::from(CC)], None, None, &mut |t| {
+    for_each_training_text(&[PathBuf::from(CC)], None, None, &mut |t| {
         lines.extend(
             t.lines()
                 .filter(|l| !l.trim().is_empty())

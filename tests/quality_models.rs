@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use datamill::lm::scorer::PieceScorer;
 use datamill::lm::{train_lm, LanguageGate, TrainLmOptions};
-use datamill::quality::classifier::{train_classifier, ClassifierStage, TrainSettings};
 use datamill::quality::perplexity::{PerplexityBucketer, PerplexityScorer};
 use datamill::sources::training::for_each_training_text;
 use datamill::{DocPos, Document, Stage, Verdict};

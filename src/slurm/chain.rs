@@ -15,9 +15,9 @@ use super::record::{
 use super::sbatch::{absolute, shell_quote, submit_job, JobSpec};
 use super::settings::{Phase, Resources};
 use super::steps::RecipeStep;
+use crate::inputs::input_list;
 use crate::mixture::RecipeConfig;
 use crate::recipe::{pack_options, runnable_sources, RecipeOptions};
-use crate::run::runner::expand_inputs;
 use crate::run::slurm::{pipeline_status, submit, wait_for, SubmitOptions, DEFAULT_PARTITIONS};
 use crate::shards::{load_encoder, pack::pack_pending};
 
@@ -101,14 +101,15 @@ pub fn submit_recipe(opts: &RecipeSubmitOptions) -> Result<RecipeSubmission> {
     let mut planned = Vec::new();
     for s in runnable {
         let paths = &s.config.input.paths;
-        match expand_inputs(paths) {
-            Ok(files) if !files.is_empty() => planned.push(PlannedSource {
+        // Inputs as a run lists them: files, URLs, path-list entries and ranges of big files.
+        match input_list(&s.config.input) {
+            Ok(list) if !list.items.is_empty() => planned.push(PlannedSource {
                 run_dir: absolute(&cwd, &s.config.output.dir),
                 name: s.name,
                 pipeline: s.pipeline,
-                inputs: files.len(),
+                inputs: list.items.len(),
             }),
-            Ok(_) => skipped.push((s.name, format!("no input file matches {paths:?}"))),
+            Ok(_) => skipped.push((s.name, format!("no input matches {paths:?}"))),
             Err(e) => skipped.push((s.name, format!("{e:#}"))),
         }
     }
