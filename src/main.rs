@@ -31,8 +31,8 @@ enum Command {
     Run {
         /// Read this pipeline file (see pipelines/).
         pipeline: PathBuf,
-        /// Input files, folders, globs or http(s) URLs (replace the pipeline's [input] paths
-        /// and path_list).
+        /// Read these files, folders, globs or http(s) URLs instead of the pipeline's [input]
+        /// paths and path_list.
         #[arg(long, num_args = 1..)]
         input: Vec<String>,
         /// Write here instead of the pipeline's [output] dir.
@@ -71,7 +71,8 @@ enum Command {
     #[command(group(clap::ArgGroup::new("mode").required(true).args(["list", "urls"])))]
     #[command(display_order = 30)]
     Download {
-        /// Fetch the paths of this list, one relative path per line, plain or gzipped (e.g. wet.paths.gz).
+        /// Fetch the paths of this list, one relative path per line, plain or gzipped (e.g.
+        /// wet.paths.gz).
         #[arg(long, requires_all = ["base_url", "dest"])]
         list: Option<PathBuf>,
         /// Prefix every path with this URL (e.g. https://data.commoncrawl.org).
@@ -80,7 +81,8 @@ enum Command {
         /// Write the files of `--list` into this folder.
         #[arg(long, requires = "list")]
         dest: Option<PathBuf>,
-        /// Fetch the URLs of this list (plain, .gz or .zst): `url<TAB>count` lines or one URL per line.
+        /// Fetch the URLs of this list (plain, .gz or .zst): `url<TAB>count` lines or one URL
+        /// per line.
         #[arg(long, requires = "warc", conflicts_with = "list")]
         urls: Option<PathBuf>,
         /// Write the WARC files and the fetch log of `--urls` into this folder.
@@ -93,10 +95,12 @@ enum Command {
         /// Limit all workers together to this many MB/s (1 MB = 10^6 bytes).
         #[arg(long)]
         rate_limit: Option<f64>,
-        /// Check each file against the digests of this sha256sum-format file (`SHA256  PATH` lines; --list).
+        /// Check each file against the digests of this sha256sum-format file (`SHA256  PATH`
+        /// lines; --list).
         #[arg(long, requires = "list")]
         checksums: Option<PathBuf>,
-        /// Fail a file or page after this many failed requests in a row that brought no new bytes.
+        /// Fail a file or page after this many failed requests in a row that brought no new
+        /// bytes.
         #[arg(long, default_value_t = 6)]
         max_attempts: u32,
         /// Wait this many milliseconds before the first retry; doubles per retry (jittered).
@@ -106,7 +110,8 @@ enum Command {
         /// stalled read; with --urls, for a whole request (default 60 and 30).
         #[arg(long)]
         timeout: Option<u64>,
-        /// Keep page bodies up to this many bytes (--urls); a larger response fails as too_large.
+        /// Keep page bodies up to this many bytes (--urls); a larger response fails as
+        /// too_large.
         #[arg(long, default_value_t = 10 << 20)]
         max_page_bytes: u64,
         /// Follow at most this many redirects per URL (--urls).
@@ -169,7 +174,8 @@ enum Command {
         /// Read these MediaWiki XML dumps (`pages-articles*.xml[.bz2]`), one per thread.
         #[arg(required = true)]
         dumps: Vec<PathBuf>,
-        /// Write `URL<TAB>articles` lines sorted by URL to this file (zstd when it ends in .zst).
+        /// Write `URL<TAB>articles` lines sorted by URL to this file (zstd when it ends in
+        /// .zst).
         #[arg(long)]
         output: PathBuf,
         /// Keep a seeded uniform sample of at most this many URLs.
@@ -188,17 +194,20 @@ enum Command {
     /// Train the Wikipedia-reference fastText classifier; prints held-out precision and recall.
     #[command(display_order = 13)]
     TrainClassifier {
-        /// Take positives from these pages of the kind Wikipedia cites: WARC of cited pages (files, folders, globs).
+        /// Take positives from these pages of the kind Wikipedia cites: WARC of cited pages
+        /// (files, folders, globs).
         #[arg(long, num_args = 1..)]
         positive: Vec<PathBuf>,
-        /// Take negatives from these random Common Crawl pages (WARC, WET, JSONL; files, folders, globs).
+        /// Take negatives from these random Common Crawl pages (WARC, WET, JSONL; files,
+        /// folders, globs).
         #[arg(long, num_args = 1.., required = true)]
         negative: Vec<PathBuf>,
         /// Take as positives the pages whose normalised URL is in this wiki-refs list (of
         /// --positive when given, else of --negative).
         #[arg(long, conflicts_with = "positive_hosts")]
         positive_urls: Option<PathBuf>,
-        /// Select positives as --positive-urls does, also taking a page whose host (`www.` ignored) is cited.
+        /// Select positives as --positive-urls does, also taking a page whose host (`www.`
+        /// ignored) is cited.
         #[arg(long)]
         positive_hosts: Option<PathBuf>,
         /// Run both sides through this pipeline's stages before `classifier`.
@@ -435,7 +444,7 @@ enum Command {
         /// Redo complete work.
         #[arg(long)]
         force: bool,
-        /// Part of a cluster run (`slurm submit` writes these): `all`, `tokenizer`,
+        /// Run one part of a cluster run (`slurm submit` writes these): `all`, `tokenizer`,
         /// `pack-parts` (this rank's document shards into parts), `pack-shards` (this rank's
         /// source families into shards) or `report` (plan.json and the report).
         #[arg(long, default_value = "all")]
@@ -454,15 +463,15 @@ enum SlurmCommand {
     /// Write sbatch scripts for every unfinished step of a pipeline or a whole recipe and
     /// submit them, chained with afterok; a record goes to OUTPUT/.slurm/submitted.json.
     Submit {
-        /// A pipeline file, or a recipe (pipelines/llama.toml): every source, the tokenizer,
-        /// packing, plan and report.
+        /// Submit this pipeline file, or a recipe (pipelines/llama.toml): every source, the
+        /// tokenizer, packing, plan and report.
         pipeline: PathBuf,
-        /// Array tasks per step (each takes every N-th input file); default one per input.
-        /// For a recipe: the cap on every array.
+        /// Run this many array tasks per step (each takes every N-th input file); default one
+        /// per input. For a recipe: the cap on every array.
         #[arg(long)]
         tasks: Option<usize>,
-        /// Hash partitions (reduce tasks) of each dedup step (default 8, or the recipe's
-        /// [slurm] dedup_partitions, or what the run was first submitted with).
+        /// Split each dedup step into this many hash partitions (reduce tasks) (default 8, or
+        /// the recipe's [slurm] dedup_partitions, or what the run was first submitted with).
         #[arg(long)]
         dedup_partitions: Option<usize>,
         /// Read these input files, folders or globs instead of the pipeline's [input] paths.
@@ -500,12 +509,12 @@ enum SlurmCommand {
     /// Show per-step and per-task progress of a submitted pipeline or recipe: done, running,
     /// waiting, failed (with the log to read).
     Status {
-        /// The pipeline or recipe file.
+        /// Show the run of this pipeline or recipe file.
         pipeline: PathBuf,
-        /// Array tasks the run was submitted with (default: from the record).
+        /// Count this many array tasks, as submitted (default: from the record).
         #[arg(long)]
         tasks: Option<usize>,
-        /// Output folder (replaces the pipeline's [output] dir).
+        /// Read the run in this folder instead of the pipeline's [output] dir.
         #[arg(long)]
         output: Option<PathBuf>,
         /// Check these input files, folders or globs [default: those the run was submitted with].
