@@ -31,8 +31,8 @@ enum Command {
     Run {
         /// Read this pipeline file (see pipelines/).
         pipeline: PathBuf,
-        /// Input files, folders, globs or http(s) URLs (replace the pipeline's [input] paths
-        /// and path_list).
+        /// Read these files, folders, globs or http(s) URLs instead of the pipeline's [input]
+        /// paths and path_list.
         #[arg(long, num_args = 1..)]
         input: Vec<String>,
         /// Write here instead of the pipeline's [output] dir.
@@ -71,61 +71,66 @@ enum Command {
     #[command(group(clap::ArgGroup::new("mode").required(true).args(["list", "urls"])))]
     #[command(display_order = 30)]
     Download {
-        /// Path list, one relative path per line, plain or gzipped (e.g. wet.paths.gz).
+        /// Fetch the paths of this list, one relative path per line, plain or gzipped (e.g.
+        /// wet.paths.gz).
         #[arg(long, requires_all = ["base_url", "dest"])]
         list: Option<PathBuf>,
-        /// URL prefix of every path (e.g. https://data.commoncrawl.org).
+        /// Prefix every path with this URL (e.g. https://data.commoncrawl.org).
         #[arg(long, requires = "list")]
         base_url: Option<String>,
-        /// Destination folder of `--list`.
+        /// Write the files of `--list` into this folder.
         #[arg(long, requires = "list")]
         dest: Option<PathBuf>,
-        /// URL list (plain, .gz or .zst): `url<TAB>count` lines or one URL per line.
+        /// Fetch the URLs of this list (plain, .gz or .zst): `url<TAB>count` lines or one URL
+        /// per line.
         #[arg(long, requires = "warc", conflicts_with = "list")]
         urls: Option<PathBuf>,
-        /// Folder of the WARC files and the fetch log of `--urls`.
+        /// Write the WARC files and the fetch log of `--urls` into this folder.
         #[arg(long, requires = "urls")]
         warc: Option<PathBuf>,
-        /// Transfers at the same time (default 4 files with --list, 16 pages with --urls;
-        /// never two pages from one host).
+        /// Run this many transfers at the same time (default 4 files with --list, 16 pages with
+        /// --urls; never two pages from one host).
         #[arg(long)]
         concurrency: Option<usize>,
-        /// Global rate limit over all workers in MB/s (1 MB = 10^6 bytes).
+        /// Limit all workers together to this many MB/s (1 MB = 10^6 bytes).
         #[arg(long)]
         rate_limit: Option<f64>,
-        /// sha256sum-format file (`SHA256  PATH` lines) with expected digests (--list).
+        /// Check each file against the digests of this sha256sum-format file (`SHA256  PATH`
+        /// lines; --list).
         #[arg(long, requires = "list")]
         checksums: Option<PathBuf>,
-        /// Failed requests in a row (that brought no new bytes) before a file or page fails.
+        /// Fail a file or page after this many failed requests in a row that brought no new
+        /// bytes.
         #[arg(long, default_value_t = 6)]
         max_attempts: u32,
         /// Wait this many milliseconds before the first retry; doubles per retry (jittered).
         #[arg(long, default_value_t = 1000)]
         retry_delay_ms: u64,
-        /// Timeout in seconds: with --list, for connecting and for any stalled read; with
-        /// --urls, for a whole request (default 60 and 30).
+        /// Give up a request after this many seconds: with --list, for connecting and for any
+        /// stalled read; with --urls, for a whole request (default 60 and 30).
         #[arg(long)]
         timeout: Option<u64>,
-        /// Largest page body kept (--urls); a larger response fails as too_large.
+        /// Keep page bodies up to this many bytes (--urls); a larger response fails as
+        /// too_large.
         #[arg(long, default_value_t = 10 << 20)]
         max_page_bytes: u64,
-        /// Redirects followed per URL (--urls).
+        /// Follow at most this many redirects per URL (--urls).
         #[arg(long, default_value_t = 10)]
         max_redirects: u32,
-        /// A WARC file is closed when it reaches this many MB (--urls).
+        /// Close a WARC file when it reaches this many MB (--urls).
         #[arg(long, default_value_t = 1000)]
         warc_file_mb: u64,
-        /// Most URLs held in memory at once (--urls).
+        /// Hold at most this many URLs in memory at once (--urls).
         #[arg(long, default_value_t = 100_000)]
         window: usize,
-        /// Most URLs queued per host; more go to a second pass (--urls).
+        /// Queue at most this many URLs per host; more go to a second pass (--urls).
         #[arg(long, default_value_t = 256)]
         host_queue: usize,
-        /// This task's rank (--urls; default: SLURM_ARRAY_TASK_ID, else 0): it fetches the
-        /// hosts that hash to it, into WARC/rank-NNNNN when there are several tasks.
+        /// Run as this task's rank (--urls; default: SLURM_ARRAY_TASK_ID, else 0): it fetches
+        /// the hosts that hash to it, into WARC/rank-NNNNN when there are several tasks.
         #[arg(long, requires = "urls")]
         rank: Option<usize>,
-        /// Tasks sharing the URL list (default: SLURM_ARRAY_TASK_COUNT, else 1).
+        /// Share the URL list among this many tasks (default: SLURM_ARRAY_TASK_COUNT, else 1).
         #[arg(long, requires = "urls")]
         world_size: Option<usize>,
     },
@@ -164,43 +169,48 @@ enum Command {
         percentiles: Vec<f64>,
     },
     /// List the external URLs Wikipedia articles cite (refs.tsv.zst: URL, citing articles).
+    #[command(display_order = 14)]
     WikiRefs {
-        /// MediaWiki XML dumps (`pages-articles*.xml[.bz2]`), read one per thread.
+        /// Read these MediaWiki XML dumps (`pages-articles*.xml[.bz2]`), one per thread.
         #[arg(required = true)]
         dumps: Vec<PathBuf>,
-        /// Output file (`URL<TAB>articles` lines sorted by URL; zstd when it ends in .zst).
+        /// Write `URL<TAB>articles` lines sorted by URL to this file (zstd when it ends in
+        /// .zst).
         #[arg(long)]
         output: PathBuf,
         /// Keep a seeded uniform sample of at most this many URLs.
         #[arg(long)]
         max_urls: Option<usize>,
-        /// Seed of the sample.
+        /// Seed the sample.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Memory for buffered URLs before they spill to sorted runs on disk, in MB.
+        /// Buffer this many MB of URLs before they spill to sorted runs on disk.
         #[arg(long, default_value_t = 1024)]
         memory_mb: usize,
-        /// Dumps read at the same time (default: one per core).
-        #[arg(long, default_value_t = 0)]
+        /// Read this many dumps at the same time [default: one per core].
+        #[arg(long, default_value_t = 0, hide_default_value = true)]
         threads: usize,
     },
     /// Train the Wikipedia-reference fastText classifier; prints held-out precision and recall.
     #[command(display_order = 13)]
     TrainClassifier {
-        /// Pages of the kind Wikipedia cites: a WARC of cited pages (files, folders, globs).
+        /// Take positives from these pages of the kind Wikipedia cites: WARC of cited pages
+        /// (files, folders, globs).
         #[arg(long, num_args = 1..)]
         positive: Vec<PathBuf>,
-        /// Random Common Crawl pages (WARC, WET, JSONL; files, folders, globs).
+        /// Take negatives from these random Common Crawl pages (WARC, WET, JSONL; files,
+        /// folders, globs).
         #[arg(long, num_args = 1.., required = true)]
         negative: Vec<PathBuf>,
-        /// Positives are the pages whose normalised URL is in this wiki-refs list (of
+        /// Take as positives the pages whose normalised URL is in this wiki-refs list (of
         /// --positive when given, else of --negative).
         #[arg(long, conflicts_with = "positive_hosts")]
         positive_urls: Option<PathBuf>,
-        /// Like --positive-urls, also taking a page whose host (`www.` ignored) is cited.
+        /// Select positives as --positive-urls does, also taking a page whose host (`www.`
+        /// ignored) is cited.
         #[arg(long)]
         positive_hosts: Option<PathBuf>,
-        /// Pipeline whose stages before `classifier` both sides run through.
+        /// Run both sides through this pipeline's stages before `classifier`.
         #[arg(long, default_value = "pipelines/commoncrawl.toml")]
         pipeline: PathBuf,
         /// Run no pipeline stage: train on the pages as the readers give them.
@@ -218,17 +228,17 @@ enum Command {
         /// Keep at most this many documents per class (a deterministic uniform sample): bounds memory.
         #[arg(long, default_value_t = datamill::quality::classifier::DEFAULT_MAX_PER_CLASS)]
         max_per_class: usize,
-        /// Share of the hosts whose pages are held out for the report.
+        /// Hold out the pages of this share of the hosts for the report.
         #[arg(long, default_value_t = 0.1)]
         holdout: f64,
-        /// Seed of the samples and of the held-out hosts.
+        /// Seed the samples and the choice of held-out hosts.
         #[arg(long, default_value_t = datamill::quality::classifier::SAMPLE_SEED)]
         seed: u64,
         /// Keep the pipeline runs here (a rerun resumes) instead of a scratch folder.
         #[arg(long)]
         work_dir: Option<PathBuf>,
-        /// Worker threads of the pipeline runs (default: one per core).
-        #[arg(long, default_value_t = 0)]
+        /// Run the pipeline runs on this many worker threads [default: one per core].
+        #[arg(long, default_value_t = 0, hide_default_value = true)]
         threads: usize,
         /// Write a quantized model (fastText's product quantizer with quantized norms; rows
         /// pruned to the 100,000 of largest norm): about a tenth of the size.
@@ -434,15 +444,15 @@ enum Command {
         /// Redo complete work.
         #[arg(long)]
         force: bool,
-        /// Part of a cluster run (`slurm submit` writes these): `all`, `tokenizer`,
+        /// Run one part of a cluster run (`slurm submit` writes these): `all`, `tokenizer`,
         /// `pack-parts` (this rank's document shards into parts), `pack-shards` (this rank's
         /// source families into shards) or `report` (plan.json and the report).
         #[arg(long, default_value = "all")]
         step: datamill::slurm::RecipeStep,
-        /// This task's rank (default: SLURM_ARRAY_TASK_ID, else 0).
+        /// Run as this task's rank (default: SLURM_ARRAY_TASK_ID, else 0).
         #[arg(long)]
         rank: Option<usize>,
-        /// Number of tasks sharing the step (default: SLURM_ARRAY_TASK_COUNT, else 1).
+        /// Share the step among this many tasks (default: SLURM_ARRAY_TASK_COUNT, else 1).
         #[arg(long)]
         world_size: Option<usize>,
     },
@@ -453,18 +463,18 @@ enum SlurmCommand {
     /// Write sbatch scripts for every unfinished step of a pipeline or a whole recipe and
     /// submit them, chained with afterok; a record goes to OUTPUT/.slurm/submitted.json.
     Submit {
-        /// A pipeline file, or a recipe (pipelines/llama.toml): every source, the tokenizer,
-        /// packing, plan and report.
+        /// Submit this pipeline file, or a recipe (pipelines/llama.toml): every source, the
+        /// tokenizer, packing, plan and report.
         pipeline: PathBuf,
-        /// Array tasks per step (each takes every N-th input file); default one per input.
-        /// For a recipe: the cap on every array.
+        /// Run this many array tasks per step (each takes every N-th input file); default one
+        /// per input. For a recipe: the cap on every array.
         #[arg(long)]
         tasks: Option<usize>,
-        /// Hash partitions (reduce tasks) of each dedup step (default 8, or the recipe's
-        /// [slurm] dedup_partitions, or what the run was first submitted with).
+        /// Split each dedup step into this many hash partitions (reduce tasks) (default 8, or
+        /// the recipe's [slurm] dedup_partitions, or what the run was first submitted with).
         #[arg(long)]
         dedup_partitions: Option<usize>,
-        /// Input files, folders or globs (replace the pipeline's [input] paths).
+        /// Read these input files, folders or globs instead of the pipeline's [input] paths.
         #[arg(long, num_args = 1..)]
         input: Vec<String>,
         /// Slurm partition (queue) to submit to.
@@ -499,15 +509,15 @@ enum SlurmCommand {
     /// Show per-step and per-task progress of a submitted pipeline or recipe: done, running,
     /// waiting, failed (with the log to read).
     Status {
-        /// The pipeline or recipe file.
+        /// Show the run of this pipeline or recipe file.
         pipeline: PathBuf,
-        /// Array tasks the run was submitted with (default: from the record).
+        /// Count this many array tasks, as submitted (default: from the record).
         #[arg(long)]
         tasks: Option<usize>,
-        /// Output folder (replaces the pipeline's [output] dir).
+        /// Read the run in this folder instead of the pipeline's [output] dir.
         #[arg(long)]
         output: Option<PathBuf>,
-        /// Input files, folders or globs (default: those the run was submitted with).
+        /// Check these input files, folders or globs [default: those the run was submitted with].
         #[arg(long, num_args = 1..)]
         input: Vec<String>,
         /// Also show which sources the chained packing job has packed into this folder.

@@ -113,23 +113,23 @@ impl LmSidecar {
 /// Settings of `datamill train-lm` (also its command-line arguments).
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrainLmOptions {
-    /// Text, JSONL or MediaWiki XML files, folders or globs.
+    /// Train on these text, JSONL or MediaWiki XML files, folders or globs.
     #[arg(long = "input", num_args = 1.., required = true)]
     pub inputs: Vec<PathBuf>,
     /// Read every input with this pipeline reader instead (e.g. `wikipedia`).
     #[arg(long)]
     pub reader: Option<String>,
-    /// Language of the text (recorded in the sidecar).
+    /// Record this language of the text in the sidecar.
     #[arg(long = "lang", default_value = "en")]
     pub language: String,
-    /// Model order (1..=5).
+    /// Count n-grams up to this order (1..=5).
     #[arg(long, default_value_t = 5)]
     pub order: usize,
-    /// Memory for the n-gram sort buffers (e.g. 256M, 2G); counts beyond it spill to sorted
-    /// runs on disk next to the output.
+    /// Give the n-gram sort buffers this much memory (e.g. 256M, 2G); counts beyond it spill
+    /// to sorted runs on disk next to the output.
     #[arg(long, default_value = "1G", value_parser = parse_memory)]
     pub memory: u64,
-    /// Only each Wikipedia article's lead section (inputs read as MediaWiki dumps).
+    /// Take only each Wikipedia article's lead section (inputs read as MediaWiki dumps).
     #[arg(long)]
     pub lead_only: bool,
     /// Stop after this many documents with text.
@@ -139,7 +139,7 @@ pub struct TrainLmOptions {
     /// unigrams (the first must be 0; the last repeats), e.g. `0 0 1`.
     #[arg(long, num_args = 1..)]
     pub prune: Vec<u64>,
-    /// SentencePiece vocabulary size (CCNet: 65536).
+    /// Give the SentencePiece model this vocabulary size (CCNet: 65536).
     #[arg(long, default_value_t = 65536)]
     pub vocab_size: usize,
     /// Train the SentencePiece model on the first this many documents (CCNet: 400000).
@@ -148,8 +148,8 @@ pub struct TrainLmOptions {
     /// Also write the model as ARPA text to this file (with its own sidecar).
     #[arg(long)]
     pub arpa: Option<PathBuf>,
-    /// Model file to write; the SentencePiece model (`NAME.sp.model`) and the sidecar
-    /// (`MODEL.json`) go beside it.
+    /// Write the model to this file; the SentencePiece model (`NAME.sp.model`) and the
+    /// sidecar (`MODEL.json`) go beside it.
     #[arg(long)]
     pub output: PathBuf,
 }

@@ -200,7 +200,7 @@ pub const STAGES: &[StageSpec] = &[
         doc: "Scores each document with a CCNet-style n-gram model; writes `metadata.perplexity` (documents whose language has no model pass unscored).",
         group: false,
         params: &[
-            p("models", T::PathPerLanguage, D::Required, "Loads one `datamill train-lm` model per language, e.g. `{ en = \"models/cc_lm.bin\" }`."),
+            p("models", T::PathPerLanguage, D::Required, "Loads one n-gram model per language, e.g. `{ en = \"models/cc_lm.bin\" }`: a `datamill train-lm` binary or an ARPA file, its sidecar `MODEL.json` naming the SentencePiece model."),
             LANGUAGE_FIELD,
             DEFAULT_LANGUAGE,
         ],

@@ -112,7 +112,7 @@ pub const READERS: &[ReaderSpec] = &[
     ReaderSpec {
         name: "warc",
         doc: "One document per HTML page of a WARC `response` record (HTTP decoded, charset detected, HTML to text) or WET `conversion` record.",
-        inputs: "`*.warc`, `*.warc.gz`, `*.warc.wet.gz` (one gzip member per record or one stream)",
+        inputs: "`*.warc`, `*.warc.gz`, `*.warc.wet.gz` (one gzip member per record or one stream; WARC/1.x, 0.17 and 0.18)",
         params: &[
             p("record_types", T::TextList, D::Unset("`[\"response\", \"conversion\"]`"), "Turns these record types into documents (of `response`, `conversion`, `resource`)."),
             WARC_PARAMS[0],
@@ -137,8 +137,8 @@ pub const READERS: &[ReaderSpec] = &[
     },
     ReaderSpec {
         name: "books",
-        doc: "One document per book: Project Gutenberg text in any encoding, or Books3/PG19-style JSONL.",
-        inputs: "`*.txt` (also `.gz`/`.zst`/`.bz2`), `*.jsonl[.gz|.zst]` with `{\"text\", \"meta\"}`",
+        doc: "One document per book: Project Gutenberg text in any encoding, Books3/PG19-style JSONL, or a tar of text files (its path as id).",
+        inputs: "`*.txt` (also `.gz`/`.zst`/`.bz2`), `*.jsonl[.gz|.zst]` with `{\"text\", \"meta\"}`, Books3-style `*.tar`, `*.tar.gz`, `*.tgz`, `*.tar.zst`, `*.tar.bz2` (one book per member)",
         params: &[p("max_book_mb", T::Count, D::Value("256"), "Sets aside a larger book.")],
         sets_aside: &[
             r("book_too_large", "a book over `max_book_mb`"),
@@ -156,6 +156,7 @@ pub const READERS: &[ReaderSpec] = &[
             p("language", T::Text, D::Unset("from the dump"), "Sets every page's language."),
             p("language_from_folder", T::Bool, D::Value("false"), "Takes the language from the dump's folder name when it is a language code."),
             p("keep_wikitext", T::Bool, D::Value("false"), "Keeps the raw wikitext instead of plain text."),
+            p("lead_only", T::Bool, D::Value("false"), "Keeps only each article's lead section, the text before its first heading (as CCNet trained its models)."),
             p("max_page_mb", T::Count, D::Value("64"), "Sets aside a larger page."),
         ],
         sets_aside: &[
@@ -169,8 +170,8 @@ pub const READERS: &[ReaderSpec] = &[
     ReaderSpec {
         name: "stackexchange",
         doc: "One document per question of a site's `Posts.xml`: `Q:` title and body, then `A:` answers by score.",
-        inputs: "`Posts.xml` of one site per file (a glob such as `dump/*/Posts.xml`); `.7z` archives must be extracted first",
-        params: &[p("largest_sites", T::Count, D::Value("0"), "Reads only the N sites with the most posts among the sibling folders (0: all; LLaMA: 28).")],
+        inputs: "`Posts.xml` of one site per file (UTF-8, UTF-16 or a declared encoding), a site's `.7z` archive as the dump publishes it, or a dump folder of archives (one site each)",
+        params: &[p("largest_sites", T::Count, D::Value("0"), "Reads only the N sites with the most posts among the sibling folders and `.7z` archives (0: all; LLaMA: 28).")],
         sets_aside: &[
             r("missing_parent", "an answer whose question is not in the file"),
             r("site_not_selected", "a site outside `largest_sites`"),
