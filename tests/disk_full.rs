@@ -91,7 +91,7 @@ fn full_disk_fails_the_shard_clearly_and_leaves_no_half_written_shard() {
     assert!(
         stderr.contains("disk full (No space left on device)")
             && stderr.contains(&disk.dir.display().to_string())
-            && stderr.contains(".jsonl.zst"),
+            && (stderr.contains(".jsonl.zst") || stderr.contains(".stats.json")),
         "no clear disk-full message naming the file: {stderr}"
     );
     assert!(stderr.contains("free space and rerun"), "{stderr}");

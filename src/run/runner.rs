@@ -403,9 +403,11 @@ pub fn run_config(config: &PipelineConfig, opts: &RunOptions) -> Result<RunSumma
         }
     }
     let wrote_shards = match opts.step {
-        Step::All => true,
+        // Every rank of the last segment writes it from the shards there so far; the one-task
+        // finish step writes it again once all are there.
+        Step::All | Step::Finish => true,
         Step::Segment(k) => segments.get(k).is_some_and(|s| s.last),
-        Step::Reduce(_) | Step::Cluster(_) | Step::Finish => false,
+        Step::Reduce(_) | Step::Cluster(_) => false,
     };
     if wrote_shards && summary.failures.is_empty() {
         MergedStats::from_dir(&out_dir)?.write_features(&out_dir)?;

@@ -3,7 +3,7 @@
 //!
 //! Folders are walked recursively in name order. Inside a folder, what a run writes beside its
 //! kept shards is skipped: `rejected/` and `quarantine/` folders, hidden names (`.work`),
-//! `*.stats.json`, `*.manifest.json`, `*.md` and `*.tmp` files. A folder or file named directly
+//! `*.stats.json`, `*.manifest.json`, `features.json`, `*.md` and `*.tmp` files. A folder or file named directly
 //! (`OUT/rejected`) is read whatever its name.
 //!
 //! The reader of a file is the one named with `--reader`, else the one its name calls for
@@ -27,7 +27,9 @@ const RUN_FOLDERS: &[&str] = &["rejected", "quarantine"];
 const SKIPPED_FILES: &[&str] = &[".stats.json", ".manifest.json", ".md", ".tmp"];
 
 fn skipped_file(name: &str) -> bool {
-    name.starts_with('.') || SKIPPED_FILES.iter().any(|s| name.ends_with(s))
+    name.starts_with('.')
+        || name == crate::stats::FEATURES_FILE
+        || SKIPPED_FILES.iter().any(|s| name.ends_with(s))
 }
 
 /// Expands files, folders and globs into the sorted list of files to train on (see the

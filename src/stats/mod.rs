@@ -141,9 +141,15 @@ impl MergedStats {
 
     /// Writes `dir/features.json`: the Hugging Face `datasets.Features` of the documents in
     /// `dir`'s shards (every metadata key with one type), for `load_dataset("json", ...)`.
+    /// Ranks of a distributed run may write it at the same time: each writes its own
+    /// temporary file, and the last rename wins.
     pub fn write_features(&self, dir: &Path) -> Result<()> {
         let json = serde_json::to_vec_pretty(&self.profile.features())?;
-        crate::doc::write_atomic(&dir.join(FEATURES_FILE), &json)
+        let path = dir.join(FEATURES_FILE);
+        let tmp = dir.join(format!(".{FEATURES_FILE}.{}.tmp", std::process::id()));
+        std::fs::write(&tmp, &json).with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path)
+            .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
     }
 
     /// The per-stage table: documents and bytes in and out, and drops by reason.

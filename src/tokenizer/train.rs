@@ -1857,7 +1857,7 @@ mod tests {
             sources: vec![SourceConfig {
                 name: "sample".into(),
                 paths: vec![root
-                    .join("samples/stackexchange/conlang.meta/Posts.xml")
+                    .join("samples/books/Pride-and-Prejudice_1342/1342.txt")
                     .display()
                     .to_string()],
                 weight: 1,
