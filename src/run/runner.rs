@@ -235,7 +235,13 @@ pub fn run_config(config: &PipelineConfig, opts: &RunOptions) -> Result<RunSumma
     let out_dir = config.output.dir.clone();
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create output folder {}", out_dir.display()))?;
-    reader.use_scratch_dir(&out_dir.join(".work").join("scratch"));
+    // Each rank its own scratch folder (readers unlink their files there once opened); it is
+    // removed when the rank's run ends, and `.work` with it once nothing else is in it.
+    let scratch = out_dir
+        .join(".work")
+        .join("scratch")
+        .join(format!("rank-{}", opts.rank));
+    reader.use_scratch_dir(&scratch);
 
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads)
@@ -401,6 +407,10 @@ pub fn run_config(config: &PipelineConfig, opts: &RunOptions) -> Result<RunSumma
                     .with_context(|| format!("cannot remove {}", work.display()))?;
             }
         }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    for dir in [out_dir.join(".work").join("scratch"), out_dir.join(".work")] {
+        let _ = std::fs::remove_dir(dir);
     }
     let wrote_shards = match opts.step {
         // Every rank of the last segment writes it from the shards there so far; the one-task
