@@ -13,7 +13,7 @@ BIN := target/release/datamill
 VENV := .venv
 VENV_STAMP := $(VENV)/.sentencepiece-0.2.3-numpy-transformers-4.46.3-warcio-1.7.4-datasets-4.0.0-kenlm-0.3.0
 BENCH_CORPUS ?= ../shared/data/bench/docs.jsonl.zst
-# Quality models (issue #3): trained from samples/ when missing; bad-words list from npm.
+# Quality models: trained from samples/ when missing; bad-words list from npm.
 LM_MODEL := $(MODELS)/cc_lm.bin
 WIKIREF_MODEL := $(MODELS)/wikiref.bin
 BADWORDS := $(MODELS)/badwords/en.txt
