@@ -49,26 +49,6 @@ pub fn status_is_retryable(status: u16) -> bool {
     status == 408 || status == 429 || (500..600).contains(&status)
 }
 
-/// Whether a transport error is worth another attempt: everything but a bad URL, scheme or
-/// proxy, too many redirects, or plain HTTP where only HTTPS is allowed.
-pub fn transport_is_retryable(kind: ureq::ErrorKind) -> bool {
-    use ureq::ErrorKind as K;
-    !matches!(
-        kind,
-        K::InvalidUrl
-            | K::UnknownScheme
-            | K::TooManyRedirects
-            | K::InsecureRequestHttpsOnly
-            | K::InvalidProxyUrl
-    )
-}
-
-/// A `Retry-After` header given in seconds (the HTTP-date form is not honoured: the backoff
-/// applies).
-pub fn retry_after(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

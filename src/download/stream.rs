@@ -13,9 +13,10 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
+use super::client::{classify, AttemptError};
 use super::fetch::{parse_content_range, MAX_PROGRESS_RETRIES};
 use super::rate::RateLimiter;
-use super::retry::{retry_after, status_is_retryable, transport_is_retryable, RetryPolicy};
+use super::retry::RetryPolicy;
 
 /// What every remote stream of a process shares.
 #[derive(Clone)]
@@ -190,6 +191,23 @@ impl Failed {
     }
 }
 
+impl From<AttemptError> for Failed {
+    fn from(e: AttemptError) -> Self {
+        match e {
+            AttemptError::Retry {
+                reason,
+                retry_after,
+                ..
+            } => Failed {
+                reason,
+                retry_after,
+                retryable: true,
+            },
+            AttemptError::Fatal { reason, .. } => Failed::fatal(reason),
+        }
+    }
+}
+
 /// A remote file read as a stream, resuming where it broke off.
 pub struct RemoteReader {
     url: String,
@@ -315,26 +333,9 @@ impl RemoteReader {
                 self.body = Some(Box::new(std::io::empty()));
                 return Ok(());
             }
-            Err(ureq::Error::Status(code, resp)) => {
-                let reason = format!("HTTP {code} {}", resp.status_text());
-                return Err(if status_is_retryable(code) {
-                    Failed {
-                        reason,
-                        retry_after: resp.header("Retry-After").and_then(retry_after),
-                        retryable: true,
-                    }
-                } else {
-                    Failed::fatal(reason)
-                });
-            }
-            Err(ureq::Error::Transport(t)) => {
-                let reason = t.to_string();
-                return Err(if transport_is_retryable(t.kind()) {
-                    Failed::retry(reason)
-                } else {
-                    Failed::fatal(reason)
-                });
-            }
+            // The download command's classification: which statuses and transport errors
+            // are retried, and the server's `Retry-After` (seconds or an HTTP date).
+            Err(e) => return Err(Failed::from(classify(e))),
         };
         let (start, total) = match resp.status() {
             206 => {
