@@ -202,8 +202,9 @@ enum Command {
         /// folders, globs).
         #[arg(long, num_args = 1.., required = true)]
         negative: Vec<PathBuf>,
-        /// Take as positives the pages whose normalised URL is in this wiki-refs list (of
-        /// --positive when given, else of --negative).
+        /// Take as positives the pages whose normalised URL (served, or requested as a WARC's
+        /// WARC-Refers-To-Target-URI says) is in this wiki-refs list (of --positive when
+        /// given, else of --negative).
         #[arg(long, conflicts_with = "positive_hosts")]
         positive_urls: Option<PathBuf>,
         /// Select positives as --positive-urls does, also taking a page whose host (`www.`

@@ -942,3 +942,69 @@ fn ranks_split_the_list_by_host_and_together_fetch_it_once() {
         assert_eq!(s.requests_for("/robots.txt").len(), 1);
     }
 }
+
+#[test]
+fn a_page_served_after_a_redirect_is_a_positive_under_the_url_it_was_cited_at() {
+    let tmp = tempfile::tempdir().unwrap();
+    let knobs = Arc::new(Knobs::default());
+    let b = Server::start("", None, knobs.clone());
+    let a = Server::start("", Some(format!("http://{}", b.addr)), knobs);
+    let list = tmp.path().join("fetch.txt");
+    let cited = [a.url("/redirect/3"), a.url("/cross/4")];
+    std::fs::write(
+        &list,
+        format!("{}\n{}\n{}\n", cited[0], cited[1], a.url("/page/1")),
+    )
+    .unwrap();
+    let warc = tmp.path().join("warc");
+    let s = fetch_pages(&quick_options(&list, &warc)).unwrap();
+    assert_eq!(s.redirected, 2, "{s:?}");
+
+    // The reader names both URLs of a redirected page.
+    let source = WarcSource::warc_from_options(&toml::Table::new()).unwrap();
+    let mut asked = Vec::new();
+    for f in warc_files(&warc) {
+        for d in source.documents(&f, "web").unwrap() {
+            let d = d.unwrap();
+            asked.push((
+                d.meta_str("url").unwrap().to_string(),
+                d.meta_str("requested_url").unwrap().to_string(),
+            ));
+        }
+    }
+    asked.sort();
+    let mut want = vec![
+        (a.url("/page/1"), a.url("/page/1")),
+        (a.url("/page/3"), cited[0].clone()),
+        (b.url("/page/4"), cited[1].clone()),
+    ];
+    want.sort();
+    assert_eq!(asked, want);
+
+    // Cited at the URLs that redirected: the served pages are the positives.
+    let refs = tmp.path().join("refs.tsv");
+    std::fs::write(&refs, format!("{}\t1\n{}\t2\n", cited[0], cited[1])).unwrap();
+    let model = tmp.path().join("m.bin");
+    let out = Command::new(BIN)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("train-classifier")
+        .arg("--positive")
+        .arg(&warc)
+        .arg("--positive-urls")
+        .arg(&refs)
+        .args(["--negative", common::C4_SAMPLE, "--no-stages"])
+        .args(["--holdout", "0", "--epoch", "2", "--output"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let side: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("m.bin.json")).unwrap()).unwrap();
+    assert_eq!(side["rule"]["positive_match"], "url");
+    assert_eq!(side["rule"]["matched_by_url"], 2);
+    assert_eq!(side["report"]["positives"], 2);
+}

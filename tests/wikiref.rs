@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{repo, BIN, C4_SAMPLE};
-use datamill::quality::wikirefs::{read_refs, url::host_key, wiki_refs, WikiRefsOptions};
+use datamill::quality::wikirefs::{url::host_key, wiki_refs, WikiRefsOptions};
+use datamill::sources::url_list::UrlListReader;
 
 const GENSIM: &str =
     "samples/wikipedia/gensim/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2";
@@ -30,13 +31,13 @@ fn dumps() -> Vec<PathBuf> {
 }
 
 fn lines(path: &Path) -> Vec<(String, u64)> {
-    let mut out = Vec::new();
-    read_refs(path, &mut |c| {
-        out.push((c.url, c.articles));
-        Ok(())
-    })
-    .unwrap();
-    out
+    UrlListReader::open(path)
+        .unwrap()
+        .map(|l| {
+            let l = l.unwrap().expect("wiki-refs writes only good lines");
+            (l.text, l.count.expect("wiki-refs writes a count"))
+        })
+        .collect()
 }
 
 fn raw_text(path: &Path) -> String {
@@ -210,7 +211,8 @@ fn train_classifier_bad_inputs_fail_clearly_and_write_nothing() {
     )
     .unwrap();
     let err = fails(&["--positive-urls", &d("bad.tsv")]);
-    assert!(err.contains("bad.tsv: line 2"), "{err}");
+    assert!(err.contains("bad.tsv: line 2 set aside"), "{err}");
+    assert!(err.contains("1 bad line(s) set aside"), "{err}");
     // No cited URL in the CC input.
     std::fs::write(d("refs.tsv"), "https://nowhere.example/page\t1\n").unwrap();
     let err = fails(&["--positive-urls", &d("refs.tsv")]);

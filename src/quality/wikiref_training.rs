@@ -31,11 +31,12 @@ use super::classifier::{
     TrainingRule, KEEP_THRESHOLD, NEGATIVE, POSITIVE,
 };
 use super::reservoir::Reservoir;
-use super::wikirefs::{read_refs, url};
+use super::wikirefs::url;
 use crate::doc::{write_atomic, Document};
 use crate::lm::tokenize::WordTokenizer;
 use crate::run::prefix::{run_prefix, PipelinePrefix};
 use crate::sources::training::for_each_training_document;
+use crate::sources::url_list::UrlListReader;
 
 /// Which records of the positive side are positives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,8 +86,14 @@ pub struct ClassifierInputs {
 struct CitedSet {
     urls: Vec<u64>,
     hosts: Vec<u64>,
+    /// URLs listed.
     distinct: u64,
+    /// Lines of the list set aside as not URLs.
+    bad_lines: u64,
 }
+
+/// Bad lines of the cited-URL list logged one by one; the rest are only counted.
+const LOGGED_BAD_LINES: u64 = 5;
 
 /// How a record matched the cited set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,17 +107,44 @@ fn hash(s: &str) -> u64 {
 }
 
 impl CitedSet {
+    /// Reads the cited-URL list through the URL-list reader; bad lines are logged with their
+    /// line number, counted and set aside.
     fn load(path: &Path) -> Result<Self> {
         let (mut urls, mut hosts) = (Vec::new(), Vec::new());
-        let distinct = read_refs(path, &mut |c| {
-            if let Some(k) = url::match_key(&c.url) {
-                urls.push(hash(&k));
+        let (mut listed, mut bad) = (0u64, 0u64);
+        for item in UrlListReader::open(path)? {
+            match item? {
+                Ok(line) => {
+                    listed += 1;
+                    if let Some(k) = url::match_key(line.url.as_str()) {
+                        urls.push(hash(&k));
+                    }
+                    if let Some(h) = url::host_key(line.url.as_str()) {
+                        hosts.push(hash(&h));
+                    }
+                }
+                Err(b) => {
+                    bad += 1;
+                    if bad <= LOGGED_BAD_LINES {
+                        tracing::warn!(
+                            "{}: line {} set aside ({}): {:?}",
+                            path.display(),
+                            b.line,
+                            b.reason,
+                            b.text
+                        );
+                    }
+                }
             }
-            if let Some(h) = url::host_key(&c.url) {
-                hosts.push(hash(&h));
-            }
-            Ok(())
-        })?;
+        }
+        if bad > 0 {
+            tracing::warn!("{}: {bad} bad line(s) set aside", path.display());
+        }
+        ensure!(
+            listed > 0,
+            "{}: no cited URL in it ({bad} bad line(s))",
+            path.display()
+        );
         urls.sort_unstable();
         urls.dedup();
         hosts.sort_unstable();
@@ -118,8 +152,18 @@ impl CitedSet {
         Ok(CitedSet {
             urls,
             hosts,
-            distinct,
+            distinct: listed,
+            bad_lines: bad,
         })
+    }
+
+    /// How a document matches: by its served `url` or the `requested_url` a crawl asked for
+    /// (`WARC-Refers-To-Target-URI`), else by the host of either.
+    fn lookup_doc(&self, doc: &Document, matching: PositiveMatch) -> Option<Matched> {
+        let urls = [doc.meta_str("url"), doc.meta_str("requested_url")];
+        urls.iter()
+            .find_map(|u| self.lookup(*u, PositiveMatch::Url))
+            .or_else(|| urls.iter().find_map(|u| self.lookup(*u, matching)))
     }
 
     fn lookup(&self, raw_url: Option<&str>, matching: PositiveMatch) -> Option<Matched> {
@@ -271,7 +315,7 @@ pub fn train_classifier(
         looked_at += 1;
         match cited
             .as_ref()
-            .and_then(|c| c.lookup(doc.meta_str("url"), inputs.matching))
+            .and_then(|c| c.lookup_doc(doc, inputs.matching))
         {
             Some(Matched::Url) => {
                 by_url += 1;
@@ -330,13 +374,14 @@ pub fn train_classifier(
         match (&cited, &refs_name) {
             (Some(c), Some(r)) => bail!(
                 "no record of {side:?} ({looked_at} looked at after the stages) has a URL{} \
-                 cited in {r} ({} cited URLs)",
+                 cited in {r} ({} cited URLs, {} bad line(s) set aside)",
                 if inputs.matching == PositiveMatch::UrlOrHost {
                     " or host"
                 } else {
                     ""
                 },
-                c.distinct
+                c.distinct,
+                c.bad_lines
             ),
             _ => bail!("no positive document with text in {side:?}"),
         }

@@ -17,13 +17,13 @@ pub mod url;
 
 use std::collections::BinaryHeap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 
-use crate::doc::{open_decompressed, temp_path};
+use crate::doc::temp_path;
 
 /// Settings of `wiki-refs`.
 #[derive(Debug, Clone)]
@@ -293,53 +293,4 @@ fn write_refs(
         }
     }
     out.finish().map_err(io)
-}
-
-/// One line of a refs file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CitedUrl {
-    /// The normalised URL.
-    pub url: String,
-    /// Number of articles citing it.
-    pub articles: u64,
-}
-
-/// Reads a refs file written by `wiki-refs` (plain, `.zst`, `.gz`), calling `f` for each URL;
-/// a line that is not `URL<TAB>count` is an error naming the file and line.
-pub fn read_refs(path: &Path, f: &mut dyn FnMut(CitedUrl) -> Result<()>) -> Result<u64> {
-    let mut input = BufReader::with_capacity(1 << 16, open_decompressed(path)?);
-    let mut line = String::new();
-    let mut n = 0u64;
-    let mut line_no = 0u64;
-    loop {
-        line.clear();
-        let read = input
-            .read_line(&mut line)
-            .with_context(|| format!("{}: cannot read line {}", path.display(), line_no + 1))?;
-        if read == 0 {
-            break;
-        }
-        line_no += 1;
-        let l = line.trim_end_matches(['\n', '\r']);
-        if l.is_empty() {
-            continue;
-        }
-        let parsed = l.split_once('\t').and_then(|(u, c)| {
-            let articles = c.parse::<u64>().ok()?;
-            url::normalize_url(u).map(|url| CitedUrl { url, articles })
-        });
-        match parsed {
-            Some(c) => f(c)?,
-            None => bail!(
-                "{}: line {line_no} is not `URL<TAB>number of citing articles`: {:?}",
-                path.display(),
-                l.chars().take(200).collect::<String>()
-            ),
-        }
-        n += 1;
-    }
-    if n == 0 {
-        bail!("{}: no cited URL in it", path.display());
-    }
-    Ok(n)
 }

@@ -389,6 +389,9 @@ impl DocumentBuilder {
         }
         let mut doc = Document::new(record_id(&self.name, rec.offset), text, self.source.clone());
         doc.set("url", url);
+        if let Some(asked) = rec.headers.get("WARC-Refers-To-Target-URI") {
+            doc.set("requested_url", target_uri(asked));
+        }
         if let Some(date) = rec.headers.get("WARC-Date") {
             doc.set("date", date);
         }
