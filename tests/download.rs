@@ -1,191 +1,38 @@
-//! `datamill download` against a real HTTP server on 127.0.0.1 written here with std::net:
-//! it serves copies of `samples/` with Range support and misbehaves on purpose by URL prefix.
-//!
-//! `/files/P` serves `samples/P`; `/cut/P` closes the connection halfway on the first request;
-//! `/flaky/P` answers 503 twice; `/norange/P` ignores Range; `/stall/P` stops sending halfway
-//! on the first request and keeps the connection open; `/chunky/P` sends at most 40,000 bytes
-//! per request, then closes. Every request is recorded.
+//! `datamill download` against a real HTTP server on 127.0.0.1 (tests/http_support) that
+//! serves `samples/` with Range support and misbehaves on purpose per path: closes the
+//! connection halfway, answers 503 twice, ignores Range, stalls halfway with the connection
+//! open, or sends at most 40,000 bytes per request. Every request is recorded.
 
-use std::collections::HashMap;
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 mod common;
+mod http_support;
 
 use datamill::download::manifest::Manifest;
 use datamill::download::{download, DownloadOptions, RetryPolicy};
+use http_support::{Fault, Server};
 use sha2::{Digest, Sha256};
 
 const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples");
 
-/// One request as the server saw it.
-#[derive(Debug, Clone)]
-struct Seen {
-    path: String,
-    range: Option<String>,
-    status: u16,
+/// A server of `samples/`.
+fn start() -> Server {
+    Server::start(Path::new(SAMPLES))
 }
 
-struct TestServer {
-    addr: SocketAddr,
-    log: Arc<Mutex<Vec<Seen>>>,
-    stop: Arc<AtomicBool>,
-    accept: Option<JoinHandle<()>>,
-}
-
-impl TestServer {
-    fn start() -> TestServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let counts = Arc::new(Mutex::new(HashMap::<String, u32>::new()));
-        let (log2, stop2) = (log.clone(), stop.clone());
-        let accept = std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if stop2.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let (log, counts) = (log2.clone(), counts.clone());
-                std::thread::spawn(move || serve(stream, &log, &counts));
-            }
-        });
-        TestServer {
-            addr,
-            log,
-            stop,
-            accept: Some(accept),
-        }
-    }
-
-    fn base_url(&self) -> String {
-        format!("http://{}/", self.addr)
-    }
-
-    fn requests(&self) -> Vec<Seen> {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn requests_for(&self, path: &str) -> Vec<Seen> {
-        let want = format!("/{path}");
-        self.requests()
-            .into_iter()
-            .filter(|r| r.path == want)
-            .collect()
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr); // wakes the accept loop
-        if let Some(h) = self.accept.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-/// Handles one connection (one request, then `Connection: close`).
-fn serve(mut stream: TcpStream, log: &Mutex<Vec<Seen>>, counts: &Mutex<HashMap<String, u32>>) {
-    let Some((path, fields)) = common::read_request_head(&stream) else {
-        return;
-    };
-    let range = fields
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("range"))
-        .map(|(_, v)| v.clone());
-    let nth = {
-        let mut c = counts.lock().unwrap();
-        let n = c.entry(path.clone()).or_insert(0);
-        *n += 1;
-        *n
-    };
-    let (mode, rel) = path
-        .trim_start_matches('/')
-        .split_once('/')
-        .unwrap_or(("", ""));
-    let data = std::fs::read(Path::new(SAMPLES).join(rel)).ok();
-    let record = |status| {
-        log.lock().unwrap().push(Seen {
-            path: path.clone(),
-            range: range.clone(),
-            status,
-        })
-    };
-    let Some(data) = data.filter(|_| !rel.is_empty() && !rel.contains("..")) else {
-        record(404);
-        let _ = stream.write_all(
-            b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found",
-        );
-        return;
-    };
-    if mode == "flaky" && nth <= 2 {
-        record(503);
-        let _ = stream.write_all(
-            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbusy",
-        );
-        return;
-    }
-    let len = data.len() as u64;
-    let start = match (&range, mode) {
-        (Some(r), m) if m != "norange" => r
-            .strip_prefix("bytes=")
-            .and_then(|r| r.strip_suffix('-'))
-            .and_then(|n| n.parse::<u64>().ok()),
-        _ => None,
-    };
-    let head = match start {
-        Some(s) if s >= len => {
-            record(416);
-            let _ = write!(
-                stream,
-                "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            );
-            return;
-        }
-        Some(s) => {
-            record(206);
-            format!(
-                "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {s}-{}/{len}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                len - 1,
-                len - s
-            )
-        }
-        None => {
-            record(200);
-            format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nAccept-Ranges: bytes\r\nConnection: close\r\n\r\n")
-        }
-    };
-    let body = &data[start.unwrap_or(0) as usize..];
-    if stream.write_all(head.as_bytes()).is_err() {
-        return;
-    }
-    let first = nth == 1;
-    if first && (mode == "cut" || mode == "stall") {
-        let _ = stream.write_all(&body[..body.len() / 2]);
-        let _ = stream.flush();
-        if mode == "stall" {
-            std::thread::sleep(Duration::from_secs(4));
-        }
-        return; // dropping the stream closes the connection mid-body
-    }
-    let body = if mode == "chunky" {
-        &body[..body.len().min(40_000)]
-    } else {
-        body
-    };
-    for chunk in body.chunks(16 * 1024) {
-        if stream.write_all(chunk).is_err() {
-            return;
-        }
-    }
+/// Makes the server cut `path` at half its size on the first request.
+fn cut_halfway(server: &Server, path: &str) {
+    let half = std::fs::metadata(original(path)).unwrap().len() as usize / 2;
+    server.set_fault(
+        path,
+        Fault {
+            cut_at: Some(half),
+            ..Fault::default()
+        },
+    );
 }
 
 fn quick_retry() -> RetryPolicy {
@@ -196,7 +43,7 @@ fn quick_retry() -> RetryPolicy {
     }
 }
 
-fn options(list: &Path, server: &TestServer, dest: &Path) -> DownloadOptions {
+fn options(list: &Path, server: &Server, dest: &Path) -> DownloadOptions {
     DownloadOptions {
         retry: quick_retry(),
         timeout: Duration::from_secs(10),
@@ -204,9 +51,9 @@ fn options(list: &Path, server: &TestServer, dest: &Path) -> DownloadOptions {
     }
 }
 
-/// The sample a list path (`mode/REL`) serves.
+/// The sample a list path serves.
 fn original(list_path: &str) -> PathBuf {
-    Path::new(SAMPLES).join(list_path.split_once('/').unwrap().1)
+    Path::new(SAMPLES).join(list_path)
 }
 
 fn write_gz_list(path: &Path, lines: &[&str]) {
@@ -240,20 +87,35 @@ fn part_files(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn gzipped_list_resume_retry_and_rerun_fetches_nothing() {
-    let server = TestServer::start();
+    let server = start();
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("dest");
     let list = tmp.path().join("wet.paths.gz");
     let paths = [
-        "files/commoncrawl/whirlwind-python/whirlwind.warc.wet.gz",
-        "files/commoncrawl/whirlwind-python/whirlwind.warc.gz",
-        "cut/commoncrawl/dolma/sample-0000.warc.gz",
-        "flaky/commoncrawl/chatnoir-resiliparse/warcfile.warc.gz",
-        "norange/commoncrawl/chatnoir-resiliparse/clipped.warc.gz",
+        "commoncrawl/whirlwind-python/whirlwind.warc.wet.gz",
+        "commoncrawl/whirlwind-python/whirlwind.warc.gz",
+        "commoncrawl/dolma/sample-0000.warc.gz",
+        "commoncrawl/chatnoir-resiliparse/warcfile.warc.gz",
+        "commoncrawl/chatnoir-resiliparse/clipped.warc.gz",
     ];
     write_gz_list(&list, &paths);
+    cut_halfway(&server, paths[2]);
+    server.set_fault(
+        paths[3],
+        Fault {
+            unavailable: 2,
+            ..Fault::default()
+        },
+    );
+    server.set_fault(
+        paths[4],
+        Fault {
+            ignore_range: true,
+            ..Fault::default()
+        },
+    );
     // A stale partial file whose server ignores Range: it must be restarted, not appended to.
-    let stale = dest.join("norange/commoncrawl/chatnoir-resiliparse/clipped.warc.gz.part");
+    let stale = dest.join("commoncrawl/chatnoir-resiliparse/clipped.warc.gz.part");
     std::fs::create_dir_all(stale.parent().unwrap()).unwrap();
     let garbage = b"garbage that is not the start of the file";
     std::fs::write(&stale, garbage).unwrap();
@@ -327,19 +189,19 @@ fn gzipped_list_resume_retry_and_rerun_fetches_nothing() {
 
 #[test]
 fn partial_file_is_resumed_with_a_range_request() {
-    let server = TestServer::start();
+    let server = start();
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("dest");
     let list = tmp.path().join("paths.txt");
-    let p = "files/commoncrawl/dolma/sample-0000.warc.gz";
-    let done = "files/commoncrawl/warcio/example.warc.gz";
+    let p = "commoncrawl/dolma/sample-0000.warc.gz";
+    let done = "commoncrawl/warcio/example.warc.gz";
     std::fs::write(&list, format!("{p}\n{done}\n")).unwrap();
     let data = std::fs::read(original(p)).unwrap();
-    std::fs::create_dir_all(dest.join("files/commoncrawl/dolma")).unwrap();
+    std::fs::create_dir_all(dest.join("commoncrawl/dolma")).unwrap();
     std::fs::write(dest.join(format!("{p}.part")), &data[..100_000]).unwrap();
     // A part file that is already complete: the server answers 416 and it is kept as is.
     let done_data = std::fs::read(original(done)).unwrap();
-    std::fs::create_dir_all(dest.join("files/commoncrawl/warcio")).unwrap();
+    std::fs::create_dir_all(dest.join("commoncrawl/warcio")).unwrap();
     std::fs::write(dest.join(format!("{done}.part")), &done_data).unwrap();
 
     let summary = download(&options(&list, &server, &dest)).unwrap();
@@ -358,12 +220,20 @@ fn partial_file_is_resumed_with_a_range_request() {
 
 #[test]
 fn stalled_transfer_times_out_and_resumes() {
-    let server = TestServer::start();
+    let server = start();
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("dest");
     let list = tmp.path().join("paths.txt");
-    let p = "stall/commoncrawl/whirlwind-python/whirlwind.warc.gz";
+    let p = "commoncrawl/whirlwind-python/whirlwind.warc.gz";
     std::fs::write(&list, format!("{p}\n")).unwrap();
+    let half = std::fs::metadata(original(p)).unwrap().len() / 2;
+    server.set_fault(
+        p,
+        Fault {
+            stall_at: Some(half as usize),
+            ..Fault::default()
+        },
+    );
     let opts = DownloadOptions {
         timeout: Duration::from_millis(800),
         ..options(&list, &server, &dest)
@@ -377,7 +247,6 @@ fn stalled_transfer_times_out_and_resumes() {
     );
     // The stalled first request sent half the file; the next one resumed from there.
     let seen = server.requests_for(p);
-    let half = std::fs::metadata(original(p)).unwrap().len() / 2;
     assert_eq!((seen[0].status, seen[0].range.as_deref()), (200, None));
     assert_eq!(seen[1].status, 206);
     assert_eq!(seen[1].range, Some(format!("bytes={half}-")));
@@ -385,15 +254,15 @@ fn stalled_transfer_times_out_and_resumes() {
 
 #[test]
 fn missing_file_is_reported_counted_and_the_rest_completes() {
-    let server = TestServer::start();
+    let server = start();
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("dest");
     let list = tmp.path().join("wet.paths");
     let good = [
-        "files/commoncrawl/warcio/example.warc.gz",
-        "files/commoncrawl/cc_net/sample.warc.txt",
+        "commoncrawl/warcio/example.warc.gz",
+        "commoncrawl/cc_net/sample.warc.txt",
     ];
-    let missing = "files/commoncrawl/does-not-exist.warc.wet.gz";
+    let missing = "commoncrawl/does-not-exist.warc.wet.gz";
     std::fs::write(&list, format!("{}\n{missing}\n{}\n", good[0], good[1])).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_datamill"))
         .args(["download", "--list"])
@@ -431,13 +300,14 @@ fn missing_file_is_reported_counted_and_the_rest_completes() {
 
 #[test]
 fn checksum_mismatch_is_an_error_and_leaves_no_file() {
-    let server = TestServer::start();
+    let server = start();
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("dest");
     let list = tmp.path().join("paths.txt");
-    let right = "files/commoncrawl/whirlwind-python/whirlwind.warc.wat.gz";
-    let wrong = "cut/commoncrawl/warcio/example-iana.org-chunked.warc";
+    let right = "commoncrawl/whirlwind-python/whirlwind.warc.wat.gz";
+    let wrong = "commoncrawl/warcio/example-iana.org-chunked.warc";
     std::fs::write(&list, format!("{right}\n{wrong}\n")).unwrap();
+    cut_halfway(&server, wrong);
     let sums = tmp.path().join("sha256sums.txt");
     std::fs::write(
         &sums,
@@ -469,13 +339,13 @@ fn checksum_mismatch_is_an_error_and_leaves_no_file() {
 
 #[test]
 fn rate_limit_is_shared_by_all_workers() {
-    let server = TestServer::start();
+    let server = start();
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("dest");
     let list = tmp.path().join("paths.txt");
     let paths = [
-        "files/books/Pride-and-Prejudice_1342/1342.txt",
-        "files/books/Italienische-Reise-Band-1_2404/2404-8.txt",
+        "books/Pride-and-Prejudice_1342/1342.txt",
+        "books/Italienische-Reise-Band-1_2404/2404-8.txt",
     ];
     std::fs::write(&list, paths.join("\n")).unwrap();
     let total: u64 = paths
@@ -505,11 +375,11 @@ fn rate_limit_is_shared_by_all_workers() {
 
 #[test]
 fn bad_list_lines_are_refused_and_counted() {
-    let server = TestServer::start();
+    let server = start();
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("dest");
     let list = tmp.path().join("paths.txt");
-    let good = "files/commoncrawl/warcio/example-trunc.warc";
+    let good = "commoncrawl/warcio/example-trunc.warc";
     std::fs::write(&list, format!("../escape\n{good}\n/etc/passwd\n")).unwrap();
     let summary = download(&options(&list, &server, &dest)).unwrap();
     assert_eq!(summary.ok, 1);
@@ -521,13 +391,20 @@ fn bad_list_lines_are_refused_and_counted() {
 
 #[test]
 fn requests_that_bring_new_bytes_do_not_use_up_attempts() {
-    let server = TestServer::start();
+    let server = start();
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("dest");
     let list = tmp.path().join("paths.txt");
     // 135,896 bytes, served 40,000 at a time: four requests, each cut off but each progressing.
-    let p = "chunky/commoncrawl/chatnoir-resiliparse/warcfile.warc.gz";
+    let p = "commoncrawl/chatnoir-resiliparse/warcfile.warc.gz";
     std::fs::write(&list, format!("{p}\n")).unwrap();
+    server.set_fault(
+        p,
+        Fault {
+            body_per_request: Some(40_000),
+            ..Fault::default()
+        },
+    );
     let opts = DownloadOptions {
         retry: RetryPolicy {
             max_attempts: 2,
@@ -559,13 +436,20 @@ fn requests_that_bring_new_bytes_do_not_use_up_attempts() {
 
 #[test]
 fn a_file_that_never_progresses_fails_after_max_attempts() {
-    let server = TestServer::start();
+    let server = start();
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("dest");
     let list = tmp.path().join("paths.txt");
-    // `flaky` answers 503 twice; with 2 attempts the file fails with the status.
-    let p = "flaky/commoncrawl/warcio/example.warc.gz";
+    // 503 twice; with 2 attempts the file fails with the status.
+    let p = "commoncrawl/warcio/example.warc.gz";
     std::fs::write(&list, format!("{p}\n")).unwrap();
+    server.set_fault(
+        p,
+        Fault {
+            unavailable: 2,
+            ..Fault::default()
+        },
+    );
     let opts = DownloadOptions {
         retry: RetryPolicy {
             max_attempts: 2,

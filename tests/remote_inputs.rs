@@ -4,6 +4,7 @@
 //! middle of a gzip member, answers 503 with Retry-After, or ignores Range. A missing entry or
 //! a URL that never answers fails alone and is named; a changed remote file is made again.
 
+mod common;
 mod http_support;
 
 use std::collections::BTreeMap;

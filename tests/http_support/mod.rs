@@ -1,11 +1,11 @@
 //! A small HTTP/1.1 file server on 127.0.0.1 (std::net, one thread per connection) for the
 //! URL-input tests: serves a folder with Range, ETag and If-None-Match, and misbehaves on
-//! purpose per path (cut the connection at a byte, answer 503 with Retry-After, ignore Range,
-//! never answer). Every request is recorded.
+//! purpose per path (cut the connection at a byte, stall mid-body, send a few bytes per
+//! request, answer 503 with Retry-After, ignore Range, never answer). Every request is recorded.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +25,11 @@ pub struct Fault {
     pub ignore_range: bool,
     /// Accept the connection and never answer.
     pub hang: bool,
+    /// On the first request, send the body up to this byte, then keep the connection open
+    /// without sending for 4 s.
+    pub stall_at: Option<usize>,
+    /// Send at most this many body bytes per request, then close the connection.
+    pub body_per_request: Option<usize>,
 }
 
 /// One request as the server saw it.
@@ -130,25 +135,14 @@ impl Drop for Server {
 
 /// Reads the request line and headers: (path, Range, If-None-Match).
 fn read_request(stream: &TcpStream) -> Option<(String, Option<String>, Option<String>)> {
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line).ok()?;
-    let (mut range, mut if_none_match) = (None, None);
-    for _ in 0..100 {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            if k.eq_ignore_ascii_case("range") {
-                range = Some(v.trim().to_string());
-            } else if k.eq_ignore_ascii_case("if-none-match") {
-                if_none_match = Some(v.trim().to_string());
-            }
-        }
-    }
-    let path = request_line.split_whitespace().nth(1)?.to_string();
-    Some((path, range, if_none_match))
+    let (path, fields) = crate::common::read_request_head(stream)?;
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    Some((path, field("range"), field("if-none-match")))
 }
 
 /// Handles one connection (one request, then `Connection: close`).
@@ -243,10 +237,14 @@ fn serve(mut stream: TcpStream, root: &Path, shared: &Shared) {
         }
     };
     let start = start.unwrap_or(0);
-    let end = match fault.cut_at {
-        Some(cut) if nth == fault.unavailable + 1 && cut > start => cut.min(len),
+    let first = nth == fault.unavailable + 1;
+    let mut end = match fault.cut_at.or(fault.stall_at) {
+        Some(cut) if first && cut > start => cut.min(len),
         _ => len,
     };
+    if let Some(most) = fault.body_per_request {
+        end = end.min(start + most);
+    }
     if stream.write_all(head.as_bytes()).is_err() {
         return;
     }
@@ -256,5 +254,8 @@ fn serve(mut stream: TcpStream, root: &Path, shared: &Shared) {
         }
     }
     let _ = stream.flush();
+    if first && fault.stall_at.is_some() {
+        std::thread::sleep(Duration::from_secs(4));
+    }
     // Returning drops the stream: the connection closes (mid-body when cut).
 }
