@@ -404,6 +404,13 @@ enum Command {
         #[arg(long)]
         markdown: bool,
     },
+    /// List every key of a pipeline file's tables with its type, default and what it does.
+    #[command(display_order = 23)]
+    PipelineKeys {
+        /// Print the Markdown tables of docs/recipe.md instead.
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Show a seeded sample of a run's kept or dropped documents (paged on a terminal).
     #[command(display_order = 5)]
     Inspect {
@@ -1012,6 +1019,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Readers { markdown } => {
             use datamill::sources::catalogue::{readers_markdown, readers_text};
             Ok(print_reference(markdown, readers_markdown, readers_text))
+        }
+        Command::PipelineKeys { markdown } => {
+            use datamill::run::pipeline_keys::{pipeline_keys_markdown, pipeline_keys_text};
+            Ok(print_reference(
+                markdown,
+                pipeline_keys_markdown,
+                pipeline_keys_text,
+            ))
         }
         Command::Recipe {
             recipe,

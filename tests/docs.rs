@@ -1,5 +1,6 @@
-//! The reference in docs/ must match the code: the generated tables of docs/stages.md and
-//! docs/readers.md equal `datamill stages --markdown` / `datamill readers --markdown`, and every
+//! The reference in docs/ must match the code: the generated tables of docs/stages.md,
+//! docs/readers.md and docs/recipe.md equal `datamill stages --markdown`, `datamill readers
+//! --markdown` and `datamill pipeline-keys --markdown`, and every
 //! command of `datamill --help` (subcommands too) has a section in docs/ naming each of its flags.
 
 use std::path::Path;
@@ -57,6 +58,11 @@ fn stages_page_is_the_catalogue() {
 #[test]
 fn readers_page_is_the_catalogue() {
     assert_generated("readers.md", &["readers", "--markdown"]);
+}
+
+#[test]
+fn pipeline_keys_in_the_recipe_page_are_the_catalogue() {
+    assert_generated("recipe.md", &["pipeline-keys", "--markdown"]);
 }
 
 /// Subcommand names listed under `Commands:` in a help text.

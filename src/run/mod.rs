@@ -4,6 +4,7 @@ pub mod catalogue;
 pub mod config;
 pub mod input_names;
 pub mod params;
+pub mod pipeline_keys;
 pub mod prefix;
 pub mod progress;
 pub mod quarantine;

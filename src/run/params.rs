@@ -29,6 +29,10 @@ pub enum ParamType {
     PathPerLanguage,
     /// A table from a language code to `[head, middle]` numbers.
     CutoffsPerLanguage,
+    /// A table (its own keys listed elsewhere).
+    Table,
+    /// An array of tables.
+    TableList,
 }
 
 impl ParamType {
@@ -49,6 +53,8 @@ impl ParamType {
             ParamType::PairList => "list of `[n, fraction]`".into(),
             ParamType::PathPerLanguage => "table: language → path".into(),
             ParamType::CutoffsPerLanguage => "table: language → `[head, middle]`".into(),
+            ParamType::Table => "table".into(),
+            ParamType::TableList => "list of tables".into(),
         }
     }
 
@@ -73,6 +79,8 @@ impl ParamType {
                 v.as_array()
                     .is_some_and(|p| p.len() == 2 && p.iter().all(number))
             }),
+            (ParamType::Table, V::Table(_)) => true,
+            (ParamType::TableList, V::Array(a)) => a.iter().all(|v| v.is_table()),
             _ => false,
         }
     }
@@ -209,7 +217,8 @@ pub fn parsed_debug<C: serde::de::DeserializeOwned + std::fmt::Debug>(
 
 /// Checks one catalogue entry against its configuration type (`parse`, see [`parsed_debug`]):
 /// the type accepts exactly the declared keys, and the declared defaults parse to the same
-/// configuration as an empty table (required keys are given an empty table in both).
+/// configuration as an empty table (required keys are given a plain value of their type in
+/// both: `"x"` for a string or path, an empty table or list, 0, false).
 pub fn check_declarations(
     what: &str,
     params: &[Param],
@@ -227,7 +236,7 @@ pub fn check_declarations(
         .iter()
         .filter(|p| p.default == ParamDefault::Required)
     {
-        required.insert(p.name.into(), toml::Value::Table(toml::Table::new()));
+        required.insert(p.name.into(), plain_value(p.kind));
     }
     let mut with_defaults = default_table(params)?;
     with_defaults.extend(required.clone());
@@ -237,6 +246,21 @@ pub fn check_declarations(
         bail!("{what}: the declared defaults give {declared}, the code's {code}");
     }
     Ok(())
+}
+
+/// A plain value of `kind` (for required keys in the catalogue tests).
+fn plain_value(kind: ParamType) -> toml::Value {
+    use toml::Value as V;
+    match kind {
+        ParamType::Bool => V::Boolean(false),
+        ParamType::Count | ParamType::Number => V::Integer(0),
+        ParamType::Text | ParamType::Path => V::String("x".into()),
+        ParamType::Choice(options) => V::String(options.first().copied().unwrap_or("").into()),
+        ParamType::TextList | ParamType::PairList | ParamType::TableList => V::Array(Vec::new()),
+        ParamType::PathPerLanguage | ParamType::CutoffsPerLanguage | ParamType::Table => {
+            V::Table(toml::Table::new())
+        }
+    }
 }
 
 /// The keys a configuration type accepts, read from serde's error for an unknown key (the
@@ -261,8 +285,12 @@ pub fn accepted_keys(parse: fn(&toml::Table) -> Result<String>) -> Vec<String> {
 
 /// Markdown rows `| name | type | default | doc |` for a parameter list.
 pub fn markdown_rows(params: &[Param]) -> String {
-    let mut out =
-        String::from("| parameter | type | default | what it does |\n|---|---|---|---|\n");
+    markdown_table("parameter", params)
+}
+
+/// [`markdown_rows`] with `first` as the title of the name column.
+pub fn markdown_table(first: &str, params: &[Param]) -> String {
+    let mut out = format!("| {first} | type | default | what it does |\n|---|---|---|---|\n");
     for p in params {
         let default = match p.default {
             ParamDefault::Value(v) => format!("`{v}`"),
