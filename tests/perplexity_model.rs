@@ -213,10 +213,9 @@ fn a_tiny_memory_budget_writes_the_same_model_files() {
     assert_eq!(left.len(), 5, "{left:?}");
 }
 
-#[test]
-fn the_perplexity_stage_scores_normalised_pieces_per_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("en.bin");
+/// Trains `dir/en.bin` on the books; the `perplexity` stage and the scorer of that model.
+fn trained_stage(dir: &Path) -> (PerplexityScorer, PieceScorer) {
+    let out = dir.join("en.bin");
     train_lm(&options(&out)).unwrap();
     let params: toml::Table = toml::from_str(&format!(
         "models = {{ en = {:?} }}",
@@ -224,7 +223,13 @@ fn the_perplexity_stage_scores_normalised_pieces_per_line() {
     ))
     .unwrap();
     let stage = PerplexityScorer::from_params(&params).unwrap();
-    let scorer = PieceScorer::load(&out).unwrap();
+    (stage, PieceScorer::load(&out).unwrap())
+}
+
+#[test]
+fn the_perplexity_stage_scores_normalised_pieces_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stage, scorer) = trained_stage(dir.path());
     let text = "It was a truth universally acknowledged.\n\n  ÉLIZABETH  said “No” in 1813…\n";
     let mut doc = Document::new("d", text, "x");
     assert_eq!(
@@ -302,15 +307,7 @@ fn reference_score(model: &NgramModel, tok: &Tokenizer, text: &str) -> (f64, u64
 #[test]
 fn the_stage_scores_real_pages_bit_for_bit_as_the_plain_path() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("en.bin");
-    train_lm(&options(&out)).unwrap();
-    let params: toml::Table = toml::from_str(&format!(
-        "models = {{ en = {:?} }}",
-        out.display().to_string()
-    ))
-    .unwrap();
-    let stage = PerplexityScorer::from_params(&params).unwrap();
-    let scorer = PieceScorer::load(&out).unwrap();
+    let (stage, scorer) = trained_stage(dir.path());
     let tok = Tokenizer::load(&dir.path().join("en.sp.model")).unwrap();
     let mut texts = Vec::new();
     let inputs = [
