@@ -1,17 +1,20 @@
 //! CCNet's perplexity model (`train-lm`) on the in-repo samples: KenLM (the `kenlm` Python
 //! package 0.3.0 in `.venv`) gives the same sentence log10 probabilities as datamill for a
 //! datamill-written ARPA file and for a hand-written one with back-offs; a tiny memory budget
-//! writes byte-identical files; the `perplexity` stage scores normalised pieces; `--lead-only`,
-//! `--max-docs` and bad ARPA files behave.
+//! writes byte-identical files; the `perplexity` stage scores normalised pieces, bit for bit as
+//! the plain path (Unicode normalisation, uncached encoding, token-by-token lookups) does on
+//! real pages; `--lead-only`, `--max-docs` and bad ARPA files behave.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use datamill::lm::model::{token_hash, NgramModel};
+use datamill::lm::normalize::normalize_line_unicode;
 use datamill::lm::scorer::PieceScorer;
 use datamill::lm::{train_lm, LmSidecar, TrainLmOptions};
 use datamill::quality::perplexity::PerplexityScorer;
 use datamill::sources::training::for_each_training_text;
+use datamill::tokenizer::Tokenizer;
 use datamill::{DocPos, Document, Stage, Verdict};
 
 const BOOKS: [&str; 2] = [
@@ -210,10 +213,9 @@ fn a_tiny_memory_budget_writes_the_same_model_files() {
     assert_eq!(left.len(), 5, "{left:?}");
 }
 
-#[test]
-fn the_perplexity_stage_scores_normalised_pieces_per_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("en.bin");
+/// Trains `dir/en.bin` on the books; the `perplexity` stage and the scorer of that model.
+fn trained_stage(dir: &Path) -> (PerplexityScorer, PieceScorer) {
+    let out = dir.join("en.bin");
     train_lm(&options(&out)).unwrap();
     let params: toml::Table = toml::from_str(&format!(
         "models = {{ en = {:?} }}",
@@ -221,7 +223,13 @@ fn the_perplexity_stage_scores_normalised_pieces_per_line() {
     ))
     .unwrap();
     let stage = PerplexityScorer::from_params(&params).unwrap();
-    let scorer = PieceScorer::load(&out).unwrap();
+    (stage, PieceScorer::load(&out).unwrap())
+}
+
+#[test]
+fn the_perplexity_stage_scores_normalised_pieces_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stage, scorer) = trained_stage(dir.path());
     let text = "It was a truth universally acknowledged.\n\n  ÉLIZABETH  said “No” in 1813…\n";
     let mut doc = Document::new("d", text, "x");
     assert_eq!(
@@ -266,6 +274,86 @@ fn the_perplexity_stage_scores_normalised_pieces_per_line() {
         Verdict::Keep
     );
     assert!(doc.metadata["perplexity"].as_f64().unwrap() > 1.0);
+}
+
+/// The stage's score of `text` by the plain path: each line normalised through the Unicode
+/// tables, encoded without the word cache, every token looked up on its own
+/// ([`NgramModel::token_log10`]), summed in f32 per line as the stage does.
+fn reference_score(model: &NgramModel, tok: &Tokenizer, text: &str) -> (f64, u64) {
+    let (mut log10, mut tokens) = (0f64, 0u64);
+    let mut norm = String::new();
+    for raw in text.split('\n') {
+        normalize_line_unicode(raw, &mut norm);
+        let ids = tok.encode(&norm);
+        if ids.is_empty() {
+            continue;
+        }
+        let mut hashes = vec![token_hash("<s>")];
+        hashes.extend(
+            ids.iter()
+                .map(|&id| token_hash(tok.piece(id).unwrap_or("<unk>"))),
+        );
+        hashes.push(token_hash("</s>"));
+        let mut line = 0f32;
+        for i in 1..hashes.len() {
+            line += model.token_log10(&hashes, i);
+        }
+        log10 += line as f64;
+        tokens += hashes.len() as u64 - 1;
+    }
+    (log10, tokens)
+}
+
+#[test]
+fn the_stage_scores_real_pages_bit_for_bit_as_the_plain_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stage, scorer) = trained_stage(dir.path());
+    let tok = Tokenizer::load(&dir.path().join("en.sp.model")).unwrap();
+    let mut texts = Vec::new();
+    let inputs = [
+        CC,
+        "samples/commoncrawl/dolma/sample-0000.warc.gz",
+        "samples/commoncrawl-cited/cited-pages.warc.gz",
+        "samples/wikipedia/extraction-framework/fr/wiki.xml.bz2",
+        "samples/wikipedia/extraction-framework/zh/wiki.xml.bz2",
+    ];
+    for input in inputs {
+        let before = texts.len();
+        for_each_training_text(&[root().join(input)], None, None, &mut |t| {
+            texts.push(t.to_string())
+        })
+        .unwrap();
+        assert!(texts.len() > before, "no documents from {input}");
+    }
+    // Hand-made lines the pages may lack: accented capitals, fullwidth digits, Unicode
+    // punctuation, control characters, blank lines, a character outside the vocabulary.
+    texts.push("ÉCOLE Über 1２3 «x» — y…\n\n\t\u{7}\n  ＡＢＣ？！ 🦀 end".into());
+    let (mut scored, mut non_ascii) = (0, 0);
+    for text in &texts {
+        let (log10, tokens) = reference_score(scorer.model(), &tok, text);
+        let got = scorer.score_text(text);
+        assert_eq!(
+            (got.log10_prob.to_bits(), got.tokens),
+            (log10.to_bits(), tokens),
+            "{:?}",
+            &text[..text.len().min(200)]
+        );
+        let mut doc = Document::new("d", text, "x");
+        stage.process(&mut doc, DocPos { shard: 0, index: 0 });
+        if tokens > 0 {
+            let pp = 10f64.powf(-log10 / tokens as f64);
+            assert_eq!(
+                doc.metadata["perplexity"].as_f64().unwrap(),
+                (pp * 10.0).round() / 10.0
+            );
+            scored += 1;
+            non_ascii += usize::from(!text.is_ascii());
+        }
+    }
+    assert!(
+        scored > 800 && non_ascii > 100,
+        "{scored} scored, {non_ascii} non-ASCII"
+    );
 }
 
 #[test]

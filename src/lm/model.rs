@@ -296,6 +296,22 @@ impl NgramModel {
         }
     }
 
+    /// Asks the CPU to start loading the home slots of the n-grams ending at `tokens[i]`
+    /// (orders 1..=N, as far as the sentence reaches back). Only a hint: nothing is read, so
+    /// results cannot change; it lets the lookups of later tokens overlap their cache misses.
+    #[inline(always)]
+    fn prefetch_ngrams_at(&self, tokens: &[u64], i: usize) {
+        let mut key = key_start(tokens[i]);
+        for n in 1..=self.order.min(i + 1) {
+            if n > 1 {
+                key = key_extend(key, tokens[i + 1 - n]);
+            }
+            let t = self.tables[n - 1];
+            let at = t.offset + (key >> t.shift) as usize * SLOT;
+            prefetch(self.bytes.as_ptr().wrapping_add(at));
+        }
+    }
+
     /// log10 p(`tokens[i]` | up to N - 1 tokens before it), ARPA back-off rule.
     pub fn token_log10(&self, tokens: &[u64], i: usize) -> f32 {
         let n_max = self.order.min(i + 1);
@@ -355,7 +371,13 @@ impl NgramModel {
         };
         // Summed in f32 as KenLM's `score` does, so both give the same sentence scores.
         let mut s = 0f32;
+        for i in 1..buf.len().min(1 + PREFETCH_AHEAD) {
+            self.prefetch_ngrams_at(buf, i);
+        }
         for i in 1..buf.len() {
+            if i + PREFETCH_AHEAD < buf.len() {
+                self.prefetch_ngrams_at(buf, i + PREFETCH_AHEAD);
+            }
             let mut cur_bo = [0f32; MAX_ORDER];
             let mut key = key_start(buf[i]);
             let (mut prob, mut matched) = match self.get(1, key) {
@@ -397,6 +419,23 @@ impl NgramModel {
             tokens: (buf.len() - 1) as u64,
         }
     }
+}
+
+/// How many tokens ahead [`NgramModel::score_tokens`] starts loading table slots: enough for
+/// the misses of several tokens to overlap.
+const PREFETCH_AHEAD: usize = 8;
+
+/// A hint to bring the cache line at `p` closer to the core (nothing off x86-64). The address
+/// is never dereferenced, so any value is allowed.
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint and does not fault on any address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// One n-gram entry to write: its key, log10 probability and log10 back-off weight.

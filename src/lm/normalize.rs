@@ -74,6 +74,18 @@ pub fn normalize_line(line: &str, out: &mut String) {
         }
         return;
     }
+    push_normalized(line, out);
+}
+
+/// [`normalize_line`] without its ASCII shortcut: every character through the Unicode
+/// tables (the reference the shortcut must equal).
+pub fn normalize_line_unicode(line: &str, out: &mut String) {
+    out.clear();
+    push_normalized(line.trim(), out);
+}
+
+/// Appends the normalisation of an already trimmed line, character by character.
+fn push_normalized(line: &str, out: &mut String) {
     for c in line.chars().flat_map(char::to_lowercase).nfd() {
         if is_combining_mark(c) || is_non_printing(c) {
             continue;
@@ -123,5 +135,48 @@ mod tests {
         assert_eq!(norm("٣ apples"), "0 apples");
         assert_eq!(norm("東京（とうきょう）"), "東京(とうきょう)");
         assert_eq!(norm("It’s"), "it's");
+        assert_eq!(norm("ÀÉÎÕÜ Ça Ñ"), "aeiou ca n");
+        assert_eq!(norm("１２３ ４.５"), "000 0.0");
+        assert_eq!(norm("„a“ ‹b› 《c》 【d】"), "\"a\" ‹b› \"c\" [d]");
+    }
+
+    fn unicode(s: &str) -> String {
+        let mut out = String::new();
+        normalize_line_unicode(s, &mut out);
+        out
+    }
+
+    /// Every line of the text samples, and hand-made ASCII lines with every ASCII character:
+    /// the ASCII shortcut gives what the Unicode tables give.
+    #[test]
+    fn ascii_shortcut_equals_the_unicode_path() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+        let mut ascii_lines = 0;
+        for file in [
+            "books/Pride-and-Prejudice_1342/1342.txt",
+            "books/The-Wonderful-Wizard-of-Oz_55/55.txt",
+            "books/Italienische-Reise-Band-1_2404/2404-8.txt",
+            "commoncrawl/cc_net/sample.warc.txt",
+            "c4/dolma/cc_en_head-0091.jsonl",
+            "stackexchange/french.meta/Posts.xml",
+        ] {
+            let bytes = std::fs::read(root.join(file)).unwrap();
+            for line in String::from_utf8_lossy(&bytes).split('\n') {
+                ascii_lines += usize::from(line.trim().is_ascii());
+                assert_eq!(norm(line), unicode(line), "{file}: {line:?}");
+            }
+        }
+        assert!(ascii_lines > 10_000, "{ascii_lines} ASCII lines");
+        let all: String = (0u8..128).map(char::from).collect();
+        let mut cases = vec![all.clone(), all.chars().rev().collect()];
+        for a in 0u8..128 {
+            for b in 0u8..128 {
+                cases.push(format!(" {}x{}9 ", a as char, b as char));
+            }
+        }
+        cases.extend(["", " ", "\t\r", "\u{7f}A\u{1f}", "Zz09 \x0b\x0c"].map(String::from));
+        for case in &cases {
+            assert_eq!(norm(case), unicode(case), "{case:?}");
+        }
     }
 }

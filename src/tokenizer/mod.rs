@@ -12,6 +12,7 @@ mod pair_map;
 pub mod proto;
 pub mod stream;
 pub mod train;
+mod word_cache;
 
 pub use model::{spm_lossy_utf8, Encoder, Tokenizer};
 pub use train::{train_tokenizer, TrainConfig, TrainReport};

@@ -15,6 +15,7 @@ use rustc_hash::FxHashMap;
 
 use super::encode::{Chunker, EncodeScratch};
 use super::proto::{ModelProto, PieceType, MODEL_TYPE_BPE};
+use super::word_cache::{WordCache, WordKey};
 
 /// `▁` (U+2581), SentencePiece's whitespace marker.
 pub const WS: char = '\u{2581}';
@@ -323,9 +324,7 @@ impl Tokenizer {
             tok: self,
             scratch: EncodeScratch::default(),
             normalized: String::new(),
-            cache: FxHashMap::default(),
-            cache_ids: Vec::new(),
-            key: Vec::new(),
+            cache: WordCache::default(),
             use_cache: true,
             raw_words: true,
         }
@@ -445,21 +444,13 @@ pub struct Encoder<'a> {
     tok: &'a Tokenizer,
     scratch: EncodeScratch,
     normalized: String,
-    /// Word bytes -> (start, len) in `cache_ids`.
-    cache: FxHashMap<Box<[u8]>, (u32, u32)>,
-    cache_ids: Vec<u32>,
-    /// The cache key of the first word (dummy prefix + raw bytes).
-    key: Vec<u8>,
+    /// Ids of recently encoded words.
+    cache: WordCache,
     /// Cache words (false for one-off encodes).
     use_cache: bool,
     /// Cut words from the raw text when possible (false only to test the general path).
     raw_words: bool,
 }
-
-/// Words longer than this are not cached.
-const CACHE_MAX_WORD: usize = 48;
-/// The cache is emptied when it holds this many words.
-const CACHE_MAX_ENTRIES: usize = 1 << 18;
 
 impl Encoder<'_> {
     /// Appends the ids of `text` to `out` (nothing for an empty text).
@@ -483,25 +474,21 @@ impl Encoder<'_> {
         let norm = std::mem::take(&mut self.normalized);
         if tok.chunkable {
             for word in Chunker::new(&norm) {
-                if self.use_cache && word.len() <= CACHE_MAX_WORD {
-                    if let Some(&(s, l)) = self.cache.get(word.as_bytes()) {
-                        let ids = &self.cache_ids[s as usize..(s + l) as usize];
+                let key = self
+                    .use_cache
+                    .then(|| WordKey::new(&[], word.as_bytes()))
+                    .flatten();
+                if let Some(key) = key {
+                    if let Some(ids) = self.cache.get(&key) {
                         push_ids(tok, ids, out, start);
                         continue;
                     }
                     let before = out.len();
                     self.scratch.encode_word(tok, word, out, start);
-                    if self.cache.len() >= CACHE_MAX_ENTRIES {
-                        self.cache.clear();
-                        self.cache_ids.clear();
-                    }
                     // A cached word must not depend on what precedes it: without byte
                     // fallback a leading <unk> may have been fused with the previous one.
                     if tok.byte_ids.is_some() {
-                        let s = self.cache_ids.len() as u32;
-                        self.cache_ids.extend_from_slice(&out[before..]);
-                        self.cache
-                            .insert(word.as_bytes().into(), (s, (out.len() - before) as u32));
+                        self.cache.put(&key, &out[before..]);
                     }
                 } else {
                     self.scratch.encode_word(tok, word, out, start);
@@ -540,23 +527,16 @@ impl Encoder<'_> {
             scratch,
             normalized,
             cache,
-            cache_ids,
-            key,
             use_cache,
             ..
         } = self;
-        let key_bytes: &[u8] = if first {
-            key.clear();
-            key.push(b' ');
-            key.extend_from_slice(raw.as_bytes());
-            key
-        } else {
-            raw.as_bytes()
-        };
-        let cacheable = *use_cache && key_bytes.len() <= CACHE_MAX_WORD;
-        if cacheable {
-            if let Some(&(s, l)) = cache.get(key_bytes) {
-                out.extend_from_slice(&cache_ids[s as usize..(s + l) as usize]);
+        let prefix: &[u8] = if first { b" " } else { b"" };
+        let key = use_cache
+            .then(|| WordKey::new(prefix, raw.as_bytes()))
+            .flatten();
+        if let Some(key) = &key {
+            if let Some(ids) = cache.get(key) {
+                out.extend_from_slice(ids);
                 return;
             }
         }
@@ -569,14 +549,8 @@ impl Encoder<'_> {
         }
         let before = out.len();
         scratch.encode_word(tok, normalized, out, start);
-        if cacheable {
-            if cache.len() >= CACHE_MAX_ENTRIES {
-                cache.clear();
-                cache_ids.clear();
-            }
-            let s = cache_ids.len() as u32;
-            cache_ids.extend_from_slice(&out[before..]);
-            cache.insert(key_bytes.into(), (s, (out.len() - before) as u32));
+        if let Some(key) = key {
+            cache.put(&key, &out[before..]);
         }
     }
 }
