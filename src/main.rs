@@ -589,12 +589,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let output = &opts.output;
             let s = &r.summary;
             println!(
-                "{}: {} documents, {:.1} MB normalised; pieces {}; order {}, {} sentences, \
-                 {} pieces, vocabulary {}, n-grams {:?} (of {:?} counted), {} sort runs spilled",
+                "{}: {} documents, {:.1} MB normalised; pieces {} (trained on {} lines, \
+                 {:.1} MB); order {}, {} sentences, {} pieces, vocabulary {}, n-grams {:?} \
+                 (of {:?} counted), {} sort runs spilled",
                 output.display(),
                 r.docs,
                 r.bytes as f64 / 1e6,
                 r.sentencepiece.display(),
+                r.sp_sample.lines,
+                r.sp_sample.bytes as f64 / 1e6,
                 s.order,
                 s.sentences,
                 s.tokens,

@@ -81,6 +81,7 @@ fn options(output: &Path) -> TrainLmOptions {
         prune: vec![],
         vocab_size: 2000,
         sp_docs: 400_000,
+        sp_max_bytes: None,
         arpa: None,
         output: output.to_path_buf(),
     }
@@ -185,6 +186,8 @@ fn a_tiny_memory_budget_writes_the_same_model_files() {
         std::fs::create_dir_all(&d).unwrap();
         let r = train_lm(&TrainLmOptions {
             memory,
+            // A SentencePiece sample smaller than the text, so the sampled path is compared too.
+            sp_max_bytes: Some(256 << 10),
             prune: vec![0, 0, 1],
             arpa: Some(d.join("en.arpa")),
             ..options(&d.join("en.bin"))
@@ -211,6 +214,74 @@ fn a_tiny_memory_budget_writes_the_same_model_files() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(left.len(), 5, "{left:?}");
+}
+
+#[test]
+fn the_sentencepiece_sample_is_bounded_deterministic_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let build = |name: &str, sp_max_bytes: u64| {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        let r = train_lm(&TrainLmOptions {
+            order: 3,
+            vocab_size: 1000,
+            sp_max_bytes: Some(sp_max_bytes),
+            ..options(&d.join("en.bin"))
+        })
+        .unwrap();
+        (d, r)
+    };
+    let (a, ra) = build("a", 100_000);
+    let (b, rb) = build("b", 100_000);
+    let (whole, rw) = build("whole", 1 << 30);
+    // The bound holds, to within one of the 65,536 hash buckets.
+    let s = &ra.sp_sample;
+    assert!(s.bytes <= 100_000, "{} bytes", s.bytes);
+    assert!(
+        s.bytes + s.bytes_offered / 1000 > 100_000,
+        "{} bytes",
+        s.bytes
+    );
+    assert!(
+        s.lines < s.lines_offered / 5,
+        "{} of {} lines",
+        s.lines,
+        s.lines_offered
+    );
+    // Without a binding budget every line is in it.
+    assert_eq!(rw.sp_sample.bytes, rw.sp_sample.bytes_offered);
+    assert_eq!(rw.sp_sample.bytes_offered, s.bytes_offered);
+    // The same settings give the same files; the sample changes the pieces.
+    for f in ["en.bin", "en.sp.model"] {
+        let x = std::fs::read(a.join(f)).unwrap();
+        assert!(x == std::fs::read(b.join(f)).unwrap(), "{f} differs");
+    }
+    assert!(
+        std::fs::read(a.join("en.sp.model")).unwrap()
+            != std::fs::read(whole.join("en.sp.model")).unwrap()
+    );
+    // The n-grams are counted on every line whatever the sample.
+    assert_eq!(ra.summary.sentences, rw.summary.sentences);
+    assert_eq!(rb.summary.tokens, ra.summary.tokens);
+    // The sidecar records the rule and the sizes.
+    let sidecar = LmSidecar::load(&a.join("en.bin")).unwrap();
+    assert_eq!(sidecar.sentencepiece_sample.as_ref(), Some(s));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.join("en.bin.json")).unwrap()).unwrap();
+    let recorded = &json["sentencepiece_sample"];
+    assert_eq!(recorded["max_bytes"], 100_000);
+    assert_eq!(recorded["max_docs"], 400_000);
+    assert!(recorded["rule"]
+        .as_str()
+        .unwrap()
+        .contains("xxh3(line number, seed)"));
+    // No work files are left behind.
+    let mut left: Vec<_> = std::fs::read_dir(&a)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["en.bin", "en.bin.json", "en.sp.model"]);
 }
 
 /// Trains `dir/en.bin` on the books; the `perplexity` stage and the scorer of that model.

@@ -53,6 +53,7 @@ fn lm_options(inputs: Vec<PathBuf>, order: usize, output: &Path) -> TrainLmOptio
         prune: vec![],
         vocab_size: 4000,
         sp_docs: 400_000,
+        sp_max_bytes: None,
         arpa: None,
         output: output.to_path_buf(),
     }

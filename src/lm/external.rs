@@ -293,6 +293,7 @@ impl ExternalSorter {
         }
         self.spill()?;
         self.buf = Vec::new();
+        crate::stats::return_freed_memory();
         // Merge groups of runs first while there are too many to merge at once.
         while self.runs.len() > MAX_FAN_IN {
             let group: Vec<Run> = self.runs.drain(..MAX_FAN_IN).collect();

@@ -9,6 +9,7 @@ pub mod model;
 pub mod normalize;
 pub mod output;
 pub mod scorer;
+pub mod sp_sample;
 pub mod tokenize;
 pub mod train;
 
@@ -21,11 +22,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::doc::{temp_path, write_atomic};
 use crate::sources::training;
-use crate::tokenizer::train::{train_tokenizer, write_model, TrainConfig};
+use crate::tokenizer::train::{train_tokenizer_then_free, write_model, TrainConfig};
 use crate::tokenizer::Tokenizer;
 use model::token_hash;
 use normalize::normalize_line;
 use scorer::PieceScorer;
+use sp_sample::{LineSampler, SpSample};
 use train::{NgramCounter, TrainSummary};
 
 /// How the model's text is normalised and cut (written to the sidecar).
@@ -72,6 +74,9 @@ pub struct LmSidecar {
     /// Training summary (order, counts, discounts).
     #[serde(default)]
     pub training: Option<serde_json::Value>,
+    /// How the SentencePiece model's training sample was drawn, and its size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentencepiece_sample: Option<SpSample>,
     /// Perplexity cutoffs per language, written by `datamill lm-cutoffs`.
     #[serde(default)]
     pub cutoffs: BTreeMap<String, Cutoffs>,
@@ -126,7 +131,7 @@ pub struct TrainLmOptions {
     #[arg(long, default_value_t = 5)]
     pub order: usize,
     /// Give the n-gram sort buffers this much memory (e.g. 256M, 2G); counts beyond it spill
-    /// to sorted runs on disk next to the output.
+    /// to sorted runs on disk next to the output; the model is the same whatever the budget.
     #[arg(long, default_value = "1G", value_parser = parse_memory)]
     pub memory: u64,
     /// Take only each Wikipedia article's lead section (inputs read as MediaWiki dumps).
@@ -142,9 +147,15 @@ pub struct TrainLmOptions {
     /// Give the SentencePiece model this vocabulary size (CCNet: 65536).
     #[arg(long, default_value_t = 65536)]
     pub vocab_size: usize,
-    /// Train the SentencePiece model on the first this many documents (CCNet: 400000).
+    /// Draw the SentencePiece model's training sample from the first this many documents
+    /// (CCNet: 400000).
     #[arg(long, default_value_t = 400_000)]
     pub sp_docs: u64,
+    /// Train the SentencePiece model on an evenly spread, seeded sample of at most this many
+    /// bytes of those documents' normalised lines (default 64M, held in about 150 MB); the
+    /// n-grams are counted on all lines.
+    #[arg(long, value_parser = parse_memory)]
+    pub sp_max_bytes: Option<u64>,
     /// Also write the model as ARPA text to this file (with its own sidecar).
     #[arg(long)]
     pub arpa: Option<PathBuf>,
@@ -163,6 +174,8 @@ pub struct TrainLmReport {
     pub bytes: u64,
     /// The SentencePiece model written.
     pub sentencepiece: PathBuf,
+    /// Its training sample.
+    pub sp_sample: SpSample,
     /// N-gram training summary.
     pub summary: TrainSummary,
 }
@@ -216,12 +229,16 @@ pub fn for_each_training_text(
 }
 
 /// Normalises every line of the training documents into `out` (one line each, empty lines
-/// dropped); returns (documents, bytes, bytes of the first `sp_docs` documents).
-fn write_normalized(opts: &TrainLmOptions, out: &Path) -> Result<(u64, u64, u64)> {
+/// dropped), offering each to `sampler`; returns (documents, bytes).
+fn write_normalized(
+    opts: &TrainLmOptions,
+    out: &Path,
+    sampler: &mut LineSampler,
+) -> Result<(u64, u64)> {
     let file =
         std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
-    let (mut docs, mut bytes, mut sp_bytes) = (0u64, 0u64, 0u64);
+    let (mut docs, mut bytes) = (0u64, 0u64);
     let mut line = String::new();
     let mut err = None;
     for_each_training_text(
@@ -243,12 +260,10 @@ fn write_normalized(opts: &TrainLmOptions, out: &Path) -> Result<(u64, u64, u64)
                     return false;
                 }
                 bytes += line.len() as u64 + 1;
+                sampler.offer(docs, line.len());
             }
             if bytes > before {
                 docs += 1;
-                if docs <= opts.sp_docs {
-                    sp_bytes = bytes;
-                }
             }
             opts.max_docs.is_none_or(|m| docs < m)
         },
@@ -258,7 +273,7 @@ fn write_normalized(opts: &TrainLmOptions, out: &Path) -> Result<(u64, u64, u64)
     }
     w.flush()
         .with_context(|| format!("cannot write {}", out.display()))?;
-    Ok((docs, bytes, sp_bytes))
+    Ok((docs, bytes))
 }
 
 /// The folder holding `path` (`.` for a bare file name).
@@ -290,7 +305,16 @@ pub fn train_lm(opts: &TrainLmOptions) -> Result<TrainLmReport> {
         .tempdir_in(&dir)
         .with_context(|| format!("cannot create a work folder in {}", dir.display()))?;
     let text = work.path().join("normalized.txt");
-    let (docs, bytes, sp_bytes) = write_normalized(opts, &text)?;
+    let config = TrainConfig {
+        vocab_size: opts.vocab_size,
+        character_coverage: 0.9995,
+        ..Default::default()
+    };
+    let sp_max_bytes = opts
+        .sp_max_bytes
+        .unwrap_or(sp_sample::DEFAULT_MAX_BYTES);
+    let mut sampler = LineSampler::new(opts.sp_docs, sp_max_bytes, config.max_line_bytes);
+    let (docs, bytes) = write_normalized(opts, &text, &mut sampler)?;
     if docs == 0 {
         bail!(
             "no text read from {} (nothing to train on)",
@@ -303,20 +327,35 @@ pub fn train_lm(opts: &TrainLmOptions) -> Result<TrainLmReport> {
     }
     tracing::info!("{docs} documents, {bytes} bytes of normalised text");
 
-    // The language's SentencePiece model, on the first `sp_docs` documents.
+    // The language's SentencePiece model, on a bounded sample of the first `sp_docs`
+    // documents' lines.
+    let sample_path = work.path().join("sp-sample.txt");
+    let sample = sampler.write_sample(&text, &sample_path)?;
+    tracing::info!(
+        "SentencePiece sample: {} of {} lines, {} of {} bytes",
+        sample.lines,
+        sample.lines_offered,
+        sample.bytes,
+        sample.bytes_offered
+    );
     let sp_path = sentencepiece_path_for(&opts.output);
     let config = TrainConfig {
-        vocab_size: opts.vocab_size,
-        character_coverage: 0.9995,
         sources: vec![crate::tokenizer::corpus::SourceConfig {
             name: "normalized".into(),
-            paths: vec![text.display().to_string()],
+            paths: vec![sample_path.display().to_string()],
             weight: 1,
-            max_bytes: sp_bytes,
+            max_bytes: 0,
         }],
-        ..Default::default()
+        ..config
     };
-    let (proto, _) = train_tokenizer(&config).context("cannot train the SentencePiece model")?;
+    // Its memory is free again before the n-gram sort buffers fill.
+    let (proto, _) =
+        train_tokenizer_then_free(&config).context("cannot train the SentencePiece model")?;
+    let _ = std::fs::remove_file(&sample_path);
+    tracing::info!(
+        "SentencePiece model trained; resident memory {} MB",
+        crate::stats::resident_bytes().unwrap_or(0) >> 20
+    );
     let sp_tmp = temp_path(&sp_path);
     write_model(&proto, &sp_tmp)?;
     let tokenizer = Tokenizer::load(&sp_tmp)?;
@@ -348,11 +387,21 @@ pub fn train_lm(opts: &TrainLmOptions) -> Result<TrainLmReport> {
         counter.add_sentence(&ids)?;
     }
     drop(enc);
+    crate::stats::return_freed_memory();
     let _ = std::fs::remove_file(&text);
+    tracing::info!(
+        "n-grams counted; resident memory {} MB",
+        crate::stats::resident_bytes().unwrap_or(0) >> 20
+    );
     let est = counter.estimate(&opts.prune)?;
 
     let lm_tmp = temp_path(&opts.output);
     let records = (opts.memory / external::REC_BYTES as u64).max(1024) as usize;
+    crate::stats::return_freed_memory();
+    tracing::info!(
+        "model estimated; resident memory {} MB",
+        crate::stats::resident_bytes().unwrap_or(0) >> 20
+    );
     output::write_binary(&est, &hashes, &lm_tmp, work.path(), records)?;
     let sp_name = crate::doc::file_name(&sp_path);
     let sidecar = LmSidecar {
@@ -366,6 +415,7 @@ pub fn train_lm(opts: &TrainLmOptions) -> Result<TrainLmReport> {
             .map(|p| p.display().to_string())
             .collect(),
         training: Some(serde_json::to_value(&est.summary)?),
+        sentencepiece_sample: Some(sample.clone()),
         cutoffs: BTreeMap::new(),
     };
     let mut files = vec![(sp_tmp, sp_path.clone()), (lm_tmp, opts.output.clone())];
@@ -396,6 +446,7 @@ pub fn train_lm(opts: &TrainLmOptions) -> Result<TrainLmReport> {
         docs,
         bytes,
         sentencepiece: sp_path,
+        sp_sample: sample,
         summary: est.summary,
     })
 }

@@ -142,6 +142,25 @@ impl TrainReport {
 
 /// Trains a model from `config.sources`.
 pub fn train_tokenizer(config: &TrainConfig) -> Result<(ModelProto, TrainReport)> {
+    train_with(config, StateFreeing::Background)
+}
+
+/// Trains a model from `config.sources` like [`train_tokenizer`], but has freed all of the
+/// trainer's memory when it returns, for a caller that needs that memory next.
+pub fn train_tokenizer_then_free(config: &TrainConfig) -> Result<(ModelProto, TrainReport)> {
+    train_with(config, StateFreeing::BeforeReturn)
+}
+
+/// When the merge state is freed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StateFreeing {
+    /// By a background thread while the caller goes on (freeing takes a tenth of a second).
+    Background,
+    /// Before training returns.
+    BeforeReturn,
+}
+
+fn train_with(config: &TrainConfig, freeing: StateFreeing) -> Result<(ModelProto, TrainReport)> {
     if config.sources.is_empty() {
         bail!("no training input given");
     }
@@ -180,7 +199,7 @@ pub fn train_tokenizer(config: &TrainConfig) -> Result<(ModelProto, TrainReport)
         count_secs,
         ..Default::default()
     };
-    let proto = train_from_counts(counts, config, &mut report, HEAP_PAIRS)?;
+    let proto = train_from_counts(counts, config, &mut report, HEAP_PAIRS, freeing)?;
     report.merge_secs = t1.elapsed().as_secs_f64();
     Ok((proto, report))
 }
@@ -635,6 +654,7 @@ fn train_from_counts(
     config: &TrainConfig,
     report: &mut TrainReport,
     heap_pairs: usize,
+    freeing: StateFreeing,
 ) -> Result<ModelProto> {
     // Alphabet by coverage: most frequent characters first; tab and NUL never.
     // One thread per hash shard (as many as counting threads).
@@ -788,9 +808,14 @@ fn train_from_counts(
     // tenth of a second: a short-lived background thread does it while the caller writes the
     // model (its memory is back shortly after this returns). If no thread can be started,
     // the closure and the state are dropped here.
-    let _ = std::thread::Builder::new()
-        .name("free-merge-state".into())
-        .spawn(move || drop(states));
+    if freeing == StateFreeing::Background {
+        let _ = std::thread::Builder::new()
+            .name("free-merge-state".into())
+            .spawn(move || drop(states));
+    } else {
+        drop(states);
+        crate::stats::return_freed_memory();
+    }
     if pieces.len() < merges_wanted {
         bail!(
             "the corpus is too small for vocab_size {}: only {} merges could be learned \
@@ -1870,7 +1895,14 @@ mod tests {
         let train = |heap_pairs: usize| {
             let counts = count_words(&config.sources, config.max_line_bytes, 2).expect("count");
             let mut report = TrainReport::default();
-            train_from_counts(counts, &config, &mut report, heap_pairs).expect("train")
+            train_from_counts(
+                counts,
+                &config,
+                &mut report,
+                heap_pairs,
+                StateFreeing::Background,
+            )
+            .expect("train")
         };
         let pieces = |p: ModelProto| -> Vec<String> {
             p.pieces.into_iter().filter_map(|x| x.piece).collect()
