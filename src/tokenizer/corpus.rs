@@ -17,7 +17,8 @@ use serde::Deserialize;
 use super::encode::Chunker;
 use super::model::WS;
 use super::{prefetch, written_zeros};
-use crate::doc::open_decompressed;
+use crate::doc::{open_decompressed, RecordError};
+use crate::sources::jsonl::text_of_line;
 use crate::sources::training::{for_each_training_document, reader_for, training_files};
 
 /// One weighted part of the training corpus.
@@ -61,6 +62,9 @@ pub struct WordCounts {
     pub bytes: u64,
     /// Lines longer than the limit, skipped (as sentencepiece does).
     pub long_lines: u64,
+    /// Records the readers set aside (JSONL lines that are not JSON or have no `text`
+    /// string, bad WARC records, ...): logged, counted and skipped.
+    pub bad_records: u64,
 }
 
 impl WordCounts {
@@ -237,13 +241,14 @@ const BATCH_BYTES: usize = 1 << 20;
 enum Batch {
     /// Lines of text, `\n`-separated, every word counted `weight` times.
     Text { text: String, weight: u64 },
-    /// Whole JSONL records of `path` starting at byte `offset`, whose `text` fields are
-    /// counted `weight` times each.
+    /// Whole JSONL records of `path` starting at byte `offset` after `lines` lines, whose
+    /// `text` fields are counted `weight` times each.
     Jsonl {
         bytes: Vec<u8>,
         weight: u64,
         path: Arc<Path>,
         offset: u64,
+        lines: u64,
     },
     /// Block `block` of a plain text file, counted in place (see [`MappedText`]).
     Mapped {
@@ -287,8 +292,9 @@ pub fn count_words(
                     let mut last = 0;
                     while let Ok((seq, batch)) = rx.recv() {
                         last = seq;
-                        let done = count_one_batch(batch, max_line_bytes, &mut norm, &mut counter)
-                            .map_err(|e| (seq, e))?;
+                        let done =
+                            count_one_batch(seq, batch, max_line_bytes, &mut norm, &mut counter)
+                                .map_err(|e| (seq, e))?;
                         if let Some(mut done) = done {
                             done.clear();
                             // A full channel means enough spare buffers: drop this one.
@@ -307,7 +313,8 @@ pub fn count_words(
             .collect();
         let mut next = 0u64;
         drop(recycle);
-        let read = read_sources(sources, &recycled, |batch| {
+        let mut skipped = SkippedRecords::default();
+        let read = read_sources(sources, &recycled, &mut skipped, |batch| {
             let tx = &senders[next as usize % senders.len()];
             next += 1;
             tx.send((next - 1, batch))
@@ -329,6 +336,7 @@ pub fn count_words(
                     total.bytes += part.bytes;
                     total.long_lines += part.long_lines;
                     total.words.extend(part.words);
+                    skipped.merge(part.skipped);
                 }
                 Err(e) => {
                     if failure.as_ref().is_none_or(|f| e.0 < f.0) {
@@ -342,12 +350,62 @@ pub fn count_words(
             return Err(e);
         }
         read?;
+        skipped.log();
+        total.bad_records = skipped.count;
         Ok(total)
     })
 }
 
-/// Counts the words of one batch; gives back its buffer, if it has one, to be filled again.
+/// Bad records logged; the rest are only counted.
+const LOGGED_BAD_RECORDS: usize = 5;
+
+/// The records set aside while counting: how many, and the first few (by place in the input)
+/// to log.
+#[derive(Default)]
+struct SkippedRecords {
+    count: u64,
+    /// (batch number, file, error) of the first [`LOGGED_BAD_RECORDS`] records.
+    first: Vec<(u64, Arc<Path>, RecordError)>,
+}
+
+impl SkippedRecords {
+    /// Counts the bad record `error` of `path`, found in batch `seq`.
+    fn add(&mut self, seq: u64, path: &Arc<Path>, error: RecordError) {
+        self.count += 1;
+        if self.first.len() < LOGGED_BAD_RECORDS {
+            self.first.push((seq, path.clone(), error));
+        }
+    }
+
+    /// Takes in another thread's records.
+    fn merge(&mut self, other: SkippedRecords) {
+        self.count += other.count;
+        self.first.extend(other.first);
+        self.first.sort_by_key(|(seq, _, e)| (*seq, e.offset));
+        self.first.truncate(LOGGED_BAD_RECORDS);
+    }
+
+    /// Logs the first records and how many there were in all.
+    fn log(&self) {
+        for (_, path, e) in &self.first {
+            tracing::warn!(
+                "{}: record at byte {} skipped: {}: {}",
+                path.display(),
+                e.offset,
+                e.reason,
+                e.message
+            );
+        }
+        if self.count > self.first.len() as u64 {
+            tracing::warn!("{} bad records skipped in all", self.count);
+        }
+    }
+}
+
+/// Counts the words of batch number `seq`; gives back its buffer, if it has one, to be filled
+/// again. A bad JSONL record is set aside in `counter.skipped`.
 fn count_one_batch(
+    seq: u64,
     batch: Batch,
     max_line_bytes: usize,
     norm: &mut String,
@@ -363,19 +421,14 @@ fn count_one_batch(
             weight,
             path,
             offset,
+            lines,
         } => {
             let mut at = offset;
-            for line in bytes.split(|&b| b == b'\n') {
-                let record = trim_eol(line);
-                if !record.iter().all(u8::is_ascii_whitespace) {
-                    let rec: TextRecord = serde_json::from_slice(record).with_context(|| {
-                        format!(
-                            "{}: the record at byte {at} is not a JSON object with a `text` \
-                             string",
-                            path.display()
-                        )
-                    })?;
-                    count_batch(&rec.text, weight, max_line_bytes, norm, counter);
+            for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+                match text_of_line(line, at, lines + i as u64 + 1) {
+                    Some(Ok(text)) => count_batch(&text, weight, max_line_bytes, norm, counter),
+                    Some(Err(e)) => counter.skipped.add(seq, &path, e),
+                    None => {}
                 }
                 at += line.len() as u64 + 1;
             }
@@ -751,6 +804,8 @@ struct ShardCounter {
     lines: u64,
     bytes: u64,
     long_lines: u64,
+    /// Bad JSONL records of this thread's batches.
+    skipped: SkippedRecords,
 }
 
 impl ShardCounter {
@@ -772,6 +827,7 @@ impl ShardCounter {
             lines: 0,
             bytes: 0,
             long_lines: 0,
+            skipped: SkippedRecords::default(),
         }
     }
 
@@ -977,9 +1033,12 @@ fn count_line_with_markers(
 /// whole JSONL records (the counting threads parse them) or whole lines of a text file, read
 /// in blocks; else (and for WARC, WET and MediaWiki XML, read by their pipeline readers) the
 /// lines of its texts up to the budget, joined by `\n`.
+/// Records the readers set aside on this thread go to `skipped` (those of WARC, WET and XML
+/// files are logged by [`for_each_training_document`] and only counted).
 fn read_sources(
     sources: &[SourceConfig],
     recycled: &Receiver<Vec<u8>>,
+    skipped: &mut SkippedRecords,
     mut sink: impl FnMut(Batch) -> Result<()>,
 ) -> Result<()> {
     for source in sources {
@@ -1035,9 +1094,9 @@ fn read_sources(
                 Ok(taken < budget)
             };
             let more = if own_format {
-                read_file(file, &mut add)?
+                read_file(file, skipped, &mut add)?
             } else {
-                read_with_reader(file, reader, &mut add)?
+                read_with_reader(file, reader, skipped, &mut add)?
             };
             if !more {
                 break 'files;
@@ -1061,12 +1120,16 @@ fn read_records(
     sink: &mut impl FnMut(Batch) -> Result<()>,
 ) -> Result<()> {
     let shared: Arc<Path> = Arc::from(path);
+    let mut lines = 0;
     read_blocks(path, recycled, |bytes, offset| {
+        let before = lines;
+        lines += memchr::memchr_iter(b'\n', &bytes).count() as u64;
         sink(Batch::Jsonl {
             bytes,
             weight,
             path: shared.clone(),
             offset,
+            lines: before,
         })
     })
 }
@@ -1162,13 +1225,6 @@ fn spare_buffer(recycled: &Receiver<Vec<u8>>) -> Vec<u8> {
         .unwrap_or_else(|_| Vec::with_capacity(BATCH_BYTES + (1 << 16)))
 }
 
-/// A JSONL record; only `text` is needed.
-#[derive(Deserialize)]
-struct TextRecord<'a> {
-    #[serde(borrow)]
-    text: std::borrow::Cow<'a, str>,
-}
-
 /// True for datamill shards and other JSONL files.
 fn is_jsonl(path: &Path) -> bool {
     reader_for(path) == "jsonl"
@@ -1179,19 +1235,26 @@ fn is_jsonl(path: &Path) -> bool {
 fn read_with_reader(
     path: &Path,
     reader: &str,
+    skipped: &mut SkippedRecords,
     add: &mut impl FnMut(&str) -> Result<bool>,
 ) -> Result<bool> {
     let mut more = true;
-    for_each_training_document(&[path.to_path_buf()], Some(reader), None, &mut |doc| {
+    let read = for_each_training_document(&[path.to_path_buf()], Some(reader), None, &mut |doc| {
         more = add(&doc.text)?;
         Ok(more)
     })?;
+    skipped.count += read.bad_records;
     Ok(more)
 }
 
-/// Feeds one file's texts (documents or lines) to `add` until it returns false.
-/// Returns false when `add` asked to stop.
-fn read_file(path: &Path, add: &mut impl FnMut(&str) -> Result<bool>) -> Result<bool> {
+/// Feeds one file's texts (documents or lines) to `add` until it returns false; bad JSONL
+/// records go to `skipped`. Returns false when `add` asked to stop.
+fn read_file(
+    path: &Path,
+    skipped: &mut SkippedRecords,
+    add: &mut impl FnMut(&str) -> Result<bool>,
+) -> Result<bool> {
+    let shared: Arc<Path> = Arc::from(path);
     let mut input = BufReader::with_capacity(1 << 16, open_decompressed(path)?);
     let jsonl = is_jsonl(path);
     let mut buf = Vec::new();
@@ -1208,19 +1271,17 @@ fn read_file(path: &Path, add: &mut impl FnMut(&str) -> Result<bool>) -> Result<
         line_no += 1;
         let at = offset;
         offset += n as u64;
-        let line = trim_eol(&buf);
         let keep_going = if jsonl {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
+            match text_of_line(&buf, at, line_no) {
+                Some(Ok(text)) => add(&text)?,
+                Some(Err(e)) => {
+                    skipped.add(0, &shared, e);
+                    continue;
+                }
+                None => continue,
             }
-            let rec: TextRecord = serde_json::from_slice(line).with_context(|| {
-                format!(
-                    "{}: line {line_no} (byte {at}) is not a JSON object with a `text` string",
-                    path.display()
-                )
-            })?;
-            add(&rec.text)?
         } else {
+            let line = trim_eol(&buf);
             let text = std::str::from_utf8(line).map_err(|e| {
                 anyhow::anyhow!(
                     "{}: line {line_no} (byte {}) is not valid UTF-8; convert the file first",
