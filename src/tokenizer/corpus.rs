@@ -19,6 +19,7 @@ use super::model::WS;
 use super::{prefetch, written_zeros};
 use crate::doc::{open_decompressed, RecordError};
 use crate::sources::jsonl::text_of_line;
+use crate::sources::text;
 use crate::sources::training::{for_each_training_document, reader_for, training_files};
 
 /// One weighted part of the training corpus.
@@ -30,9 +31,9 @@ pub struct SourceConfig {
     pub name: String,
     /// Files, folders (recursive) or globs, as the training commands take them
     /// ([`crate::sources::training`]: a run's folder gives its kept shards only):
-    /// `*.jsonl[.gz|.zst]` are datamill shards (their `text`), WARC, WET and MediaWiki XML go
-    /// through their pipeline readers, anything else is read as UTF-8 text (`.gz`, `.zst`,
-    /// `.bz2` decompressed).
+    /// `*.jsonl[.gz|.zst]` are read with the `jsonl` reader's line parser (their `text`),
+    /// WARC, WET and MediaWiki XML by their pipeline readers, anything else as UTF-8 text
+    /// ([`crate::sources::text`]; `.gz`, `.zst`, `.bz2` decompressed).
     pub paths: Vec<String>,
     /// Every word count of this source is multiplied by it (default 1), as if the source
     /// were repeated `weight` times.
@@ -564,11 +565,7 @@ impl MappedText {
     ) -> Result<()> {
         let at = |byte: u64| (byte - from) as usize;
         let checked = &map[at(lines.check.0)..at(lines.check.1)];
-        // (simdutf8 checks ten times as fast as std on text that is not all ASCII.)
-        let text = simdutf8::compat::from_utf8(checked).map_err(|e| {
-            let bad = lines.check.0 + e.valid_up_to() as u64;
-            not_utf8(&self.path, bad)
-        })?;
+        let text = text::utf8(checked).map_err(|at| not_utf8(&self.path, lines.check.0 + at))?;
         if lines.count.0 < lines.count.1 {
             let count = text
                 .get(at(lines.count.0) - at(lines.check.0)..at(lines.count.1) - at(lines.check.0))
@@ -960,7 +957,7 @@ fn count_batch(
     let text = batch.as_bytes();
     let mut first = String::new();
     for line in batch.split('\n') {
-        let line = line.trim_end_matches('\r');
+        let line = text::line_content(line);
         if line.is_empty() {
             continue;
         }
@@ -1143,8 +1140,10 @@ fn read_text(
     sink: &mut impl FnMut(Batch) -> Result<()>,
 ) -> Result<()> {
     read_blocks(path, recycled, |bytes, offset| {
-        let text = String::from_utf8(bytes)
-            .map_err(|e| not_utf8(path, offset + e.utf8_error().valid_up_to() as u64))?;
+        if let Err(at) = text::utf8(&bytes) {
+            return Err(not_utf8(path, offset + at));
+        }
+        let text = String::from_utf8(bytes).context("text checked to be UTF-8")?;
         sink(Batch::Text { text, weight })
     })
 }
@@ -1281,27 +1280,20 @@ fn read_file(
                 None => continue,
             }
         } else {
-            let line = trim_eol(&buf);
-            let text = std::str::from_utf8(line).map_err(|e| {
+            let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
+            let text = text::utf8(line).map_err(|e| {
                 anyhow::anyhow!(
                     "{}: line {line_no} (byte {}) is not valid UTF-8; convert the file first",
                     path.display(),
-                    at + e.valid_up_to() as u64
+                    at + e
                 )
             })?;
-            add(text)?
+            add(text::line_content(text))?
         };
         if !keep_going {
             return Ok(false);
         }
     }
-}
-
-fn trim_eol(mut line: &[u8]) -> &[u8] {
-    while let [rest @ .., b'\n' | b'\r'] = line {
-        line = rest;
-    }
-    line
 }
 
 #[cfg(test)]
