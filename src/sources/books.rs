@@ -244,7 +244,7 @@ pub fn decode_book(
     match enc.decode_without_bom_handling_and_without_replacement(bytes) {
         Some(text) => Ok((normalize_newlines(&text), enc.name(), "detected")),
         None => Err(RecordError::record(
-            utf8_error as u64,
+            utf8_error,
             "unknown_encoding",
             format!(
                 "not UTF-8 (invalid byte at offset {utf8_error}) and not valid {} either",
