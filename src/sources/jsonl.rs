@@ -127,11 +127,11 @@ pub fn text_of_line(
 ) -> Option<std::result::Result<Cow<'_, str>, RecordError>> {
     let line = content(line)?;
     Some(
-        match serde_json::from_slice::<LineText>(line).map_err(|e| bad_json(offset, line_no, e)) {
-            Ok(LineText::Object(Some(TextField::Text(text)))) => Ok(text),
-            Ok(LineText::Object(Some(TextField::Other))) => Err(text_not_string(offset, line_no)),
-            Ok(LineText::Object(None)) => Err(missing_text(offset, line_no)),
-            Ok(LineText::NotObject) => Err(not_object(offset, line_no)),
+        match serde_json::from_slice::<Walked>(line).map_err(|e| bad_json(offset, line_no, e)) {
+            Ok(Walked::Object(Some(Some(text)))) => Ok(text),
+            Ok(Walked::Object(Some(None))) => Err(text_not_string(offset, line_no)),
+            Ok(Walked::Object(None)) => Err(missing_text(offset, line_no)),
+            Ok(Walked::Str(_) | Walked::Other) => Err(not_object(offset, line_no)),
             Err(e) => Err(e),
         },
     )
@@ -201,73 +201,19 @@ pub fn document_from_json(value: Value, offset: u64, line_no: u64) -> RecordResu
     })
 }
 
-/// What [`text_of_line`] takes from a line: the value of its last `text` key when it is an
-/// object (as a JSON map keeps the last of repeated keys). Every other value is walked as a
-/// [`Value`] would be (numbers parsed too), so the same lines are refused, without being kept.
-enum LineText<'a> {
-    Object(Option<TextField<'a>>),
-    NotObject,
-}
-
-/// The value of a `text` key.
-enum TextField<'a> {
-    Text(Cow<'a, str>),
+/// A JSON value as [`text_of_line`] needs it. Every value is walked as a [`Value`] would be
+/// (numbers parsed, strings checked), so the same lines are refused, but only strings are kept
+/// (borrowed from the line unless they have escapes).
+enum Walked<'a> {
+    Str(Cow<'a, str>),
+    /// An object, with what its last `text` key holds (as a JSON map keeps the last of
+    /// repeated keys): no `text`, a `text` that is not a string (`Some(None)`), or the text.
+    Object(Option<Option<Cow<'a, str>>>),
     Other,
 }
 
 /// A map key: `text` or another.
 struct IsText(bool);
-
-/// Any JSON value, walked and dropped.
-struct Skip;
-
-/// Accepts every JSON value, walking arrays and objects; `Skip` values are dropped.
-struct SkipVisitor;
-
-impl<'de> Visitor<'de> for SkipVisitor {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_bool<E>(self, _: bool) -> std::result::Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E>(self, _: i64) -> std::result::Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E>(self, _: u64) -> std::result::Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E>(self, _: f64) -> std::result::Result<(), E> {
-        Ok(())
-    }
-    fn visit_str<E>(self, _: &str) -> std::result::Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E>(self) -> std::result::Result<(), E> {
-        Ok(())
-    }
-    fn visit_none<E>(self) -> std::result::Result<(), E> {
-        Ok(())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
-        while seq.next_element::<Skip>()?.is_some() {}
-        Ok(())
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
-        while map.next_key::<Skip>()?.is_some() {
-            map.next_value::<Skip>()?;
-        }
-        Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for Skip {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        d.deserialize_any(SkipVisitor).map(|()| Skip)
-    }
-}
 
 impl<'de> Deserialize<'de> for IsText {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
@@ -285,65 +231,41 @@ impl<'de> Deserialize<'de> for IsText {
     }
 }
 
-impl<'de> Deserialize<'de> for TextField<'de> {
+impl<'de> Deserialize<'de> for Walked<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct FieldVisitor;
-        impl<'de> Visitor<'de> for FieldVisitor {
-            type Value = TextField<'de>;
+        struct WalkVisitor;
+        impl<'de> Visitor<'de> for WalkVisitor {
+            type Value = Walked<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("any JSON value")
             }
             fn visit_borrowed_str<E>(self, s: &'de str) -> std::result::Result<Self::Value, E> {
-                Ok(TextField::Text(Cow::Borrowed(s)))
+                Ok(Walked::Str(Cow::Borrowed(s)))
             }
             fn visit_str<E>(self, s: &str) -> std::result::Result<Self::Value, E> {
-                Ok(TextField::Text(Cow::Owned(s.to_string())))
-            }
-            fn visit_string<E>(self, s: String) -> std::result::Result<Self::Value, E> {
-                Ok(TextField::Text(Cow::Owned(s)))
+                Ok(Walked::Str(Cow::Owned(s.to_string())))
             }
             fn visit_bool<E>(self, _: bool) -> std::result::Result<Self::Value, E> {
-                Ok(TextField::Other)
+                Ok(Walked::Other)
             }
             fn visit_i64<E>(self, _: i64) -> std::result::Result<Self::Value, E> {
-                Ok(TextField::Other)
+                Ok(Walked::Other)
             }
             fn visit_u64<E>(self, _: u64) -> std::result::Result<Self::Value, E> {
-                Ok(TextField::Other)
+                Ok(Walked::Other)
             }
             fn visit_f64<E>(self, _: f64) -> std::result::Result<Self::Value, E> {
-                Ok(TextField::Other)
+                Ok(Walked::Other)
             }
             fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
-                Ok(TextField::Other)
-            }
-            fn visit_none<E>(self) -> std::result::Result<Self::Value, E> {
-                Ok(TextField::Other)
+                Ok(Walked::Other)
             }
             fn visit_seq<A: SeqAccess<'de>>(
                 self,
-                seq: A,
+                mut seq: A,
             ) -> std::result::Result<Self::Value, A::Error> {
-                SkipVisitor.visit_seq(seq).map(|()| TextField::Other)
-            }
-            fn visit_map<A: MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> std::result::Result<Self::Value, A::Error> {
-                SkipVisitor.visit_map(map).map(|()| TextField::Other)
-            }
-        }
-        d.deserialize_any(FieldVisitor)
-    }
-}
-
-impl<'de> Deserialize<'de> for LineText<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct LineVisitor;
-        impl<'de> Visitor<'de> for LineVisitor {
-            type Value = LineText<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
+                while seq.next_element::<Walked>()?.is_some() {}
+                Ok(Walked::Other)
             }
             fn visit_map<A: MapAccess<'de>>(
                 self,
@@ -351,43 +273,18 @@ impl<'de> Deserialize<'de> for LineText<'de> {
             ) -> std::result::Result<Self::Value, A::Error> {
                 let mut text = None;
                 while let Some(IsText(is_text)) = map.next_key()? {
+                    let value = map.next_value::<Walked>()?;
                     if is_text {
-                        text = Some(map.next_value::<TextField>()?);
-                    } else {
-                        map.next_value::<Skip>()?;
+                        text = Some(match value {
+                            Walked::Str(s) => Some(s),
+                            _ => None,
+                        });
                     }
                 }
-                Ok(LineText::Object(text))
-            }
-            fn visit_bool<E>(self, _: bool) -> std::result::Result<Self::Value, E> {
-                Ok(LineText::NotObject)
-            }
-            fn visit_i64<E>(self, _: i64) -> std::result::Result<Self::Value, E> {
-                Ok(LineText::NotObject)
-            }
-            fn visit_u64<E>(self, _: u64) -> std::result::Result<Self::Value, E> {
-                Ok(LineText::NotObject)
-            }
-            fn visit_f64<E>(self, _: f64) -> std::result::Result<Self::Value, E> {
-                Ok(LineText::NotObject)
-            }
-            fn visit_str<E>(self, _: &str) -> std::result::Result<Self::Value, E> {
-                Ok(LineText::NotObject)
-            }
-            fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
-                Ok(LineText::NotObject)
-            }
-            fn visit_none<E>(self) -> std::result::Result<Self::Value, E> {
-                Ok(LineText::NotObject)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(
-                self,
-                seq: A,
-            ) -> std::result::Result<Self::Value, A::Error> {
-                SkipVisitor.visit_seq(seq).map(|()| LineText::NotObject)
+                Ok(Walked::Object(text))
             }
         }
-        d.deserialize_any(LineVisitor)
+        d.deserialize_any(WalkVisitor)
     }
 }
 
