@@ -17,7 +17,7 @@ use serde::Deserialize;
 use super::encode::Chunker;
 use super::model::WS;
 use super::{prefetch, written_zeros};
-use crate::doc::{open_decompressed, RecordError};
+use crate::doc::{open_decompressed, RecordError, MAX_LINE_BYTES};
 use crate::sources::jsonl::text_of_line;
 use crate::sources::text;
 use crate::sources::training::{for_each_training_document, reader_for, training_files};
@@ -353,6 +353,7 @@ pub fn count_words(
         read?;
         skipped.log();
         total.bad_records = skipped.count;
+        total.long_lines += skipped.long_lines;
         Ok(total)
     })
 }
@@ -364,6 +365,8 @@ const LOGGED_BAD_RECORDS: usize = 5;
 /// to log.
 #[derive(Default)]
 struct SkippedRecords {
+    /// Lines of text files too long to be held (the reading thread's; not records).
+    long_lines: u64,
     count: u64,
     /// (batch number, file, error) of the first [`LOGGED_BAD_RECORDS`] records.
     first: Vec<(u64, Arc<Path>, RecordError)>,
@@ -381,6 +384,7 @@ impl SkippedRecords {
     /// Takes in another thread's records.
     fn merge(&mut self, other: SkippedRecords) {
         self.count += other.count;
+        self.long_lines += other.long_lines;
         self.first.extend(other.first);
         self.first.sort_by_key(|(seq, _, e)| (*seq, e.offset));
         self.first.truncate(LOGGED_BAD_RECORDS);
@@ -1057,7 +1061,7 @@ fn read_sources(
             let own_format = reader == "jsonl" || reader == "books";
             if source.max_bytes == 0 && own_format {
                 if is_jsonl(file) {
-                    read_records(file, weight, recycled, &mut sink)?;
+                    read_records(file, weight, recycled, skipped, &mut sink)?;
                 } else if let Some(text) = MappedText::open(file)? {
                     let text = Arc::new(text);
                     for block in 0..text.blocks() {
@@ -1068,7 +1072,7 @@ fn read_sources(
                         })?;
                     }
                 } else {
-                    read_text(file, weight, recycled, &mut sink)?;
+                    read_text(file, weight, recycled, skipped, &mut sink)?;
                 }
                 continue;
             }
@@ -1109,43 +1113,71 @@ fn read_sources(
     Ok(())
 }
 
-/// Hands a JSONL file to `sink` in batches of whole records, unparsed.
+/// Hands a JSONL file to `sink` in batches of whole records, unparsed; a line longer than
+/// the `jsonl` reader takes ([`MAX_LINE_BYTES`]) is set aside in `skipped` unread, as that
+/// reader does.
 fn read_records(
     path: &Path,
     weight: u64,
     recycled: &Receiver<Vec<u8>>,
+    skipped: &mut SkippedRecords,
     sink: &mut impl FnMut(Batch) -> Result<()>,
 ) -> Result<()> {
     let shared: Arc<Path> = Arc::from(path);
     let mut lines = 0;
-    read_blocks(path, recycled, |bytes, offset| {
-        let before = lines;
-        lines += memchr::memchr_iter(b'\n', &bytes).count() as u64;
-        sink(Batch::Jsonl {
-            bytes,
-            weight,
-            path: shared.clone(),
-            offset,
-            lines: before,
-        })
+    read_blocks(path, recycled, MAX_LINE_BYTES, |block| match block {
+        Block::Lines(bytes, offset) => {
+            let before = lines;
+            lines += memchr::memchr_iter(b'\n', &bytes).count() as u64;
+            sink(Batch::Jsonl {
+                bytes,
+                weight,
+                path: shared.clone(),
+                offset,
+                lines: before,
+            })
+        }
+        Block::LongLine(offset) => {
+            lines += 1;
+            let message = format!("line {lines} is longer than {MAX_LINE_BYTES} bytes");
+            let error = RecordError::record(offset, "line_too_long", message);
+            skipped.add(0, &shared, error);
+            Ok(())
+        }
     })
 }
 
 /// Hands a text file to `sink` in batches of whole lines, checked to be UTF-8 (one check per
-/// batch; the line of a bad byte is only looked for when there is one).
+/// batch; the line of a bad byte is only looked for when there is one). A line longer than
+/// [`MAX_LINE_BYTES`] is counted in `skipped.long_lines` unread.
 fn read_text(
     path: &Path,
     weight: u64,
     recycled: &Receiver<Vec<u8>>,
+    skipped: &mut SkippedRecords,
     sink: &mut impl FnMut(Batch) -> Result<()>,
 ) -> Result<()> {
-    read_blocks(path, recycled, |bytes, offset| {
-        if let Err(at) = text::utf8(&bytes) {
-            return Err(not_utf8(path, offset + at));
+    read_blocks(path, recycled, MAX_LINE_BYTES, |block| match block {
+        Block::Lines(bytes, offset) => {
+            if let Err(at) = text::utf8(&bytes) {
+                return Err(not_utf8(path, offset + at));
+            }
+            let text = String::from_utf8(bytes).context("text checked to be UTF-8")?;
+            sink(Batch::Text { text, weight })
         }
-        let text = String::from_utf8(bytes).context("text checked to be UTF-8")?;
-        sink(Batch::Text { text, weight })
+        Block::LongLine(_) => {
+            skipped.long_lines += 1;
+            Ok(())
+        }
     })
+}
+
+/// What [`read_blocks`] hands on.
+enum Block {
+    /// Whole lines, with the file offset of their first byte.
+    Lines(Vec<u8>, u64),
+    /// A line longer than the limit, starting at this file offset, was passed over unread.
+    LongLine(u64),
 }
 
 /// The line number (from 1) of byte `at` of a (maybe compressed) file.
@@ -1164,17 +1196,22 @@ fn line_of_byte(path: &Path, at: u64) -> Result<u64> {
 
 /// Reads a (maybe compressed) file in blocks and hands `emit` batches of about
 /// [`BATCH_BYTES`] cut after a `\n` (the last one: whatever is left), with the file offset of
-/// each batch's first byte. Batch buffers are taken from `recycled` when there are some.
+/// each batch's first byte. Batch buffers are taken from `recycled` when there are some. A line
+/// longer than `max_line` bytes (at least [`BATCH_BYTES`]) is not held: `emit` is told where
+/// it starts, and reading goes on after it.
 fn read_blocks(
     path: &Path,
     recycled: &Receiver<Vec<u8>>,
-    mut emit: impl FnMut(Vec<u8>, u64) -> Result<()>,
+    max_line: usize,
+    mut emit: impl FnMut(Block) -> Result<()>,
 ) -> Result<()> {
     const BLOCK: usize = 1 << 16;
     let mut input = open_decompressed(path)?;
     let mut buf: Vec<u8> = Vec::with_capacity(BATCH_BYTES + BLOCK);
     // File offset of buf[0].
     let mut offset = 0u64;
+    // Passing over a long line until its `\n`.
+    let mut skipping = false;
     loop {
         let len = buf.len();
         buf.resize(len + BLOCK, 0);
@@ -1195,6 +1232,19 @@ fn read_blocks(
         };
         buf.truncate(len + n);
         let at_end = n == 0;
+        if skipping {
+            let Some(nl) = memchr::memchr(b'\n', &buf) else {
+                offset += buf.len() as u64;
+                buf.clear();
+                if at_end {
+                    return Ok(());
+                }
+                continue;
+            };
+            offset += nl as u64 + 1;
+            buf.drain(..=nl);
+            skipping = false;
+        }
         let cut = if at_end {
             buf.len()
         } else if buf.len() >= BATCH_BYTES {
@@ -1202,13 +1252,21 @@ fn read_blocks(
         } else {
             0
         };
+        if cut == 0 && !at_end && buf.len() > max_line {
+            // No `\n` in a buffer that starts a line (the memrchr above found none).
+            emit(Block::LongLine(offset))?;
+            skipping = true;
+            offset += buf.len() as u64;
+            buf.clear();
+            continue;
+        }
         if cut > 0 {
             let mut rest = spare_buffer(recycled);
             rest.extend_from_slice(&buf[cut..]);
             buf.truncate(cut);
             let bytes = std::mem::replace(&mut buf, rest);
             buf.reserve(BATCH_BYTES + BLOCK);
-            emit(bytes, offset)?;
+            emit(Block::Lines(bytes, offset))?;
             offset += cut as u64;
         }
         if at_end {
@@ -1526,6 +1584,38 @@ mod tests {
             assert_eq!(lines_counted, lines.len() as u64);
         }
     }
+    #[test]
+    fn a_line_over_the_limit_is_passed_over_unheld_and_its_place_told() {
+        // Short lines around two lines of 3 MB (over a 2 MB limit), one at the end of the
+        // file without a `\n`, and one of 1.5 MB (under it).
+        let long = "x".repeat(3 << 20);
+        let under = "y".repeat(3 << 19);
+        let text = format!("a\n{long}\nb\n{under}\nc\n{long}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("lines.txt.zst");
+        std::fs::write(&path, zstd::encode_all(text.as_bytes(), 1).expect("zstd")).expect("write");
+        let (_, recycled) = sync_channel(1);
+        let mut kept = Vec::new();
+        let mut long_at = Vec::new();
+        read_blocks(&path, &recycled, 2 << 20, |block| {
+            match block {
+                Block::Lines(bytes, offset) => {
+                    assert_eq!(
+                        &text.as_bytes()[offset as usize..][..bytes.len()],
+                        &bytes[..]
+                    );
+                    kept.extend(bytes);
+                }
+                Block::LongLine(offset) => long_at.push(offset),
+            }
+            Ok(())
+        })
+        .expect("read");
+        let second = 2 + long.len() as u64 + 1 + 2 + under.len() as u64 + 1 + 2;
+        assert_eq!(long_at, [2, second]);
+        assert_eq!(kept, format!("a\nb\n{under}\nc\n").into_bytes());
+    }
+
     #[test]
     fn a_line_past_the_first_map_is_counted_when_the_limit_allows_it() {
         // With a 2 MB limit the first map reaches 1 MB past a block: a 1.5 MB line must be
