@@ -247,6 +247,31 @@ impl JsonlReader {
     }
 }
 
+impl JsonlReader {
+    /// The next record's `text` only, with its line number, parsed as
+    /// [`crate::sources::jsonl::text_of_line`] does (blank lines skipped); `None` at the end.
+    pub fn next_text(
+        &mut self,
+    ) -> Option<(
+        u64,
+        std::result::Result<std::borrow::Cow<'_, str>, RecordError>,
+    )> {
+        let (line_no, offset) = loop {
+            if self.done {
+                return None;
+            }
+            match self.next_line()? {
+                Ok(at) if !crate::sources::jsonl::is_blank(&self.buf) => break at,
+                Ok(_) => continue,
+                Err(e) => return Some((self.line_no, Err(e))),
+            }
+        };
+        // (Not blank, so the line gives a text or a record error.)
+        let text = crate::sources::jsonl::text_of_line(&self.buf, offset, line_no)?;
+        Some((line_no, text))
+    }
+}
+
 impl Iterator for JsonlReader {
     type Item = (u64, RecordResult);
 

@@ -103,7 +103,12 @@ fn content(line: &[u8]) -> Option<&[u8]> {
     while let [rest @ .., b'\n' | b'\r'] = line {
         line = rest;
     }
-    (!line.iter().all(u8::is_ascii_whitespace)).then_some(line)
+    (!is_blank(line)).then_some(line)
+}
+
+/// True for a blank line (only ASCII whitespace), which holds no record.
+pub fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(u8::is_ascii_whitespace)
 }
 
 /// The document of JSONL line `line_no` (from 1), which starts at byte `offset` of its input;

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use super::encode::Chunker;
 use super::model::WS;
 use super::{prefetch, written_zeros};
-use crate::doc::{open_decompressed, RecordError, MAX_LINE_BYTES};
+use crate::doc::{open_decompressed, JsonlReader, RecordError, MAX_LINE_BYTES};
 use crate::sources::jsonl::text_of_line;
 use crate::sources::text;
 use crate::sources::training::{for_each_training_document, reader_for, training_files};
@@ -1304,16 +1304,17 @@ fn read_with_reader(
     Ok(more)
 }
 
-/// Feeds one file's texts (documents or lines) to `add` until it returns false; bad JSONL
-/// records go to `skipped`. Returns false when `add` asked to stop.
+/// Feeds one file's texts (JSONL documents or lines of text) to `add` until it returns false;
+/// bad JSONL records go to `skipped`. Returns false when `add` asked to stop.
 fn read_file(
     path: &Path,
     skipped: &mut SkippedRecords,
     add: &mut impl FnMut(&str) -> Result<bool>,
 ) -> Result<bool> {
-    let shared: Arc<Path> = Arc::from(path);
+    if is_jsonl(path) {
+        return read_jsonl_texts(path, skipped, add);
+    }
     let mut input = BufReader::with_capacity(1 << 16, open_decompressed(path)?);
-    let jsonl = is_jsonl(path);
     let mut buf = Vec::new();
     let mut line_no = 0u64;
     let mut offset = 0u64;
@@ -1328,30 +1329,43 @@ fn read_file(
         line_no += 1;
         let at = offset;
         offset += n as u64;
-        let keep_going = if jsonl {
-            match text_of_line(&buf, at, line_no) {
-                Some(Ok(text)) => add(&text)?,
-                Some(Err(e)) => {
-                    skipped.add(0, &shared, e);
-                    continue;
-                }
-                None => continue,
-            }
-        } else {
-            let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
-            let text = text::utf8(line).map_err(|e| {
-                anyhow::anyhow!(
-                    "{}: line {line_no} (byte {}) is not valid UTF-8; convert the file first",
-                    path.display(),
-                    at + e
-                )
-            })?;
-            add(text::line_content(text))?
-        };
-        if !keep_going {
+        let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        let text = text::utf8(line).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: line {line_no} (byte {}) is not valid UTF-8; convert the file first",
+                path.display(),
+                at + e
+            )
+        })?;
+        if !add(text::line_content(text))? {
             return Ok(false);
         }
     }
+}
+
+/// Feeds the texts of a JSONL file, read by the `jsonl` reader's [`JsonlReader`] with its
+/// text-only parse, to `add` until it returns false; bad records go to `skipped`, an input
+/// that cannot be read further is an error naming the file and byte. Returns false when
+/// `add` asked to stop.
+fn read_jsonl_texts(
+    path: &Path,
+    skipped: &mut SkippedRecords,
+    add: &mut impl FnMut(&str) -> Result<bool>,
+) -> Result<bool> {
+    let shared: Arc<Path> = Arc::from(path);
+    let mut reader = JsonlReader::open(path)?;
+    while let Some((_, text)) = reader.next_text() {
+        match text {
+            Ok(text) => {
+                if !add(&text)? {
+                    return Ok(false);
+                }
+            }
+            Err(e) if e.fatal => bail!("{}: byte {}: {}", path.display(), e.offset, e.message),
+            Err(e) => skipped.add(0, &shared, e),
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(test)]
