@@ -247,6 +247,31 @@ impl JsonlReader {
     }
 }
 
+impl JsonlReader {
+    /// The next record's `text` only, with its line number, parsed as
+    /// [`crate::sources::jsonl::text_of_line`] does (blank lines skipped); `None` at the end.
+    pub fn next_text(
+        &mut self,
+    ) -> Option<(
+        u64,
+        std::result::Result<std::borrow::Cow<'_, str>, RecordError>,
+    )> {
+        let (line_no, offset) = loop {
+            if self.done {
+                return None;
+            }
+            match self.next_line()? {
+                Ok(at) if !crate::sources::jsonl::is_blank(&self.buf) => break at,
+                Ok(_) => continue,
+                Err(e) => return Some((self.line_no, Err(e))),
+            }
+        };
+        // (Not blank, so the line gives a text or a record error.)
+        let text = crate::sources::jsonl::text_of_line(&self.buf, offset, line_no)?;
+        Some((line_no, text))
+    }
+}
+
 impl Iterator for JsonlReader {
     type Item = (u64, RecordResult);
 
@@ -259,77 +284,12 @@ impl Iterator for JsonlReader {
                 Ok(x) => x,
                 Err(e) => return Some((self.line_no, Err(e))),
             };
-            let line = trim_line_end(&self.buf);
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
+            match crate::sources::jsonl::document_of_line(&self.buf, offset, line_no) {
+                Some(parsed) => return Some((line_no, parsed)),
+                None => continue,
             }
-            let parsed = serde_json::from_slice::<Value>(line)
-                .map_err(|e| {
-                    RecordError::record(offset, "bad_json", format!("line {line_no}: {e}"))
-                })
-                .and_then(|v| document_from_json(v, offset, line_no));
-            return Some((line_no, parsed));
         }
     }
-}
-
-fn trim_line_end(mut line: &[u8]) -> &[u8] {
-    while let [rest @ .., b'\n' | b'\r'] = line {
-        line = rest;
-    }
-    line
-}
-
-/// Turns one JSON object into a document: `text` is required; `id`, `source` and `metadata` are
-/// taken when present, and every other top-level field goes into metadata (C4's `url`,
-/// `timestamp`, BigQuery's `repo`, ...).
-pub fn document_from_json(value: Value, offset: u64, line_no: u64) -> RecordResult {
-    let Value::Object(mut obj) = value else {
-        return Err(RecordError::record(
-            offset,
-            "bad_json",
-            format!("line {line_no}: not a JSON object"),
-        ));
-    };
-    let text = match obj.remove("text") {
-        Some(Value::String(s)) => s,
-        Some(_) => {
-            return Err(RecordError::record(
-                offset,
-                "bad_json",
-                format!("line {line_no}: `text` is not a string"),
-            ))
-        }
-        None => {
-            return Err(RecordError::record(
-                offset,
-                "missing_text",
-                format!("line {line_no}: no `text` field"),
-            ))
-        }
-    };
-    let id = match obj.remove("id") {
-        Some(Value::String(s)) => s,
-        Some(Value::Number(n)) => n.to_string(),
-        _ => String::new(),
-    };
-    let source = match obj.remove("source") {
-        Some(Value::String(s)) => s,
-        _ => String::new(),
-    };
-    let mut metadata = match obj.remove("metadata") {
-        Some(Value::Object(m)) => m,
-        _ => Map::new(),
-    };
-    for (k, v) in obj {
-        metadata.entry(k).or_insert(v);
-    }
-    Ok(Document {
-        id,
-        text,
-        source,
-        metadata,
-    })
 }
 
 /// Writes documents as a `.jsonl.zst` shard under a temporary name; [`ShardWriter::finish`]

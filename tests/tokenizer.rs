@@ -407,6 +407,62 @@ fn the_model_does_not_depend_on_the_number_of_threads() {
     assert!(models[0] == models[1] && models[1] == models[2]);
 }
 
+#[test]
+fn bad_jsonl_records_are_skipped_counted_and_named_and_the_model_is_the_clean_ones() {
+    // The sample shard with a record without `text`, a line that is not JSON and a `text`
+    // that is not a string put in: training goes on, as if those lines were not there.
+    let dir = tempfile::tempdir().unwrap();
+    let clean = root().join("samples/c4/dolma/cc_en_head-0091.jsonl");
+    let good = read_all(&clean);
+    let mut lines: Vec<&[u8]> = good.split_inclusive(|&b| b == b'\n').collect();
+    let at = |lines: &[&[u8]], n: usize| -> usize { lines[..n].iter().map(|l| l.len()).sum() };
+    lines.insert(
+        2,
+        b"{\"id\": \"no-text\", \"url\": \"http://example.com/\"}\n",
+    );
+    lines.insert(6, b"{\"text\": \"cut short\n");
+    lines.insert(10, b"{\"text\": [\"not\", \"a string\"]}\n");
+    let bytes = [at(&lines, 2), at(&lines, 6), at(&lines, 10)];
+    let bad = dir.path().join("with-bad.jsonl");
+    std::fs::write(&bad, lines.concat()).unwrap();
+    // The fast path (whole files) and the path with a byte budget larger than the file.
+    for max_bytes in [0, 1 << 30] {
+        let train = |path: &Path| {
+            let mut config = config_for(&[path], 1000);
+            config.sources[0].max_bytes = max_bytes;
+            train_tokenizer(&config).unwrap()
+        };
+        let (want, clean_report) = train(&clean);
+        let (got, report) = train(&bad);
+        assert_eq!(clean_report.bad_records, 0);
+        assert_eq!(report.bad_records, 3, "max_bytes {max_bytes}");
+        assert_eq!(report.lines, clean_report.lines);
+        assert!(got.pieces == want.pieces, "max_bytes {max_bytes}");
+    }
+    // The command trains, its summary counts them, its log names file, line and byte.
+    let model = dir.path().join("tok.model");
+    let out = datamill()
+        .args(["train-tokenizer", "--vocab-size", "1000", "--input"])
+        .arg(&bad)
+        .arg("--output")
+        .arg(&model)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(model.exists());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("3 bad records skipped"), "{stdout}");
+    for (line, byte, reason) in [
+        (3, bytes[0], "missing_text"),
+        (7, bytes[1], "bad_json"),
+        (11, bytes[2], "bad_json"),
+    ] {
+        let said = format!("with-bad.jsonl: record at byte {byte} skipped: {reason}: line {line}:");
+        assert!(stderr.contains(&said), "{said} not in {stderr}");
+    }
+}
+
 fn config_for(paths: &[&Path], vocab: usize) -> TrainConfig {
     TrainConfig {
         vocab_size: vocab,
@@ -447,13 +503,13 @@ fn bad_training_input_is_a_clear_error_and_writes_nothing() {
         "{msg}"
     );
 
-    // A JSONL record that is not a JSON object with a `text` string: file and byte named.
+    // A JSONL file of bad records only: skipped, so the corpus is empty, and the count said.
     let shard = dir.path().join("docs.jsonl");
-    std::fs::write(&shard, "{\"text\": \"fine words\"}\n{\"text\": 3}\n").unwrap();
+    std::fs::write(&shard, "{\"id\": 1}\n{\"text\": 3}\n").unwrap();
     let err = train_tokenizer(&config_for(&[&shard], 1000)).unwrap_err();
     let msg = format!("{err:#}");
     assert!(
-        msg.contains("docs.jsonl") && msg.contains("byte 23") && msg.contains("`text` string"),
+        msg.contains("empty") && msg.contains("2 bad records skipped"),
         "{msg}"
     );
 

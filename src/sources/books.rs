@@ -11,7 +11,8 @@
 //! `Character set encoding:` line of a Gutenberg header, when the bytes decode cleanly with it;
 //! otherwise the guess of `chardetng`. A file with NUL bytes (binary, or UTF-16 without a
 //! BOM) or that does not decode cleanly with the guess is set aside as `unknown_encoding`
-//! with the byte offset of the first offending byte. Line ends become `\n`.
+//! with the byte offset of the first offending byte. Line ends become `\n`. The UTF-8 check
+//! and line ends are those of [`super::text`], which tokenizer training uses too.
 
 use std::io::Read;
 use std::path::Path;
@@ -23,6 +24,7 @@ use serde_json::Value;
 use super::archive::{
     skipped_member, stream_from_thread, walk_tar, MemberBody, WalkEvent, WalkLimits,
 };
+use super::text::normalize_newlines;
 use super::{stop_after_fatal, Reader, Records};
 use crate::doc::{Document, JsonlReader, RecordError, RecordResult};
 use crate::run::config::parse_params;
@@ -227,9 +229,9 @@ pub fn decode_book(
             format!("NUL byte at offset {nul}: binary data or UTF-16 without a byte-order mark"),
         ));
     }
-    let utf8_error = match std::str::from_utf8(bytes) {
+    let utf8_error = match super::text::utf8(bytes) {
         Ok(s) => return Ok((normalize_newlines(s), "UTF-8", "utf8")),
-        Err(e) => e.valid_up_to(),
+        Err(at) => at,
     };
     if let Some(enc) = declared_charset(bytes) {
         if let Some(text) = enc.decode_without_bom_handling_and_without_replacement(bytes) {
@@ -242,7 +244,7 @@ pub fn decode_book(
     match enc.decode_without_bom_handling_and_without_replacement(bytes) {
         Some(text) => Ok((normalize_newlines(&text), enc.name(), "detected")),
         None => Err(RecordError::record(
-            utf8_error as u64,
+            utf8_error,
             "unknown_encoding",
             format!(
                 "not UTF-8 (invalid byte at offset {utf8_error}) and not valid {} either",
@@ -266,26 +268,6 @@ fn declared_charset(bytes: &[u8]) -> Option<&'static encoding_rs::Encoding> {
         .unwrap_or(rest.len());
     let label = std::str::from_utf8(&rest[..end]).ok()?.trim();
     encoding_rs::Encoding::for_label(label.as_bytes())
-}
-
-/// `\r\n` and lone `\r` become `\n`.
-pub fn normalize_newlines(text: &str) -> String {
-    if !text.contains('\r') {
-        return text.to_string();
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\r' {
-            if chars.peek() == Some(&'\n') {
-                chars.next();
-            }
-            out.push('\n');
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Reads one record set for tests and tools: every document or error of `path`.

@@ -10,6 +10,7 @@ pub mod catalogue;
 pub mod github;
 pub mod jsonl;
 pub mod stackexchange;
+pub mod text;
 pub mod training;
 pub mod url_list;
 pub mod warc;

@@ -17,7 +17,9 @@ use serde::Deserialize;
 use super::encode::Chunker;
 use super::model::WS;
 use super::{prefetch, written_zeros};
-use crate::doc::open_decompressed;
+use crate::doc::{open_decompressed, JsonlReader, RecordError, MAX_LINE_BYTES};
+use crate::sources::jsonl::text_of_line;
+use crate::sources::text;
 use crate::sources::training::{for_each_training_document, reader_for, training_files};
 
 /// One weighted part of the training corpus.
@@ -29,9 +31,9 @@ pub struct SourceConfig {
     pub name: String,
     /// Files, folders (recursive) or globs, as the training commands take them
     /// ([`crate::sources::training`]: a run's folder gives its kept shards only):
-    /// `*.jsonl[.gz|.zst]` are datamill shards (their `text`), WARC, WET and MediaWiki XML go
-    /// through their pipeline readers, anything else is read as UTF-8 text (`.gz`, `.zst`,
-    /// `.bz2` decompressed).
+    /// `*.jsonl[.gz|.zst]` are read with the `jsonl` reader's line parser (their `text`),
+    /// WARC, WET and MediaWiki XML by their pipeline readers, anything else as UTF-8 text
+    /// ([`crate::sources::text`]; `.gz`, `.zst`, `.bz2` decompressed).
     pub paths: Vec<String>,
     /// Every word count of this source is multiplied by it (default 1), as if the source
     /// were repeated `weight` times.
@@ -61,6 +63,9 @@ pub struct WordCounts {
     pub bytes: u64,
     /// Lines longer than the limit, skipped (as sentencepiece does).
     pub long_lines: u64,
+    /// Records the readers set aside (JSONL lines that are not JSON or have no `text`
+    /// string, bad WARC records, ...): logged, counted and skipped.
+    pub bad_records: u64,
 }
 
 impl WordCounts {
@@ -237,13 +242,14 @@ const BATCH_BYTES: usize = 1 << 20;
 enum Batch {
     /// Lines of text, `\n`-separated, every word counted `weight` times.
     Text { text: String, weight: u64 },
-    /// Whole JSONL records of `path` starting at byte `offset`, whose `text` fields are
-    /// counted `weight` times each.
+    /// Whole JSONL records of `path` starting at byte `offset` after `lines` lines, whose
+    /// `text` fields are counted `weight` times each.
     Jsonl {
         bytes: Vec<u8>,
         weight: u64,
         path: Arc<Path>,
         offset: u64,
+        lines: u64,
     },
     /// Block `block` of a plain text file, counted in place (see [`MappedText`]).
     Mapped {
@@ -287,8 +293,9 @@ pub fn count_words(
                     let mut last = 0;
                     while let Ok((seq, batch)) = rx.recv() {
                         last = seq;
-                        let done = count_one_batch(batch, max_line_bytes, &mut norm, &mut counter)
-                            .map_err(|e| (seq, e))?;
+                        let done =
+                            count_one_batch(seq, batch, max_line_bytes, &mut norm, &mut counter)
+                                .map_err(|e| (seq, e))?;
                         if let Some(mut done) = done {
                             done.clear();
                             // A full channel means enough spare buffers: drop this one.
@@ -307,7 +314,8 @@ pub fn count_words(
             .collect();
         let mut next = 0u64;
         drop(recycle);
-        let read = read_sources(sources, &recycled, |batch| {
+        let mut skipped = SkippedRecords::default();
+        let read = read_sources(sources, &recycled, &mut skipped, |batch| {
             let tx = &senders[next as usize % senders.len()];
             next += 1;
             tx.send((next - 1, batch))
@@ -329,6 +337,7 @@ pub fn count_words(
                     total.bytes += part.bytes;
                     total.long_lines += part.long_lines;
                     total.words.extend(part.words);
+                    skipped.merge(part.skipped);
                 }
                 Err(e) => {
                     if failure.as_ref().is_none_or(|f| e.0 < f.0) {
@@ -342,12 +351,66 @@ pub fn count_words(
             return Err(e);
         }
         read?;
+        skipped.log();
+        total.bad_records = skipped.count;
+        total.long_lines += skipped.long_lines;
         Ok(total)
     })
 }
 
-/// Counts the words of one batch; gives back its buffer, if it has one, to be filled again.
+/// Bad records logged; the rest are only counted.
+const LOGGED_BAD_RECORDS: usize = 5;
+
+/// The records set aside while counting: how many, and the first few (by place in the input)
+/// to log.
+#[derive(Default)]
+struct SkippedRecords {
+    /// Lines of text files too long to be held (the reading thread's; not records).
+    long_lines: u64,
+    count: u64,
+    /// (batch number, file, error) of the first [`LOGGED_BAD_RECORDS`] records.
+    first: Vec<(u64, Arc<Path>, RecordError)>,
+}
+
+impl SkippedRecords {
+    /// Counts the bad record `error` of `path`, found in batch `seq`.
+    fn add(&mut self, seq: u64, path: &Arc<Path>, error: RecordError) {
+        self.count += 1;
+        if self.first.len() < LOGGED_BAD_RECORDS {
+            self.first.push((seq, path.clone(), error));
+        }
+    }
+
+    /// Takes in another thread's records.
+    fn merge(&mut self, other: SkippedRecords) {
+        self.count += other.count;
+        self.long_lines += other.long_lines;
+        self.first.extend(other.first);
+        self.first.sort_by_key(|(seq, _, e)| (*seq, e.offset));
+        self.first.truncate(LOGGED_BAD_RECORDS);
+    }
+
+    /// Logs the first records and how many there were in all.
+    fn log(&self) {
+        for (_, path, e) in &self.first {
+            tracing::warn!(
+                "{}: record at byte {} skipped: {}: {}",
+                path.display(),
+                e.offset,
+                e.reason,
+                e.message
+            );
+        }
+        if self.count > self.first.len() as u64 {
+            tracing::warn!("{} bad records skipped in all", self.count);
+        }
+    }
+}
+
+/// Counts the words of batch number `seq`; gives back its buffer, if it has one, to be filled
+/// again. A bad JSONL record is set aside in `counter.skipped`.
 fn count_one_batch(
+    seq: u64,
     batch: Batch,
     max_line_bytes: usize,
     norm: &mut String,
@@ -363,19 +426,14 @@ fn count_one_batch(
             weight,
             path,
             offset,
+            lines,
         } => {
             let mut at = offset;
-            for line in bytes.split(|&b| b == b'\n') {
-                let record = trim_eol(line);
-                if !record.iter().all(u8::is_ascii_whitespace) {
-                    let rec: TextRecord = serde_json::from_slice(record).with_context(|| {
-                        format!(
-                            "{}: the record at byte {at} is not a JSON object with a `text` \
-                             string",
-                            path.display()
-                        )
-                    })?;
-                    count_batch(&rec.text, weight, max_line_bytes, norm, counter);
+            for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+                match text_of_line(line, at, lines + i as u64 + 1) {
+                    Some(Ok(text)) => count_batch(&text, weight, max_line_bytes, norm, counter),
+                    Some(Err(e)) => counter.skipped.add(seq, &path, e),
+                    None => {}
                 }
                 at += line.len() as u64 + 1;
             }
@@ -511,11 +569,7 @@ impl MappedText {
     ) -> Result<()> {
         let at = |byte: u64| (byte - from) as usize;
         let checked = &map[at(lines.check.0)..at(lines.check.1)];
-        // (simdutf8 checks ten times as fast as std on text that is not all ASCII.)
-        let text = simdutf8::compat::from_utf8(checked).map_err(|e| {
-            let bad = lines.check.0 + e.valid_up_to() as u64;
-            not_utf8(&self.path, bad)
-        })?;
+        let text = text::utf8(checked).map_err(|at| not_utf8(&self.path, lines.check.0 + at))?;
         if lines.count.0 < lines.count.1 {
             let count = text
                 .get(at(lines.count.0) - at(lines.check.0)..at(lines.count.1) - at(lines.check.0))
@@ -751,6 +805,8 @@ struct ShardCounter {
     lines: u64,
     bytes: u64,
     long_lines: u64,
+    /// Bad JSONL records of this thread's batches.
+    skipped: SkippedRecords,
 }
 
 impl ShardCounter {
@@ -772,6 +828,7 @@ impl ShardCounter {
             lines: 0,
             bytes: 0,
             long_lines: 0,
+            skipped: SkippedRecords::default(),
         }
     }
 
@@ -904,7 +961,7 @@ fn count_batch(
     let text = batch.as_bytes();
     let mut first = String::new();
     for line in batch.split('\n') {
-        let line = line.trim_end_matches('\r');
+        let line = text::line_content(line);
         if line.is_empty() {
             continue;
         }
@@ -977,9 +1034,12 @@ fn count_line_with_markers(
 /// whole JSONL records (the counting threads parse them) or whole lines of a text file, read
 /// in blocks; else (and for WARC, WET and MediaWiki XML, read by their pipeline readers) the
 /// lines of its texts up to the budget, joined by `\n`.
+/// Records the readers set aside on this thread go to `skipped` (those of WARC, WET and XML
+/// files are logged by [`for_each_training_document`] and only counted).
 fn read_sources(
     sources: &[SourceConfig],
     recycled: &Receiver<Vec<u8>>,
+    skipped: &mut SkippedRecords,
     mut sink: impl FnMut(Batch) -> Result<()>,
 ) -> Result<()> {
     for source in sources {
@@ -1001,7 +1061,7 @@ fn read_sources(
             let own_format = reader == "jsonl" || reader == "books";
             if source.max_bytes == 0 && own_format {
                 if is_jsonl(file) {
-                    read_records(file, weight, recycled, &mut sink)?;
+                    read_records(file, weight, recycled, skipped, &mut sink)?;
                 } else if let Some(text) = MappedText::open(file)? {
                     let text = Arc::new(text);
                     for block in 0..text.blocks() {
@@ -1012,7 +1072,7 @@ fn read_sources(
                         })?;
                     }
                 } else {
-                    read_text(file, weight, recycled, &mut sink)?;
+                    read_text(file, weight, recycled, skipped, &mut sink)?;
                 }
                 continue;
             }
@@ -1035,9 +1095,9 @@ fn read_sources(
                 Ok(taken < budget)
             };
             let more = if own_format {
-                read_file(file, &mut add)?
+                read_file(file, skipped, &mut add)?
             } else {
-                read_with_reader(file, reader, &mut add)?
+                read_with_reader(file, reader, skipped, &mut add)?
             };
             if !more {
                 break 'files;
@@ -1053,37 +1113,71 @@ fn read_sources(
     Ok(())
 }
 
-/// Hands a JSONL file to `sink` in batches of whole records, unparsed.
+/// Hands a JSONL file to `sink` in batches of whole records, unparsed; a line longer than
+/// the `jsonl` reader takes ([`MAX_LINE_BYTES`]) is set aside in `skipped` unread, as that
+/// reader does.
 fn read_records(
     path: &Path,
     weight: u64,
     recycled: &Receiver<Vec<u8>>,
+    skipped: &mut SkippedRecords,
     sink: &mut impl FnMut(Batch) -> Result<()>,
 ) -> Result<()> {
     let shared: Arc<Path> = Arc::from(path);
-    read_blocks(path, recycled, |bytes, offset| {
-        sink(Batch::Jsonl {
-            bytes,
-            weight,
-            path: shared.clone(),
-            offset,
-        })
+    let mut lines = 0;
+    read_blocks(path, recycled, MAX_LINE_BYTES, |block| match block {
+        Block::Lines(bytes, offset) => {
+            let before = lines;
+            lines += memchr::memchr_iter(b'\n', &bytes).count() as u64;
+            sink(Batch::Jsonl {
+                bytes,
+                weight,
+                path: shared.clone(),
+                offset,
+                lines: before,
+            })
+        }
+        Block::LongLine(offset) => {
+            lines += 1;
+            let message = format!("line {lines} is longer than {MAX_LINE_BYTES} bytes");
+            let error = RecordError::record(offset, "line_too_long", message);
+            skipped.add(0, &shared, error);
+            Ok(())
+        }
     })
 }
 
 /// Hands a text file to `sink` in batches of whole lines, checked to be UTF-8 (one check per
-/// batch; the line of a bad byte is only looked for when there is one).
+/// batch; the line of a bad byte is only looked for when there is one). A line longer than
+/// [`MAX_LINE_BYTES`] is counted in `skipped.long_lines` unread.
 fn read_text(
     path: &Path,
     weight: u64,
     recycled: &Receiver<Vec<u8>>,
+    skipped: &mut SkippedRecords,
     sink: &mut impl FnMut(Batch) -> Result<()>,
 ) -> Result<()> {
-    read_blocks(path, recycled, |bytes, offset| {
-        let text = String::from_utf8(bytes)
-            .map_err(|e| not_utf8(path, offset + e.utf8_error().valid_up_to() as u64))?;
-        sink(Batch::Text { text, weight })
+    read_blocks(path, recycled, MAX_LINE_BYTES, |block| match block {
+        Block::Lines(bytes, offset) => {
+            if let Err(at) = text::utf8(&bytes) {
+                return Err(not_utf8(path, offset + at));
+            }
+            let text = String::from_utf8(bytes).context("text checked to be UTF-8")?;
+            sink(Batch::Text { text, weight })
+        }
+        Block::LongLine(_) => {
+            skipped.long_lines += 1;
+            Ok(())
+        }
     })
+}
+
+/// What [`read_blocks`] hands on.
+enum Block {
+    /// Whole lines, with the file offset of their first byte.
+    Lines(Vec<u8>, u64),
+    /// A line longer than the limit, starting at this file offset, was passed over unread.
+    LongLine(u64),
 }
 
 /// The line number (from 1) of byte `at` of a (maybe compressed) file.
@@ -1102,17 +1196,22 @@ fn line_of_byte(path: &Path, at: u64) -> Result<u64> {
 
 /// Reads a (maybe compressed) file in blocks and hands `emit` batches of about
 /// [`BATCH_BYTES`] cut after a `\n` (the last one: whatever is left), with the file offset of
-/// each batch's first byte. Batch buffers are taken from `recycled` when there are some.
+/// each batch's first byte. Batch buffers are taken from `recycled` when there are some. A line
+/// longer than `max_line` bytes (at least [`BATCH_BYTES`]) is not held: `emit` is told where
+/// it starts, and reading goes on after it.
 fn read_blocks(
     path: &Path,
     recycled: &Receiver<Vec<u8>>,
-    mut emit: impl FnMut(Vec<u8>, u64) -> Result<()>,
+    max_line: usize,
+    mut emit: impl FnMut(Block) -> Result<()>,
 ) -> Result<()> {
     const BLOCK: usize = 1 << 16;
     let mut input = open_decompressed(path)?;
     let mut buf: Vec<u8> = Vec::with_capacity(BATCH_BYTES + BLOCK);
     // File offset of buf[0].
     let mut offset = 0u64;
+    // Passing over a long line until its `\n`.
+    let mut skipping = false;
     loop {
         let len = buf.len();
         buf.resize(len + BLOCK, 0);
@@ -1133,6 +1232,19 @@ fn read_blocks(
         };
         buf.truncate(len + n);
         let at_end = n == 0;
+        if skipping {
+            let Some(nl) = memchr::memchr(b'\n', &buf) else {
+                offset += buf.len() as u64;
+                buf.clear();
+                if at_end {
+                    return Ok(());
+                }
+                continue;
+            };
+            offset += nl as u64 + 1;
+            buf.drain(..=nl);
+            skipping = false;
+        }
         let cut = if at_end {
             buf.len()
         } else if buf.len() >= BATCH_BYTES {
@@ -1140,13 +1252,21 @@ fn read_blocks(
         } else {
             0
         };
+        if cut == 0 && !at_end && buf.len() > max_line {
+            // No `\n` in a buffer that starts a line (the memrchr above found none).
+            emit(Block::LongLine(offset))?;
+            skipping = true;
+            offset += buf.len() as u64;
+            buf.clear();
+            continue;
+        }
         if cut > 0 {
             let mut rest = spare_buffer(recycled);
             rest.extend_from_slice(&buf[cut..]);
             buf.truncate(cut);
             let bytes = std::mem::replace(&mut buf, rest);
             buf.reserve(BATCH_BYTES + BLOCK);
-            emit(bytes, offset)?;
+            emit(Block::Lines(bytes, offset))?;
             offset += cut as u64;
         }
         if at_end {
@@ -1162,13 +1282,6 @@ fn spare_buffer(recycled: &Receiver<Vec<u8>>) -> Vec<u8> {
         .unwrap_or_else(|_| Vec::with_capacity(BATCH_BYTES + (1 << 16)))
 }
 
-/// A JSONL record; only `text` is needed.
-#[derive(Deserialize)]
-struct TextRecord<'a> {
-    #[serde(borrow)]
-    text: std::borrow::Cow<'a, str>,
-}
-
 /// True for datamill shards and other JSONL files.
 fn is_jsonl(path: &Path) -> bool {
     reader_for(path) == "jsonl"
@@ -1179,21 +1292,29 @@ fn is_jsonl(path: &Path) -> bool {
 fn read_with_reader(
     path: &Path,
     reader: &str,
+    skipped: &mut SkippedRecords,
     add: &mut impl FnMut(&str) -> Result<bool>,
 ) -> Result<bool> {
     let mut more = true;
-    for_each_training_document(&[path.to_path_buf()], Some(reader), None, &mut |doc| {
+    let read = for_each_training_document(&[path.to_path_buf()], Some(reader), None, &mut |doc| {
         more = add(&doc.text)?;
         Ok(more)
     })?;
+    skipped.count += read.bad_records;
     Ok(more)
 }
 
-/// Feeds one file's texts (documents or lines) to `add` until it returns false.
-/// Returns false when `add` asked to stop.
-fn read_file(path: &Path, add: &mut impl FnMut(&str) -> Result<bool>) -> Result<bool> {
+/// Feeds one file's texts (JSONL documents or lines of text) to `add` until it returns false;
+/// bad JSONL records go to `skipped`. Returns false when `add` asked to stop.
+fn read_file(
+    path: &Path,
+    skipped: &mut SkippedRecords,
+    add: &mut impl FnMut(&str) -> Result<bool>,
+) -> Result<bool> {
+    if is_jsonl(path) {
+        return read_jsonl_texts(path, skipped, add);
+    }
     let mut input = BufReader::with_capacity(1 << 16, open_decompressed(path)?);
-    let jsonl = is_jsonl(path);
     let mut buf = Vec::new();
     let mut line_no = 0u64;
     let mut offset = 0u64;
@@ -1208,39 +1329,43 @@ fn read_file(path: &Path, add: &mut impl FnMut(&str) -> Result<bool>) -> Result<
         line_no += 1;
         let at = offset;
         offset += n as u64;
-        let line = trim_eol(&buf);
-        let keep_going = if jsonl {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let rec: TextRecord = serde_json::from_slice(line).with_context(|| {
-                format!(
-                    "{}: line {line_no} (byte {at}) is not a JSON object with a `text` string",
-                    path.display()
-                )
-            })?;
-            add(&rec.text)?
-        } else {
-            let text = std::str::from_utf8(line).map_err(|e| {
-                anyhow::anyhow!(
-                    "{}: line {line_no} (byte {}) is not valid UTF-8; convert the file first",
-                    path.display(),
-                    at + e.valid_up_to() as u64
-                )
-            })?;
-            add(text)?
-        };
-        if !keep_going {
+        let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        let text = text::utf8(line).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: line {line_no} (byte {}) is not valid UTF-8; convert the file first",
+                path.display(),
+                at + e
+            )
+        })?;
+        if !add(text::line_content(text))? {
             return Ok(false);
         }
     }
 }
 
-fn trim_eol(mut line: &[u8]) -> &[u8] {
-    while let [rest @ .., b'\n' | b'\r'] = line {
-        line = rest;
+/// Feeds the texts of a JSONL file, read by the `jsonl` reader's [`JsonlReader`] with its
+/// text-only parse, to `add` until it returns false; bad records go to `skipped`, an input
+/// that cannot be read further is an error naming the file and byte. Returns false when
+/// `add` asked to stop.
+fn read_jsonl_texts(
+    path: &Path,
+    skipped: &mut SkippedRecords,
+    add: &mut impl FnMut(&str) -> Result<bool>,
+) -> Result<bool> {
+    let shared: Arc<Path> = Arc::from(path);
+    let mut reader = JsonlReader::open(path)?;
+    while let Some((_, text)) = reader.next_text() {
+        match text {
+            Ok(text) => {
+                if !add(&text)? {
+                    return Ok(false);
+                }
+            }
+            Err(e) if e.fatal => bail!("{}: byte {}: {}", path.display(), e.offset, e.message),
+            Err(e) => skipped.add(0, &shared, e),
+        }
     }
-    line
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -1473,6 +1598,38 @@ mod tests {
             assert_eq!(lines_counted, lines.len() as u64);
         }
     }
+    #[test]
+    fn a_line_over_the_limit_is_passed_over_unheld_and_its_place_told() {
+        // Short lines around two lines of 3 MB (over a 2 MB limit), one at the end of the
+        // file without a `\n`, and one of 1.5 MB (under it).
+        let long = "x".repeat(3 << 20);
+        let under = "y".repeat(3 << 19);
+        let text = format!("a\n{long}\nb\n{under}\nc\n{long}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("lines.txt.zst");
+        std::fs::write(&path, zstd::encode_all(text.as_bytes(), 1).expect("zstd")).expect("write");
+        let (_, recycled) = sync_channel(1);
+        let mut kept = Vec::new();
+        let mut long_at = Vec::new();
+        read_blocks(&path, &recycled, 2 << 20, |block| {
+            match block {
+                Block::Lines(bytes, offset) => {
+                    assert_eq!(
+                        &text.as_bytes()[offset as usize..][..bytes.len()],
+                        &bytes[..]
+                    );
+                    kept.extend(bytes);
+                }
+                Block::LongLine(offset) => long_at.push(offset),
+            }
+            Ok(())
+        })
+        .expect("read");
+        let second = 2 + long.len() as u64 + 1 + 2 + under.len() as u64 + 1 + 2;
+        assert_eq!(long_at, [2, second]);
+        assert_eq!(kept, format!("a\nb\n{under}\nc\n").into_bytes());
+    }
+
     #[test]
     fn a_line_past_the_first_map_is_counted_when_the_limit_allows_it() {
         // With a 2 MB limit the first map reaches 1 MB past a block: a 1.5 MB line must be

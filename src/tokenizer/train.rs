@@ -109,6 +109,8 @@ pub struct TrainReport {
     pub bytes: u64,
     /// Lines skipped for length.
     pub long_lines: u64,
+    /// Records the readers set aside (logged), skipped.
+    pub bad_records: u64,
     /// Distinct words.
     pub unique_words: usize,
     /// Characters in the alphabet.
@@ -125,12 +127,13 @@ impl TrainReport {
     /// One line for the command line.
     pub fn summary(&self, output: &Path) -> String {
         format!(
-            "wrote {}: {} lines, {:.1} MB, {} long lines skipped, {} distinct words, \
-             alphabet {}, {} merges; counting {:.2} s, merging {:.2} s",
+            "wrote {}: {} lines, {:.1} MB, {} long lines skipped, {} bad records skipped, \
+             {} distinct words, alphabet {}, {} merges; counting {:.2} s, merging {:.2} s",
             output.display(),
             self.lines,
             self.bytes as f64 / 1e6,
             self.long_lines,
+            self.bad_records,
             self.unique_words,
             self.alphabet,
             self.merges,
@@ -186,8 +189,10 @@ fn train_with(config: &TrainConfig, freeing: StateFreeing) -> Result<(ModelProto
     );
     if counts.distinct() == 0 {
         bail!(
-            "the training corpus is empty (no non-empty line of at most {} bytes)",
-            config.max_line_bytes
+            "the training corpus is empty (no non-empty line of at most {} bytes; {} bad \
+             records skipped)",
+            config.max_line_bytes,
+            counts.bad_records
         );
     }
     let t1 = Instant::now();
@@ -195,6 +200,7 @@ fn train_with(config: &TrainConfig, freeing: StateFreeing) -> Result<(ModelProto
         lines: counts.lines,
         bytes: counts.bytes,
         long_lines: counts.long_lines,
+        bad_records: counts.bad_records,
         unique_words: counts.distinct(),
         count_secs,
         ..Default::default()
