@@ -310,9 +310,7 @@ pub fn train_lm(opts: &TrainLmOptions) -> Result<TrainLmReport> {
         character_coverage: 0.9995,
         ..Default::default()
     };
-    let sp_max_bytes = opts
-        .sp_max_bytes
-        .unwrap_or(sp_sample::DEFAULT_MAX_BYTES);
+    let sp_max_bytes = opts.sp_max_bytes.unwrap_or(sp_sample::DEFAULT_MAX_BYTES);
     let mut sampler = LineSampler::new(opts.sp_docs, sp_max_bytes, config.max_line_bytes);
     let (docs, bytes) = write_normalized(opts, &text, &mut sampler)?;
     if docs == 0 {
