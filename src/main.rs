@@ -126,6 +126,10 @@ enum Command {
         /// Queue at most this many URLs per host; more go to a second pass (--urls).
         #[arg(long, default_value_t = 256)]
         host_queue: usize,
+        /// Wait this many milliseconds between two requests to one host (--urls); a host's
+        /// robots.txt Crawl-delay, up to 30 s, when longer.
+        #[arg(long, default_value_t = 0)]
+        host_delay_ms: u64,
         /// Run as this task's rank (--urls; default: SLURM_ARRAY_TASK_ID, else 0): it fetches
         /// the hosts that hash to it, into WARC/rank-NNNNN when there are several tasks.
         #[arg(long, requires = "urls")]
@@ -788,6 +792,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             warc_file_mb,
             window,
             host_queue,
+            host_delay_ms,
             rank,
             world_size,
         } => {
@@ -809,6 +814,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     warc_file_bytes: warc_file_mb.saturating_mul(1_000_000),
                     window,
                     per_host_queue: host_queue,
+                    host_delay: std::time::Duration::from_millis(host_delay_ms),
                     rank,
                     world_size,
                     ..defaults

@@ -1008,3 +1008,46 @@ fn a_page_served_after_a_redirect_is_a_positive_under_the_url_it_was_cited_at() 
     assert_eq!(side["rule"]["matched_by_url"], 2);
     assert_eq!(side["report"]["positives"], 2);
 }
+
+#[test]
+fn a_host_rests_between_requests_for_its_crawl_delay_or_the_run_s_delay() {
+    let tmp = tempfile::tempdir().unwrap();
+    let knobs = Arc::new(Knobs::default());
+    // a.test asks for 0.4 s between requests; b.test says nothing, so the run's 0.2 s holds.
+    let a = Server::start(
+        "User-agent: *\nCrawl-delay: 0.4\nDisallow: /private\n",
+        None,
+        knobs.clone(),
+    );
+    let b = Server::start("", None, knobs);
+    let mut lines = Vec::new();
+    for i in 1..=3 {
+        lines.push(a.url(&format!("/page/{i}")));
+        lines.push(b.url(&format!("/page/{}", 10 + i)));
+    }
+    let list = tmp.path().join("urls.txt");
+    std::fs::write(&list, lines.join("\n") + "\n").unwrap();
+    let warc = tmp.path().join("warc");
+    let s = fetch_pages(&PageFetchOptions {
+        host_delay: Duration::from_millis(200),
+        ..quick_options(&list, &warc)
+    })
+    .unwrap();
+    assert_eq!(s.fetched, 6, "{s:?}");
+    let gaps = |server: &Server| -> Vec<Duration> {
+        let pages: Vec<Instant> = server
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.starts_with("/page/"))
+            .map(|r| r.at)
+            .collect();
+        assert_eq!(pages.len(), 3);
+        pages.windows(2).map(|w| w[1] - w[0]).collect()
+    };
+    for gap in gaps(&a) {
+        assert!(gap >= Duration::from_millis(400), "a.test: {gap:?}");
+    }
+    for gap in gaps(&b) {
+        assert!(gap >= Duration::from_millis(200), "b.test: {gap:?}");
+    }
+}

@@ -7,11 +7,17 @@
 //! hands the job back, and the caller sets it aside on disk for a later pass, so one host
 //! with millions of URLs neither fills the window nor stalls the other hosts.
 //!
+//! A host can be given a pause after each request ([`HostQueue::release`] with a delay: the
+//! run's `--host-delay-ms` or the host's robots.txt `Crawl-delay`): until it has passed, the
+//! host's jobs are not handed out, while the other hosts' are.
+//!
 //! The queue also caches each host's robots.txt verdict (a bounded number of hosts, oldest
 //! dropped first).
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use super::robots::Robots;
 
@@ -62,12 +68,16 @@ pub enum Admitted {
 struct Slot {
     queue: VecDeque<Job>,
     busy: bool,
+    /// Pausing after its last request: not handed out before this time.
+    resting: bool,
 }
 
 struct State {
     hosts: HashMap<String, Slot>,
     /// Hosts not busy whose queue is not empty, in turn order.
     ready: VecDeque<String>,
+    /// Hosts pausing after a request, by the time they may be asked again.
+    resting: BinaryHeap<Reverse<(Instant, String)>>,
     /// Jobs admitted and not finished (queued or in flight).
     held: usize,
     closed: bool,
@@ -92,6 +102,7 @@ impl HostQueue {
             state: Mutex::new(State {
                 hosts: HashMap::new(),
                 ready: VecDeque::new(),
+                resting: BinaryHeap::new(),
                 held: 0,
                 closed: false,
                 robots: HashMap::new(),
@@ -146,6 +157,24 @@ impl HostQueue {
     pub fn next(&self) -> Option<(String, Job)> {
         let mut g = self.lock();
         loop {
+            let now = Instant::now();
+            while g.resting.peek().is_some_and(|Reverse((t, _))| *t <= now) {
+                let Some(Reverse((_, key))) = g.resting.pop() else {
+                    break;
+                };
+                let (idle, has_jobs) = match g.hosts.get_mut(&key) {
+                    Some(slot) => {
+                        slot.resting = false;
+                        (!slot.busy, !slot.queue.is_empty())
+                    }
+                    None => continue,
+                };
+                if idle && has_jobs {
+                    g.ready.push_back(key);
+                } else if idle {
+                    g.hosts.remove(&key);
+                }
+            }
             if let Some(key) = g.ready.pop_front() {
                 if let Some(slot) = g.hosts.get_mut(&key) {
                     if let Some(job) = slot.queue.pop_front() {
@@ -159,27 +188,42 @@ impl HostQueue {
             if g.closed && g.held == 0 {
                 return None;
             }
-            g = self.wait(g);
+            g = match g.resting.peek() {
+                Some(Reverse((t, _))) => {
+                    let wait = t.saturating_duration_since(now);
+                    self.changed
+                        .wait_timeout(g, wait)
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|e| e.into_inner().0)
+                }
+                None => self.wait(g),
+            };
         }
     }
 
     /// Ends the work on `host`; `finished` when the job reached its outcome (not when it was
-    /// requeued under another host).
-    pub fn release(&self, host: &str, finished: bool) {
+    /// requeued under another host). The host's next job is handed out no sooner than `pause`
+    /// from now.
+    pub fn release(&self, host: &str, finished: bool, pause: Duration) {
         let mut g = self.lock();
         if finished {
             g.held = g.held.saturating_sub(1);
         }
-        let remove = match g.hosts.get_mut(host) {
+        let (known, empty) = match g.hosts.get_mut(host) {
             Some(slot) => {
                 slot.busy = false;
-                slot.queue.is_empty()
+                slot.resting = !pause.is_zero();
+                (true, slot.queue.is_empty())
             }
-            None => false,
+            None => (false, true),
         };
-        if remove {
+        if known && !pause.is_zero() {
+            // Kept while it rests, so a job admitted meanwhile waits too.
+            g.resting
+                .push(Reverse((Instant::now() + pause, host.to_string())));
+        } else if known && empty {
             g.hosts.remove(host);
-        } else if g.hosts.contains_key(host) {
+        } else if known {
             g.ready.push_back(host.to_string());
         }
         self.changed.notify_all();
@@ -224,7 +268,7 @@ fn push(g: &mut State, key: String, job: Job, first: bool) {
     } else {
         slot.queue.push_back(job);
     }
-    if was_empty && !slot.busy {
+    if was_empty && !slot.busy && !slot.resting {
         g.ready.push_back(key);
     }
 }
@@ -267,11 +311,11 @@ mod tests {
         let (hb, jb) = q.next().unwrap();
         assert_eq!(jb.line, 4);
         // a.test is busy: its second job waits until release.
-        q.release(&hb, true);
-        q.release(&ha, true);
+        q.release(&hb, true, Duration::ZERO);
+        q.release(&ha, true, Duration::ZERO);
         let (ha2, ja2) = q.next().unwrap();
         assert_eq!((ha2.as_str(), ja2.line), ("http://a.test:80", 2));
-        q.release(&ha2, true);
+        q.release(&ha2, true, Duration::ZERO);
         q.close();
         assert!(q.next().is_none());
         assert_eq!(q.held(), 0);
@@ -291,5 +335,43 @@ mod tests {
         }
         assert!(q.robots("a").is_none());
         assert!(q.robots("b").is_some() && q.robots("c").is_some());
+    }
+
+    #[test]
+    fn a_resting_host_waits_while_the_others_go_on() {
+        let q = HostQueue::new(10, 4, 10);
+        for (line, url) in [
+            (1, "http://a.test/1"),
+            (2, "http://a.test/2"),
+            (3, "http://b.test/3"),
+        ] {
+            assert!(matches!(q.admit(job(line, url), false), Admitted::Queued));
+        }
+        let (ha, ja) = q.next().unwrap();
+        assert_eq!(ja.line, 1);
+        let released = Instant::now();
+        q.release(&ha, true, Duration::from_millis(300));
+        // b.test is handed out at once; a.test's second job only after its pause.
+        let (hb, jb) = q.next().unwrap();
+        assert_eq!(jb.line, 3);
+        assert!(released.elapsed() < Duration::from_millis(300));
+        q.release(&hb, true, Duration::ZERO);
+        let (ha2, ja2) = q.next().unwrap();
+        assert_eq!(ja2.line, 2);
+        assert!(released.elapsed() >= Duration::from_millis(300));
+        // A job admitted while its host rests waits for the pause too.
+        q.release(&ha2, true, Duration::from_millis(200));
+        let again = Instant::now();
+        assert!(matches!(
+            q.admit(job(4, "http://a.test/4"), false),
+            Admitted::Queued
+        ));
+        let (ha3, ja3) = q.next().unwrap();
+        assert_eq!(ja3.line, 4);
+        assert!(again.elapsed() >= Duration::from_millis(150));
+        q.release(&ha3, true, Duration::from_millis(50));
+        q.close();
+        assert!(q.next().is_none());
+        assert_eq!(q.held(), 0);
     }
 }

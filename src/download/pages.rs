@@ -46,6 +46,9 @@ const COMMIT_ENTRIES: u64 = 1000;
 /// Examples of refused lines and failures kept for the printed summary.
 const EXAMPLES: usize = 20;
 
+/// Longest robots.txt `Crawl-delay` honoured; a larger one is cut to this.
+pub const MAX_CRAWL_DELAY: Duration = Duration::from_secs(30);
+
 /// Everything `datamill download --urls` needs.
 #[derive(Debug, Clone)]
 pub struct PageFetchOptions {
@@ -71,6 +74,9 @@ pub struct PageFetchOptions {
     pub window: usize,
     /// Most URLs queued per host; more are set aside on disk for a second pass.
     pub per_host_queue: usize,
+    /// Pause between the end of one request to a host and the start of the next (a host's
+    /// robots.txt `Crawl-delay`, up to [`MAX_CRAWL_DELAY`], when longer).
+    pub host_delay: Duration,
     /// Hosts whose robots.txt is kept in memory.
     pub robots_cache_hosts: usize,
     /// This task's rank: it fetches the URLs whose host hashes to it.
@@ -95,6 +101,7 @@ impl PageFetchOptions {
             warc_file_bytes: 1_000_000_000,
             window: 100_000,
             per_host_queue: 256,
+            host_delay: Duration::ZERO,
             robots_cache_hosts: 100_000,
             rank: 0,
             world_size: 1,
@@ -260,6 +267,17 @@ impl Shared<'_> {
             limiter: self.limiter.as_ref(),
             bytes: &self.bytes,
         }
+    }
+
+    /// How long `host` rests after a request: the run's host delay, or its robots.txt
+    /// `Crawl-delay` (at most [`MAX_CRAWL_DELAY`]) when longer.
+    fn pause_after(&self, host: &str) -> Duration {
+        let crawl_delay = self
+            .queue
+            .robots(host)
+            .and_then(|r| r.robots.crawl_delay())
+            .map_or(Duration::ZERO, |d| d.min(MAX_CRAWL_DELAY));
+        self.opts.host_delay.max(crawl_delay)
     }
 
     /// Whether writing the WARC files or the log failed (the run is stopping).
@@ -469,14 +487,16 @@ fn feed(
 /// Takes jobs until the queue is closed and empty.
 fn worker(shared: &Shared<'_>) {
     while let Some((host, job)) = shared.queue.next() {
-        match fetch_on_host(shared, &host, job) {
+        let step = fetch_on_host(shared, &host, job);
+        let pause = shared.pause_after(&host);
+        match step {
             Step::Moved(job) => {
                 shared.queue.requeue(job);
-                shared.queue.release(&host, false);
+                shared.queue.release(&host, false, pause);
             }
             Step::Done(done) => {
                 record(shared, done);
-                shared.queue.release(&host, true);
+                shared.queue.release(&host, true, pause);
             }
         }
     }

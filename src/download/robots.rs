@@ -1,6 +1,9 @@
 //! robots.txt as RFC 9309 reads it: the groups for our product token (else those for `*`),
 //! `Allow`/`Disallow` rules with `*` and `$`, the longest matching rule deciding (an `Allow`
-//! wins a tie). Other lines (`Sitemap`, `Crawl-delay`, unknown keys) are ignored.
+//! wins a tie), and the groups' `Crawl-delay` (seconds between two requests, a widespread
+//! extension). Other lines (`Sitemap`, unknown keys) are ignored.
+
+use std::time::Duration;
 
 /// Largest robots.txt body parsed (RFC 9309 asks for at least 500 KiB); the rest is ignored.
 pub const MAX_ROBOTS_BYTES: usize = 512 << 10;
@@ -12,6 +15,8 @@ pub struct Robots {
     rules: Vec<(bool, String)>,
     /// Every path is forbidden (robots.txt could not be fetched because of a server error).
     disallow_all: bool,
+    /// `Crawl-delay` of the groups that apply (the largest when several say it).
+    crawl_delay: Option<Duration>,
 }
 
 impl Robots {
@@ -23,8 +28,8 @@ impl Robots {
     /// Everything forbidden (robots.txt unreachable: RFC 9309 says assume complete disallow).
     pub fn disallow_all() -> Self {
         Robots {
-            rules: Vec::new(),
             disallow_all: true,
+            ..Robots::default()
         }
     }
 
@@ -34,6 +39,7 @@ impl Robots {
         let text = String::from_utf8_lossy(body);
         let token = token.to_ascii_lowercase();
         let (mut mine, mut star) = (Vec::new(), Vec::new());
+        let (mut mine_delay, mut star_delay): (Option<Duration>, Option<Duration>) = (None, None);
         // The user agents of the group being read, and whether its rules started.
         let mut agents: Vec<String> = Vec::new();
         let mut in_rules = false;
@@ -73,13 +79,36 @@ impl Robots {
                         star.push(rule);
                     }
                 }
+                "crawl-delay" => {
+                    in_rules = true;
+                    let Some(delay) = value
+                        .parse::<f64>()
+                        .ok()
+                        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+                    else {
+                        continue;
+                    };
+                    let larger = |d: Option<Duration>| Some(d.map_or(delay, |d| d.max(delay)));
+                    if agents.contains(&token) {
+                        mine_delay = larger(mine_delay);
+                    }
+                    if agents.iter().any(|a| a == "*") {
+                        star_delay = larger(star_delay);
+                    }
+                }
                 _ => {}
             }
         }
         Robots {
             rules: if named { mine } else { star },
             disallow_all: false,
+            crawl_delay: if named { mine_delay } else { star_delay },
         }
+    }
+
+    /// The `Crawl-delay` that applies.
+    pub fn crawl_delay(&self) -> Option<Duration> {
+        self.crawl_delay
     }
 
     /// Whether `path` (path and query of a URL, starting with `/`) may be fetched.
@@ -172,6 +201,31 @@ mod tests {
         assert!(!star.allows("/yes"));
         assert!(Robots::allow_all().allows("/a"));
         assert!(!Robots::disallow_all().allows("/a"));
+    }
+
+    #[test]
+    fn crawl_delay_comes_from_the_groups_that_apply() {
+        let text = b"User-agent: *
+Crawl-delay: 10
+Disallow: /a
+
+User-agent: datamill
+Crawl-delay: 0.5
+Crawl-delay: 2
+Disallow: /b
+
+User-agent: x
+Crawl-delay: nonsense
+";
+        let ours = Robots::parse(text, "datamill");
+        assert_eq!(ours.crawl_delay(), Some(Duration::from_secs(2)));
+        assert!(ours.allows("/a") && !ours.allows("/b"));
+        assert_eq!(
+            Robots::parse(text, "other").crawl_delay(),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(Robots::parse(text, "x").crawl_delay(), None);
+        assert_eq!(Robots::allow_all().crawl_delay(), None);
     }
 
     #[test]
