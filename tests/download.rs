@@ -70,19 +70,7 @@ fn sha256_hex(path: &Path) -> String {
 }
 
 fn part_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.to_string_lossy().ends_with(".part") {
-                out.push(p);
-            }
-        }
-    }
-    out
+    common::files_ending(dir, ".part")
 }
 
 #[test]

@@ -997,11 +997,7 @@ fn a_page_served_after_a_redirect_is_a_positive_under_the_url_it_was_cited_at() 
         .arg(&model)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_ok(&out);
     let side: serde_json::Value =
         serde_json::from_slice(&std::fs::read(tmp.path().join("m.bin.json")).unwrap()).unwrap();
     assert_eq!(side["rule"]["positive_match"], "url");

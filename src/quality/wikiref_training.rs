@@ -158,30 +158,25 @@ impl CitedSet {
     }
 
     /// How a document matches: by its served `url` or the `requested_url` a crawl asked for
-    /// (`WARC-Refers-To-Target-URI`), else by the host of either.
+    /// (`WARC-Refers-To-Target-URI`), else (with `UrlOrHost`) by the host of either.
     fn lookup_doc(&self, doc: &Document, matching: PositiveMatch) -> Option<Matched> {
         let urls = [doc.meta_str("url"), doc.meta_str("requested_url")];
-        urls.iter()
-            .find_map(|u| self.lookup(*u, PositiveMatch::Url))
-            .or_else(|| urls.iter().find_map(|u| self.lookup(*u, matching)))
-    }
-
-    fn lookup(&self, raw_url: Option<&str>, matching: PositiveMatch) -> Option<Matched> {
-        let raw = raw_url?;
-        if self
-            .urls
-            .binary_search(&hash(&url::match_key(raw)?))
-            .is_ok()
+        let cited = |set: &[u64], key: Option<String>| {
+            key.is_some_and(|k| set.binary_search(&hash(&k)).is_ok())
+        };
+        if urls
+            .iter()
+            .flatten()
+            .any(|u| cited(&self.urls, url::match_key(u)))
         {
             return Some(Matched::Url);
         }
-        if matching == PositiveMatch::UrlOrHost {
-            let host = url::host_key(raw)?;
-            if self.hosts.binary_search(&hash(&host)).is_ok() {
-                return Some(Matched::Host);
-            }
-        }
-        None
+        let by_host = matching == PositiveMatch::UrlOrHost
+            && urls
+                .iter()
+                .flatten()
+                .any(|u| cited(&self.hosts, url::host_key(u)));
+        by_host.then_some(Matched::Host)
     }
 }
 
